@@ -1,0 +1,247 @@
+//! [`ResilienceEvent`]s and the [`EventSink`] that carries them.
+//!
+//! Layers emit events on state changes and failures, never on plain successes. An
+//! [`EventSink`] with no listener is a `None`: emitting is one branch and the event is never
+//! built. A listener never blocks the request path: use [`EventSink::channel`] for a bounded
+//! queue that drops (and counts) events when full.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+
+use crate::{FailureClass, ModelId, RejectReason};
+
+/// The state of a circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CircuitState {
+    /// Calls flow; outcomes are recorded and may trip the breaker.
+    Closed,
+    /// Calls are rejected until the open duration ends.
+    Open,
+    /// A bounded number of probe calls decide between closing and reopening.
+    HalfOpen,
+    /// An operator forced the breaker open; only the handle can change it.
+    ForcedOpen,
+    /// The breaker lets every call through and records nothing.
+    Disabled,
+    /// The breaker lets every call through, records outcomes, and never changes state.
+    MetricsOnly,
+}
+
+impl CircuitState {
+    /// A short stable name, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+            Self::ForcedOpen => "forced_open",
+            Self::Disabled => "disabled",
+            Self::MetricsOnly => "metrics_only",
+        }
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a retry layer stopped retrying and returned the last failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetryStop {
+    /// Every allowed attempt was made.
+    Exhausted,
+    /// The retry budget had no token left.
+    BudgetDenied,
+    /// The next attempt could not start (backoff included) before the request's deadline.
+    DeadlineTooClose,
+    /// The provider asked for a wait longer than the retry-after cap.
+    RetryAfterTooLong,
+}
+
+/// Something a layer did that an operator may want to see.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ResilienceEvent {
+    /// A circuit breaker changed state (emitted exactly once per transition).
+    CircuitTransition {
+        /// The model the breaker guards.
+        model: ModelId,
+        /// State before.
+        from: CircuitState,
+        /// State after.
+        to: CircuitState,
+        /// The breaker's generation after the transition (it grows by one per transition).
+        generation: u64,
+        /// The failure rate (0..=1) that caused the change, when a rate caused it.
+        failure_rate: Option<f64>,
+        /// The slow-call rate (0..=1) that caused the change, when a rate caused it.
+        slow_call_rate: Option<f64>,
+    },
+    /// A call was refused without reaching the model.
+    CallRejected {
+        /// The model not called.
+        model: ModelId,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// An attempt failed and another will start after `delay`.
+    Retry {
+        /// The model retried.
+        model: ModelId,
+        /// The attempt that failed (the first call is attempt 1).
+        attempt: u32,
+        /// The backoff before the next attempt.
+        delay: Duration,
+        /// Why the attempt failed.
+        class: FailureClass,
+    },
+    /// A retry layer returned a failure without another attempt.
+    RetryStopped {
+        /// The model.
+        model: ModelId,
+        /// Attempts made, the first call included.
+        attempts: u32,
+        /// The class of the last failure.
+        class: FailureClass,
+        /// Why no further attempt was made.
+        reason: RetryStop,
+    },
+}
+
+impl ResilienceEvent {
+    /// The model the event is about.
+    pub fn model(&self) -> &ModelId {
+        match self {
+            Self::CircuitTransition { model, .. }
+            | Self::CallRejected { model, .. }
+            | Self::Retry { model, .. }
+            | Self::RetryStopped { model, .. } => model,
+        }
+    }
+}
+
+type Listener = dyn Fn(&ResilienceEvent) + Send + Sync;
+
+/// Where layers send their events. Cheap to clone; the default has no listener and costs one
+/// branch per emit.
+#[derive(Clone, Default)]
+pub struct EventSink {
+    listener: Option<Arc<Listener>>,
+}
+
+impl EventSink {
+    /// A sink with no listener: events are never built.
+    pub const fn none() -> Self {
+        Self { listener: None }
+    }
+
+    /// A sink that calls `listener` for every event, on the thread that emits it. The
+    /// listener must not block.
+    pub fn from_fn(listener: impl Fn(&ResilienceEvent) + Send + Sync + 'static) -> Self {
+        Self {
+            listener: Some(Arc::new(listener)),
+        }
+    }
+
+    /// A sink that queues events into a bounded channel of `capacity` (at least 1). When the
+    /// queue is full the event is dropped and counted in [`EventReceiver::dropped`].
+    pub fn channel(capacity: usize) -> (Self, EventReceiver) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&dropped);
+        let sink = Self::from_fn(move |event| {
+            if tx.try_send(event.clone()).is_err() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        (sink, EventReceiver { rx, dropped })
+    }
+
+    /// Whether anybody listens.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Emits the event built by `make`, which runs only when somebody listens.
+    #[inline]
+    pub fn emit(&self, make: impl FnOnce() -> ResilienceEvent) {
+        if let Some(listener) = &self.listener {
+            listener(&make());
+        }
+    }
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventSink")
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}
+
+/// The receiving end of [`EventSink::channel`].
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: mpsc::Receiver<ResilienceEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventReceiver {
+    /// Waits for the next event; `None` once every sink is gone.
+    pub async fn recv(&mut self) -> Option<ResilienceEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next queued event, without waiting.
+    pub fn try_recv(&mut self) -> Option<ResilienceEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Every event queued now.
+    pub fn drain(&mut self) -> Vec<ResilienceEvent> {
+        std::iter::from_fn(|| self.try_recv()).collect()
+    }
+
+    /// How many events were dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected() -> ResilienceEvent {
+        ResilienceEvent::CallRejected {
+            model: ModelId::new("m"),
+            reason: RejectReason::ForcedOpen,
+        }
+    }
+
+    #[test]
+    fn no_listener_never_builds_the_event() {
+        EventSink::none().emit(|| unreachable!("built an event nobody listens to"));
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts() {
+        let (sink, mut rx) = EventSink::channel(2);
+        for _ in 0..5 {
+            sink.emit(rejected);
+        }
+        assert_eq!(rx.drain().len(), 2);
+        assert_eq!(rx.dropped(), 3);
+    }
+}

@@ -1,0 +1,44 @@
+//! Shared vocabulary of hive-resilience.
+//!
+//! Every layer speaks in these types: a [`ModelId`] names the model a layer guards; a
+//! [`Classify`] implementation turns each call's result into an [`Outcome`]; layers report
+//! what they do as [`ResilienceEvent`]s through an [`EventSink`]; and a [`Deadline`] set by
+//! the router bounds the whole request.
+//!
+//! ```
+//! use hive_core::{Classified, Classify, FailureClass, HttpClassifier, Outcome, BoxError};
+//!
+//! let response = http::Response::builder()
+//!     .status(429)
+//!     .header("retry-after", "3")
+//!     .body(())
+//!     .unwrap();
+//! let verdict = Classify::<_, BoxError>::classify(&HttpClassifier, &Ok(response));
+//! assert_eq!(
+//!     verdict,
+//!     Classified::Now(Outcome::Failure {
+//!         class: FailureClass::RateLimited,
+//!         retry_after: Some(std::time::Duration::from_secs(3)),
+//!     })
+//! );
+//! ```
+#![deny(missing_docs)]
+
+mod classify;
+mod deadline;
+mod error;
+mod event;
+mod model;
+mod outcome;
+mod retry_after;
+
+pub use classify::{
+    AsError, Classified, Classify, ClassifyFn, EosRecorder, ErrorClassifier, HttpClassifier,
+    classify_error, classify_fn, classify_status,
+};
+pub use deadline::Deadline;
+pub use error::{BoxError, ConfigError, Rejected};
+pub use event::{CircuitState, EventReceiver, EventSink, ResilienceEvent, RetryStop};
+pub use model::ModelId;
+pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
+pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
