@@ -280,7 +280,10 @@ mod tests {
             (401, Outcome::ClientError(ClientErrorClass::Unauthorized)),
             (403, Outcome::ClientError(ClientErrorClass::Unauthorized)),
             (404, Outcome::ClientError(ClientErrorClass::BadRequest)),
-            (413, Outcome::ClientError(ClientErrorClass::ContextLengthExceeded)),
+            (
+                413,
+                Outcome::ClientError(ClientErrorClass::ContextLengthExceeded),
+            ),
             (451, Outcome::ClientError(ClientErrorClass::ContentPolicy)),
         ];
         for (status, expected) in cases {

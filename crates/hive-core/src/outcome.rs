@@ -144,7 +144,9 @@ impl FailureClassSet {
 
     /// The classes in the set, in declaration order.
     pub fn iter(self) -> impl Iterator<Item = FailureClass> {
-        FailureClass::ALL.into_iter().filter(move |c| self.contains(*c))
+        FailureClass::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 

@@ -1,0 +1,435 @@
+//! The breaker's state machine, step by step, with exact counts and events (paused time).
+
+#![allow(clippy::unwrap_used)]
+
+use std::{convert::Infallible, time::Duration};
+
+use hive_breaker::{
+    BreakerHandle, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitBreakerLayer,
+};
+use hive_core::{
+    BoxError, CircuitState, ClassifyFn, ClientErrorClass, EventReceiver, EventSink, FailureClass,
+    Outcome, RejectReason, Rejected, ResilienceEvent, classify_fn,
+};
+use tokio::time::{advance, sleep};
+use tower::{Service, ServiceExt, util::BoxCloneService};
+
+/// What the fake model does with a call.
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    Ok,
+    Fail,
+    /// Fails as rate-limited with a Retry-After hint of this many seconds.
+    Limited(u64),
+    /// Takes this many milliseconds, then succeeds.
+    Slow(u64),
+    /// Takes this many milliseconds, then fails.
+    SlowFail(u64),
+    /// The classifier ignores the result.
+    Ignore,
+    ClientError,
+}
+
+type Classifier = ClassifyFn<fn(&Result<Call, Infallible>) -> Outcome>;
+
+fn classify(result: &Result<Call, Infallible>) -> Outcome {
+    match result {
+        Ok(Call::Ok | Call::Slow(_)) => Outcome::Success,
+        Ok(Call::Fail | Call::SlowFail(_)) => Outcome::failure(FailureClass::Unavailable),
+        Ok(Call::Limited(secs)) => Outcome::Failure {
+            class: FailureClass::RateLimited,
+            retry_after: Some(Duration::from_secs(*secs)),
+        },
+        Ok(Call::Ignore) => Outcome::Ignored,
+        Ok(Call::ClientError) => Outcome::ClientError(ClientErrorClass::BadRequest),
+        Err(never) => match *never {},
+    }
+}
+
+struct Fixture {
+    svc: BoxCloneService<Call, Call, BoxError>,
+    handle: BreakerHandle,
+    events: EventReceiver,
+}
+
+fn fixture(
+    configure: impl FnOnce(CircuitBreakerConfigBuilder) -> CircuitBreakerConfigBuilder,
+) -> Fixture {
+    let (sink, events) = EventSink::channel(1024);
+    let config = configure(CircuitBreakerConfig::builder().model("m").events(sink))
+        .build()
+        .unwrap();
+    let layer = CircuitBreakerLayer::new(config).with_classifier(classify_fn(
+        classify as fn(&Result<Call, Infallible>) -> Outcome,
+    ) as Classifier);
+    let handle = layer.handle();
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|call: Call| async move {
+            if let Call::Slow(ms) | Call::SlowFail(ms) = call {
+                sleep(Duration::from_millis(ms)).await;
+            }
+            Ok::<_, Infallible>(call)
+        });
+    Fixture {
+        svc: BoxCloneService::new(svc),
+        handle,
+        events,
+    }
+}
+
+impl Fixture {
+    async fn call(&mut self, call: Call) -> Result<Call, BoxError> {
+        self.svc.ready().await?.call(call).await
+    }
+
+    async fn run(&mut self, calls: &[Call]) {
+        for c in calls {
+            let _ = self.call(*c).await;
+        }
+    }
+
+    async fn rejected(&mut self) -> RejectReason {
+        let err = self.call(Call::Ok).await.expect_err("expected a rejection");
+        let rejected = err.downcast_ref::<Rejected>().expect("a Rejected error");
+        assert_eq!(rejected.model.as_str(), "m");
+        rejected.reason
+    }
+
+    /// The transitions emitted since the last look, as (from, to).
+    fn transitions(&mut self) -> Vec<(CircuitState, CircuitState)> {
+        self.events
+            .drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                ResilienceEvent::CircuitTransition { from, to, .. } => Some((from, to)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+use CircuitState::*;
+
+#[tokio::test(start_paused = true)]
+async fn fffss_at_50_percent_reads_60_and_opens_on_the_fifth_call_not_before() {
+    let mut f = fixture(|b| {
+        b.count_window(5)
+            .minimum_calls(5)
+            .failure_rate_threshold(0.5)
+    });
+    f.run(&[Call::Fail, Call::Fail, Call::Fail, Call::Ok]).await;
+    assert_eq!(f.handle.state(), Closed);
+    assert_eq!(f.handle.metrics().calls, 4);
+    assert_eq!(f.transitions(), []);
+    f.run(&[Call::Ok]).await;
+    assert_eq!(f.handle.state(), Open);
+    let events = f.events.drain();
+    assert_eq!(events.len(), 1);
+    match &events[0] {
+        ResilienceEvent::CircuitTransition {
+            from: Closed,
+            to: Open,
+            generation: 1,
+            failure_rate: Some(rate),
+            ..
+        } => assert_eq!(*rate, 0.6),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn nine_of_nine_failures_with_minimum_ten_stays_closed() {
+    let mut f = fixture(|b| b.count_window(10).minimum_calls(10));
+    f.run(&[Call::Fail; 9]).await;
+    let m = f.handle.metrics();
+    assert_eq!((m.state, m.calls, m.failed_calls), (Closed, 9, 9));
+    f.run(&[Call::Fail]).await;
+    assert_eq!(f.handle.state(), Open);
+    assert_eq!(f.transitions(), [(Closed, Open)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_equal_to_the_threshold_trips() {
+    let mut f = fixture(|b| {
+        b.count_window(10)
+            .minimum_calls(10)
+            .failure_rate_threshold(0.3)
+    });
+    f.run(&[Call::Ok; 7]).await;
+    f.run(&[Call::Fail; 2]).await;
+    assert_eq!(f.handle.state(), Closed);
+    f.run(&[Call::Fail]).await;
+    assert_eq!(
+        f.handle.state(),
+        Open,
+        "3/10 = 0.3 must trip a 0.3 threshold"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_errors_count_as_successes_and_ignored_outcomes_not_at_all() {
+    let mut f = fixture(|b| b.count_window(4).minimum_calls(4));
+    f.run(&[Call::Fail, Call::Ignore, Call::ClientError, Call::Ignore])
+        .await;
+    let m = f.handle.metrics();
+    assert_eq!((m.calls, m.failed_calls), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duration_equal_to_the_slow_threshold_is_not_slow() {
+    let mut f = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .slow_call_duration(Duration::from_millis(100))
+            .slow_call_rate_threshold(0.5)
+    });
+    f.run(&[Call::Slow(100), Call::Slow(100)]).await;
+    let m = f.handle.metrics();
+    assert_eq!((m.state, m.slow_calls), (Closed, 0));
+    f.run(&[Call::Slow(101)]).await;
+    assert_eq!(f.handle.state(), Open, "1 slow of 2 is 50%");
+    let events = f.events.drain();
+    assert!(matches!(
+        events[..],
+        [ResilienceEvent::CircuitTransition { slow_call_rate: Some(r), to: Open, .. }] if r == 0.5
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_window_slices_expire_exactly_at_the_window_edge() {
+    let mut f = fixture(|b| b.time_window(Duration::from_secs(10), 10).minimum_calls(2));
+    f.run(&[Call::Fail]).await; // t = 0, slice 0, leaves at t = 10 s
+    advance(Duration::from_millis(9_999)).await;
+    assert_eq!(f.handle.metrics().calls, 1);
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(f.handle.metrics().calls, 0);
+    f.run(&[Call::Fail]).await; // t = 10 s: alone in the window
+    assert_eq!(f.handle.state(), Closed);
+    advance(Duration::from_millis(500)).await;
+    f.run(&[Call::Fail]).await;
+    assert_eq!(f.handle.state(), Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_rejects_with_the_time_until_the_probe_then_half_open_closes_on_good_probes() {
+    let mut f = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .open_duration(Duration::from_secs(30))
+            .half_open_permits(2)
+    });
+    f.run(&[Call::Fail, Call::Fail]).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(30)
+        }
+    );
+    advance(Duration::from_secs(12)).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(18)
+        }
+    );
+    assert_eq!(
+        f.handle.metrics().open_remaining,
+        Some(Duration::from_secs(18))
+    );
+    advance(Duration::from_secs(18)).await;
+    f.run(&[Call::Ok]).await; // moves to half-open and is the first probe
+    assert_eq!(f.handle.state(), HalfOpen);
+    f.run(&[Call::Ok]).await;
+    assert_eq!(f.handle.state(), Closed);
+    let m = f.handle.metrics();
+    assert_eq!(
+        (m.calls, m.rejected_calls, m.generation),
+        (0, 2, 3),
+        "closing empties the window"
+    );
+    assert_eq!(
+        f.transitions(),
+        [(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_trial_reopens_for_a_growing_duration_that_resets_on_close() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .half_open_permits(1)
+            .growing_open_duration(Duration::from_secs(10), 2.0, Duration::from_secs(25))
+    });
+    f.run(&[Call::Fail]).await;
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let RejectReason::CircuitOpen { retry_in } = f.rejected().await else {
+            panic!()
+        };
+        opens.push(retry_in.as_secs());
+        advance(retry_in).await;
+        f.run(&[Call::Fail]).await; // the probe fails: open again
+    }
+    assert_eq!(opens, [10, 20, 25]);
+    advance(Duration::from_secs(25)).await;
+    f.run(&[Call::Ok]).await;
+    assert_eq!(f.handle.state(), Closed);
+    f.run(&[Call::Fail]).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(10)
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_open_duration_is_at_least_the_retry_after_hint() {
+    let mut f = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .open_duration(Duration::from_secs(5))
+    });
+    f.run(&[Call::Limited(42), Call::Fail]).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(42)
+        }
+    );
+    // A short hint does not shorten the break.
+    let mut g = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(5))
+    });
+    g.run(&[Call::Limited(1)]).await;
+    assert_eq!(
+        g.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(5)
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_arriving_while_open_neither_extends_the_break_nor_reemits_opened() {
+    let mut f = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .open_duration(Duration::from_secs(30))
+    });
+    // Started while closed, finishes (failed) after the breaker opened.
+    let slow = tokio::spawn(f.svc.clone().oneshot(Call::SlowFail(5_000)));
+    tokio::task::yield_now().await;
+    f.run(&[Call::Fail, Call::Fail]).await;
+    assert_eq!(f.transitions(), [(Closed, Open)]);
+    advance(Duration::from_secs(5)).await;
+    assert!(slow.await.unwrap().is_ok());
+    let m = f.handle.metrics();
+    assert_eq!(m.state, Open);
+    assert_eq!(m.open_remaining, Some(Duration::from_secs(25)));
+    assert_eq!(m.late_results, 1);
+    assert_eq!(f.transitions(), []);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_from_before_a_transition_does_not_decide_the_trial() {
+    // Generation rule: a call counts only in the generation it started in.
+    let mut f = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .open_duration(Duration::from_secs(1))
+            .half_open_permits(1)
+    });
+    let old = tokio::spawn(f.svc.clone().oneshot(Call::Slow(3_000)));
+    tokio::task::yield_now().await;
+    f.run(&[Call::Fail, Call::Fail]).await;
+    advance(Duration::from_secs(1)).await;
+    let probe = tokio::spawn(f.svc.clone().oneshot(Call::SlowFail(5_000)));
+    tokio::task::yield_now().await;
+    assert_eq!(f.handle.state(), HalfOpen);
+    advance(Duration::from_secs(2)).await; // the old success lands while half-open
+    old.await.unwrap().unwrap();
+    assert_eq!(
+        f.handle.state(),
+        HalfOpen,
+        "an old success must not close the breaker"
+    );
+    assert_eq!(f.handle.metrics().late_results, 1);
+    advance(Duration::from_secs(3)).await;
+    probe.await.unwrap().unwrap();
+    assert_eq!(f.handle.state(), Open);
+    assert_eq!(
+        f.transitions(),
+        [(Closed, Open), (Open, HalfOpen), (HalfOpen, Open)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignored_outcomes_and_dropped_futures_give_half_open_permits_back() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_permits(1)
+    });
+    f.run(&[Call::Fail]).await;
+    advance(Duration::from_secs(1)).await;
+    f.run(&[Call::Ignore]).await; // takes the permit, gives it back
+    assert_eq!(f.handle.metrics().half_open_permits_free, 1);
+    let mut pending = f.svc.clone();
+    let held = pending.ready().await.unwrap().call(Call::Slow(1_000));
+    assert_eq!(f.handle.metrics().half_open_permits_free, 0);
+    assert_eq!(f.rejected().await, RejectReason::HalfOpenBusy);
+    drop(held);
+    assert_eq!(f.handle.metrics().half_open_permits_free, 1);
+    f.run(&[Call::Ok]).await;
+    assert_eq!(f.handle.state(), Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn operator_states_each_emit_one_event() {
+    let mut f = fixture(|b| b.count_window(1).minimum_calls(1));
+    f.handle.force_open();
+    assert_eq!(f.rejected().await, RejectReason::ForcedOpen);
+    advance(Duration::from_secs(3600)).await;
+    assert_eq!(f.rejected().await, RejectReason::ForcedOpen);
+    f.handle.disable();
+    f.run(&[Call::Fail, Call::Fail]).await;
+    assert_eq!((f.handle.state(), f.handle.metrics().calls), (Disabled, 0));
+    f.handle.metrics_only();
+    f.run(&[Call::Fail, Call::Fail]).await;
+    let m = f.handle.metrics();
+    assert_eq!((m.state, m.calls, m.failed_calls), (MetricsOnly, 1, 1));
+    f.handle.reset();
+    assert_eq!(f.handle.metrics().calls, 0);
+    f.handle.half_open();
+    assert_eq!(
+        f.transitions(),
+        [
+            (Closed, ForcedOpen),
+            (ForcedOpen, Disabled),
+            (Disabled, MetricsOnly),
+            (MetricsOnly, Closed),
+            (Closed, HalfOpen)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_inner_service_is_called_only_after_it_is_ready() {
+    let config = CircuitBreakerConfig::builder().build().unwrap();
+    let (mut svc, mut handle) =
+        tower_test::mock::spawn_layer::<(), (), _>(CircuitBreakerLayer::new(config));
+    handle.allow(0);
+    assert!(svc.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    let response = svc.call(());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(());
+    response.await.unwrap();
+}
