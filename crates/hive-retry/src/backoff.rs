@@ -1,0 +1,126 @@
+//! Backoff delays: exponential with a cap, and the jitter that spreads retries apart.
+
+use std::time::Duration;
+
+/// How a computed delay is randomised so that many clients do not retry in step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Jitter {
+    /// The exact exponential delay.
+    None,
+    /// Uniform in `[0, delay]` ("full jitter", AWS architecture blog).
+    Full,
+    /// Uniform in `[delay·(1−f), delay·(1+f)]`, capped; `f` in `[0, 1]`.
+    Proportional(f64),
+    /// Uniform in `[base, 3·previous]`, capped ("decorrelated jitter"); ignores the
+    /// multiplier. The first previous delay is `base`.
+    Decorrelated,
+}
+
+/// Exponential backoff: `base · multiplier^(n−1)` before retry `n`, never above `max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub(crate) base: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) max: Duration,
+    pub(crate) jitter: Jitter,
+}
+
+impl Backoff {
+    /// The delay before retry number `retry` (the first retry is 1), given the previous delay
+    /// (for decorrelated jitter) and a uniform random number in `[0, 1)`.
+    pub(crate) fn delay(&self, retry: u32, previous: Duration, unit: f64) -> Duration {
+        let base = self.base.as_secs_f64();
+        let max = self.max.as_secs_f64();
+        let nominal = || {
+            let exp = base
+                * self
+                    .multiplier
+                    .powi(retry.saturating_sub(1).min(1024) as i32);
+            if exp.is_finite() { exp.min(max) } else { max }
+        };
+        let secs = match self.jitter {
+            Jitter::None => nominal(),
+            Jitter::Full => nominal() * unit,
+            Jitter::Proportional(f) => (nominal() * (1.0 - f + 2.0 * f * unit)).min(max),
+            Jitter::Decorrelated => {
+                let high = (previous.as_secs_f64() * 3.0).max(base);
+                (base + (high - base) * unit).min(max)
+            }
+        };
+        Duration::from_secs_f64(secs.clamp(0.0, max))
+    }
+}
+
+/// SplitMix64: a tiny, fast, seedable generator; each future draws from its own copy.
+pub(crate) fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform number in `[0, 1)`.
+pub(crate) fn unit(state: &mut u64) -> f64 {
+    (next_random(state) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn backoff(jitter: Jitter) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(100),
+            multiplier: 2.0,
+            max: Duration::from_secs(2),
+            jitter,
+        }
+    }
+
+    #[test]
+    fn exponential_without_jitter_doubles_then_caps() {
+        let b = backoff(Jitter::None);
+        let got: Vec<u128> = (1..=7)
+            .map(|n| b.delay(n, Duration::ZERO, 0.5).as_millis())
+            .collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(
+            b.delay(u32::MAX, Duration::ZERO, 0.5),
+            Duration::from_secs(2)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn jitter_stays_in_its_bounds(seed: u64, retry in 1u32..20, f in 0.0f64..=1.0) {
+            let mut rng = seed;
+            let nominal = backoff(Jitter::None).delay(retry, Duration::ZERO, 0.0);
+            let full = backoff(Jitter::Full).delay(retry, Duration::ZERO, unit(&mut rng));
+            prop_assert!(full <= nominal);
+            let p = backoff(Jitter::Proportional(f)).delay(retry, Duration::ZERO, unit(&mut rng));
+            let low = nominal.as_secs_f64() * (1.0 - f) - 1e-9;
+            prop_assert!(p.as_secs_f64() >= low.min(2.0) && p <= Duration::from_secs(2));
+            let mut previous = Duration::from_millis(100);
+            for _ in 0..10 {
+                let d = backoff(Jitter::Decorrelated).delay(retry, previous, unit(&mut rng));
+                prop_assert!(d >= Duration::from_millis(100) - Duration::from_nanos(1));
+                prop_assert!(d <= (previous * 3).max(Duration::from_millis(100)).min(Duration::from_secs(2)));
+                previous = d;
+            }
+        }
+    }
+
+    #[test]
+    fn the_generator_is_seeded_and_uniform_enough() {
+        let (mut a, mut b) = (7, 7);
+        let xs: Vec<f64> = (0..10_000).map(|_| unit(&mut a)).collect();
+        let ys: Vec<f64> = (0..10_000).map(|_| unit(&mut b)).collect();
+        assert_eq!(xs, ys);
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
+    }
+}

@@ -1,0 +1,201 @@
+//! [`RetryBudget`]: a token bucket that caps retries to a share of requests (Finagle's
+//! `RetryBudget`, tower's `TpsBudget`), lock-free.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hive_core::ConfigError;
+use tokio::time::Instant;
+
+const SLOTS: usize = 10;
+const TOKEN: i64 = 1000;
+
+/// Caps retries at `retry_ratio` of the requests seen in the last `ttl`, plus a floor of
+/// `min_per_sec` retries per second that is always allowed.
+///
+/// Every original request deposits `retry_ratio` of a token; every retry withdraws one
+/// token. Deposits and withdrawals leave the balance after `ttl`, so a quiet spell cannot
+/// save up a storm. At 100% upstream failure the calls reaching the model are at most
+/// `requests × (1 + retry_ratio) + min_per_sec × ttl`. Clones share one budget: give one
+/// budget to every retry layer of a model (or of a whole gateway).
+#[derive(Clone)]
+pub struct RetryBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    epoch: Instant,
+    slot_us: u64,
+    slots: [Slot; SLOTS],
+    deposit: i64,
+    reserve: i64,
+    ttl: Duration,
+    min_per_sec: u32,
+    retry_ratio: f64,
+}
+
+#[derive(Default)]
+struct Slot {
+    epoch: AtomicU64,
+    balance: AtomicI64,
+}
+
+impl RetryBudget {
+    /// A budget remembering `ttl` (1 s to 60 s), allowing `min_per_sec` retries per second
+    /// at least and `retry_ratio` (0 to 1000) retries per request on top.
+    pub fn new(ttl: Duration, min_per_sec: u32, retry_ratio: f64) -> Result<Self, ConfigError> {
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
+            return Err(ConfigError::new(
+                "retry_budget.ttl",
+                format!("{ttl:?} is outside 1 s..=60 s"),
+            ));
+        }
+        if !(retry_ratio.is_finite() && (0.0..=1000.0).contains(&retry_ratio)) {
+            return Err(ConfigError::new(
+                "retry_budget.retry_ratio",
+                format!("{retry_ratio} is outside 0..=1000"),
+            ));
+        }
+        let reserve = i64::from(min_per_sec) * ttl.as_millis() as i64;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                epoch: Instant::now(),
+                slot_us: (ttl.as_micros() / SLOTS as u128) as u64,
+                slots: Default::default(),
+                deposit: (retry_ratio * TOKEN as f64).round() as i64,
+                reserve,
+                ttl,
+                min_per_sec,
+                retry_ratio,
+            }),
+        })
+    }
+
+    /// Linkerd's default: 20% extra load, at least 10 retries per second, over 10 seconds.
+    pub fn linkerd_default() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                epoch: Instant::now(),
+                slot_us: 1_000_000,
+                slots: Default::default(),
+                deposit: 200,
+                reserve: 10 * 10 * TOKEN,
+                ttl: Duration::from_secs(10),
+                min_per_sec: 10,
+                retry_ratio: 0.2,
+            }),
+        }
+    }
+
+    /// Records an original request (a deposit of `retry_ratio` tokens).
+    #[inline]
+    pub fn deposit(&self) {
+        let (slot, _) = self.inner.current();
+        slot.balance.fetch_add(self.inner.deposit, Ordering::AcqRel);
+    }
+
+    /// Takes one token for a retry; `false` when the budget is spent.
+    pub fn withdraw(&self) -> bool {
+        let (slot, now) = self.inner.current();
+        if self.inner.balance_at(now) >= TOKEN {
+            slot.balance.fetch_sub(TOKEN, Ordering::AcqRel);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Retries allowed now (whole tokens).
+    pub fn balance(&self) -> i64 {
+        let (_, now) = self.inner.current();
+        self.inner.balance_at(now) / TOKEN
+    }
+}
+
+impl Inner {
+    /// The slot of now, emptied first if it last served an older period.
+    fn current(&self) -> (&Slot, u64) {
+        let now = Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
+            / self.slot_us.max(1);
+        let slot = &self.slots[(now % SLOTS as u64) as usize];
+        let seen = slot.epoch.load(Ordering::Acquire);
+        if seen != now
+            && slot
+                .epoch
+                .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            slot.balance.store(0, Ordering::Release);
+        }
+        (slot, now)
+    }
+
+    fn balance_at(&self, now: u64) -> i64 {
+        let live: i64 = self
+            .slots
+            .iter()
+            .filter(|s| now.saturating_sub(s.epoch.load(Ordering::Acquire)) < SLOTS as u64)
+            .map(|s| s.balance.load(Ordering::Acquire))
+            .sum();
+        self.reserve + live
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ttl", &self.inner.ttl)
+            .field("min_per_sec", &self.inner.min_per_sec)
+            .field("retry_ratio", &self.inner.retry_ratio)
+            .field("balance", &self.balance())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_fund_retries_and_expire_after_the_ttl() {
+        let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
+        assert!(!budget.withdraw());
+        for _ in 0..4 {
+            budget.deposit();
+        }
+        assert_eq!(budget.balance(), 2);
+        assert!(budget.withdraw());
+        assert!(budget.withdraw());
+        assert!(!budget.withdraw());
+        for _ in 0..4 {
+            budget.deposit();
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(budget.balance(), 0, "deposits leave after the ttl");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_floor_allows_min_per_sec_over_the_ttl() {
+        let budget = RetryBudget::new(Duration::from_secs(2), 3, 0.0).unwrap();
+        let granted = (0..100).filter(|_| budget.withdraw()).count();
+        assert_eq!(granted, 6);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!((0..100).filter(|_| budget.withdraw()).count(), 6);
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let err = RetryBudget::new(Duration::ZERO, 1, 0.1).unwrap_err();
+        assert_eq!(err.field, "retry_budget.ttl");
+        let err = RetryBudget::new(Duration::from_secs(5), 1, f64::NAN).unwrap_err();
+        assert_eq!(err.field, "retry_budget.retry_ratio");
+    }
+}

@@ -1,0 +1,215 @@
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use hive_core::{
+    BoxError, Classified, Classify, Deadline, FailureClass, Outcome, ResilienceEvent, RetryStop,
+};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_service::Service;
+
+use crate::{RetryConfig, backoff::unit};
+
+pin_project! {
+    /// The response future of [`Retry`](crate::Retry): a state machine that calls, waits out
+    /// the backoff, polls the service ready again and calls again. Dropping it during a
+    /// backoff cancels the retry.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, Req, C>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        request: Option<Req>,
+        config: Arc<RetryConfig>,
+        classifier: C,
+        attempt: u32,
+        previous_delay: Duration,
+        rng: u64,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        Backoff { #[pin] sleep: Sleep },
+        WaitingReady,
+    }
+}
+
+enum Decision {
+    Return,
+    RetryAfter(Duration),
+}
+
+impl<S, Req, C> ResponseFuture<S, Req, C>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: S,
+        request: Option<Req>,
+        config: Arc<RetryConfig>,
+        classifier: C,
+        rng: u64,
+    ) -> Self {
+        let previous_delay = config.backoff.base;
+        Self {
+            state: State::Calling { future },
+            service,
+            request,
+            config,
+            classifier,
+            attempt: 1,
+            previous_delay,
+            rng,
+        }
+    }
+}
+
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response, S::Error>,
+    Req: Clone,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let outcome = match this.classifier.classify(&result) {
+                        Classified::Now(outcome) => outcome,
+                        // A streamed answer has reached the caller: never retried here.
+                        Classified::AtEndOfStream => Outcome::Success,
+                    };
+                    let decision = decide(
+                        this.config,
+                        outcome,
+                        *this.attempt,
+                        this.previous_delay,
+                        this.rng,
+                        this.request.is_some(),
+                    );
+                    match decision {
+                        Decision::Return => return Poll::Ready(result.map_err(Into::into)),
+                        Decision::RetryAfter(delay) => {
+                            // The failed response is dropped before the next attempt.
+                            drop(result);
+                            this.state.set(State::Backoff {
+                                sleep: tokio::time::sleep(delay),
+                            });
+                        }
+                    }
+                }
+                StateProj::Backoff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::WaitingReady);
+                }
+                StateProj::WaitingReady => {
+                    ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
+                    *this.attempt += 1;
+                    let Some(request) = this.request.take() else {
+                        return Poll::Ready(Err("retry future polled after completion".into()));
+                    };
+                    if *this.attempt < this.config.max_attempts {
+                        *this.request = Some(request.clone());
+                    }
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+/// Decides what to do after attempt number `attempt` ended with `outcome`.
+fn decide(
+    config: &RetryConfig,
+    outcome: Outcome,
+    attempt: u32,
+    previous_delay: &mut Duration,
+    rng: &mut u64,
+    has_spare_request: bool,
+) -> Decision {
+    let Outcome::Failure { class, retry_after } = outcome else {
+        return Decision::Return;
+    };
+    if !config.retryable.contains(class) {
+        return Decision::Return;
+    }
+    if attempt >= config.max_attempts || !has_spare_request {
+        return stop(config, attempt, class, RetryStop::Exhausted);
+    }
+    let delay = match retry_after {
+        Some(hint) if config.honour_retry_after => {
+            if hint > config.max_retry_after {
+                return stop(config, attempt, class, RetryStop::RetryAfterTooLong);
+            }
+            hint
+        }
+        _ => config.backoff.delay(attempt, *previous_delay, unit(rng)),
+    };
+    if let Some(deadline) = Deadline::current() {
+        if !deadline.fits(delay + config.min_attempt_time) {
+            return stop(config, attempt, class, RetryStop::DeadlineTooClose);
+        }
+    }
+    if let Some(budget) = &config.budget {
+        if !budget.withdraw() {
+            return stop(config, attempt, class, RetryStop::BudgetDenied);
+        }
+    }
+    *previous_delay = delay;
+    tracing::debug!(model = %config.model, attempt, ?delay, %class, "retrying");
+    config.events.emit(|| ResilienceEvent::Retry {
+        model: config.model.clone(),
+        attempt,
+        delay,
+        class,
+    });
+    Decision::RetryAfter(delay)
+}
+
+#[cold]
+fn stop(config: &RetryConfig, attempts: u32, class: FailureClass, reason: RetryStop) -> Decision {
+    tracing::debug!(model = %config.model, attempts, %class, ?reason, "not retrying");
+    config.events.emit(|| ResilienceEvent::RetryStopped {
+        model: config.model.clone(),
+        attempts,
+        class,
+        reason,
+    });
+    Decision::Return
+}
+
+impl<S, Req, C> fmt::Debug for ResponseFuture<S, Req, C>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Calling { .. } => "calling",
+            State::Backoff { .. } => "backoff",
+            State::WaitingReady => "waiting_ready",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
