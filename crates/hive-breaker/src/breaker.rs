@@ -76,13 +76,39 @@ const fn pack_trial(generation: u64, calls: u64, failures: u64, slow: u64) -> u6
     (generation & 0xFFFF_FFFF) << 32 | slow << 20 | failures << 10 | calls
 }
 
-/// Why a call was admitted and what its result must be recorded against.
+/// What a call's result must be recorded against: its generation, whether it holds a
+/// half-open permit, and (with slow-call detection) when it started. Two words, so that
+/// futures stay small.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
-    generation: u64,
+    /// `generation << 1 | half_open`; [`Ticket::SPENT`] once recorded.
+    word: u64,
     /// Start time in µs since the breaker's epoch, when slow calls are detected.
     start_us: u64,
-    half_open: bool,
+}
+
+impl Ticket {
+    /// The word of a ticket whose result has been recorded.
+    const SPENT: u64 = u64::MAX;
+
+    const fn generation(self) -> u64 {
+        self.word >> 1
+    }
+
+    const fn half_open(self) -> bool {
+        self.word & 1 == 1
+    }
+
+    pub(crate) const fn is_spent(self) -> bool {
+        self.word == Self::SPENT
+    }
+
+    /// Takes the ticket, leaving a spent one.
+    pub(crate) fn take(&mut self) -> Option<Ticket> {
+        let ticket = *self;
+        self.word = Self::SPENT;
+        (!ticket.is_spent()).then_some(ticket)
+    }
 }
 
 /// The decision for one call.
@@ -189,13 +215,12 @@ impl Breaker {
     #[inline]
     fn ticket(&self, generation: u64, half_open: bool) -> Ticket {
         Ticket {
-            generation,
+            word: generation << 1 | u64::from(half_open),
             start_us: if self.config.slow_call_duration.is_some() {
                 self.now_us()
             } else {
                 0
             },
-            half_open,
         }
     }
 
@@ -203,21 +228,34 @@ impl Breaker {
     fn reject(&self, reason: RejectReason) -> Admission {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         self.config.events.emit(|| ResilienceEvent::CallRejected {
-            model: self.config.model.clone(),
+            model: self.config.model,
             reason,
         });
         Admission::Rejected(reason)
     }
 
     /// Records the outcome of a call admitted with `ticket`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, ticket: Ticket, outcome: Outcome) {
+        if !ticket.half_open()
+            && matches!(outcome, Outcome::Success | Outcome::ClientError(_))
+            && self.config.slow_call_duration.is_none()
+            && self.window.is_full_of_successes()
+        {
+            // Recording it would change nothing, in whatever generation.
+            return;
+        }
+        self.record_change(ticket, outcome);
+    }
+
+    #[inline(never)]
+    fn record_change(&self, ticket: Ticket, outcome: Outcome) {
         let mut code = match outcome {
             Outcome::Success | Outcome::ClientError(_) => CALL,
             Outcome::Failure { .. } => CALL | FAILURE,
             Outcome::Ignored | Outcome::Rejected(_) => {
-                if ticket.half_open {
-                    self.release_permit(ticket.generation);
+                if ticket.half_open() {
+                    self.release_permit(ticket.generation());
                 }
                 return;
             }
@@ -231,7 +269,7 @@ impl Breaker {
             }
         }
         let word = self.state.load(Ordering::Acquire);
-        if generation(word) != ticket.generation {
+        if generation(word) != ticket.generation() {
             self.late.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -370,7 +408,7 @@ impl Breaker {
         self.config
             .events
             .emit(|| ResilienceEvent::CircuitTransition {
-                model: self.config.model.clone(),
+                model: self.config.model,
                 from,
                 to,
                 generation: next_generation,

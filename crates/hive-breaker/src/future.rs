@@ -15,20 +15,30 @@ use crate::breaker::{Breaker, Ticket};
 /// the future), it gives a half-open permit back and records nothing.
 pub(crate) struct Recording {
     breaker: Arc<Breaker>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
 }
 
 impl Recording {
+    #[inline]
     pub(crate) fn new(breaker: Arc<Breaker>, ticket: Ticket) -> Self {
-        Self {
-            breaker,
-            ticket: Some(ticket),
+        Self { breaker, ticket }
+    }
+
+    /// Records the outcome (once; later calls do nothing).
+    #[inline]
+    fn record(&mut self, outcome: Outcome) {
+        if let Some(ticket) = self.ticket.take() {
+            self.breaker.record(ticket, outcome);
         }
     }
 
-    fn record(mut self, outcome: Outcome) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.record(ticket, outcome);
+    /// Moves the pending record out, for a stream that finishes later.
+    fn defer(&mut self) -> Recording {
+        let ticket = self.ticket;
+        self.ticket.take();
+        Recording {
+            breaker: Arc::clone(&self.breaker),
+            ticket,
         }
     }
 }
@@ -56,7 +66,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            recording: Option<Recording>,
+            recording: Recording,
             classifier: C,
         },
         Passthrough {
@@ -64,22 +74,24 @@ pin_project! {
             future: F,
         },
         Rejected {
-            error: Option<Rejected>,
+            error: Option<BoxError>,
         },
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
+    #[inline]
     pub(crate) fn called(future: F, recording: Recording, classifier: C) -> Self {
         Self {
             state: State::Called {
                 future,
-                recording: Some(recording),
+                recording,
                 classifier,
             },
         }
     }
 
+    #[inline]
     pub(crate) fn passthrough(future: F) -> Self {
         Self {
             state: State::Passthrough { future },
@@ -88,7 +100,9 @@ impl<F, C> ResponseFuture<F, C> {
 
     pub(crate) fn rejected(error: Rejected) -> Self {
         Self {
-            state: State::Rejected { error: Some(error) },
+            state: State::Rejected {
+                error: Some(Box::new(error)),
+            },
         }
     }
 }
@@ -101,6 +115,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Called {
@@ -109,26 +124,26 @@ where
                 classifier,
             } => {
                 let mut result = ready!(future.poll(cx));
-                if let Some(recording) = recording.take() {
-                    match classifier.classify(&result) {
-                        Classified::Now(outcome) => recording.record(outcome),
-                        Classified::AtEndOfStream => match &mut result {
+                match classifier.classify(&result) {
+                    Classified::Now(outcome) => recording.record(outcome),
+                    Classified::AtEndOfStream => {
+                        let mut deferred = recording.defer();
+                        match &mut result {
                             Ok(response) => classifier.attach_end_of_stream(
                                 response,
-                                EosRecorder::new(move |outcome| recording.record(outcome)),
+                                EosRecorder::new(move |outcome| deferred.record(outcome)),
                             ),
-                            Err(_) => recording
+                            Err(_) => deferred
                                 .record(Outcome::failure(hive_core::FailureClass::StreamCut)),
-                        },
+                        }
                     }
                 }
                 Poll::Ready(result.map_err(Into::into))
             }
             StateProj::Passthrough { future } => future.poll(cx).map_err(Into::into),
-            StateProj::Rejected { error } => Poll::Ready(Err(match error.take() {
-                Some(error) => Box::new(error),
-                None => "circuit breaker future polled after completion".into(),
-            })),
+            StateProj::Rejected { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| "circuit breaker future polled after completion".into()))),
         }
     }
 }

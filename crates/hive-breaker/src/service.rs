@@ -66,10 +66,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         match self.breaker.admit() {
             Admission::Tracked(ticket) => ResponseFuture::called(
@@ -79,7 +81,7 @@ where
             ),
             Admission::Untracked => ResponseFuture::passthrough(self.inner.call(request)),
             Admission::Rejected(reason) => ResponseFuture::rejected(Rejected {
-                model: self.breaker.config.model.clone(),
+                model: self.breaker.config.model,
                 reason,
             }),
         }

@@ -2,7 +2,7 @@
 //!
 //! Every recorded call is a 3-bit code (call, failure, slow). The count window keeps one code
 //! per slot in a ring and swaps the new code in, so the aggregate changes by the difference
-//! of two codes — when a success replaces a success, nothing is written at all. The time
+//! of two codes, and a success in a window of successes writes nothing at all. The time
 //! window adds to the current slice and to the aggregate, and subtracts a slice's counts
 //! when time moves past it.
 
@@ -89,6 +89,16 @@ impl Window {
         }
     }
 
+    /// Whether one more success would leave the window as it is (a full count window of
+    /// plain successes).
+    #[inline]
+    pub(crate) fn is_full_of_successes(&self) -> bool {
+        match self {
+            Self::Count(w) => w.is_full_of_successes(),
+            Self::Time(_) => false,
+        }
+    }
+
     pub(crate) fn needs_clock(&self) -> bool {
         matches!(self, Self::Time(_))
     }
@@ -122,6 +132,12 @@ impl CountWindow {
 
     #[inline]
     fn record(&self, code: u8) -> Option<WindowCounts> {
+        // A window full of plain successes stays so after another success, wherever the ring
+        // stands: in a ring, a later failure stays exactly `size` calls wherever it lands. So
+        // the steady-state success is one load and no write.
+        if code == CALL && self.is_full_of_successes() {
+            return None;
+        }
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
         let evicted = self.slots[index as usize].swap(code, Ordering::AcqRel);
         if evicted == code {
@@ -133,6 +149,11 @@ impl CountWindow {
             .fetch_add(delta, Ordering::AcqRel)
             .wrapping_add(delta);
         self.decode(word)
+    }
+
+    #[inline]
+    fn is_full_of_successes(&self) -> bool {
+        self.aggregate.load(Ordering::Relaxed) == self.slots.len() as u64
     }
 
     /// `None` while a concurrent update that wrapped around the ring is half applied (a field

@@ -1,34 +1,66 @@
-//! [`ModelId`]: the name of a model, cheap to clone.
+//! [`ModelId`]: the name of a model, `Copy` and free to clone.
 
-use std::{fmt, sync::Arc};
+use std::{
+    collections::HashSet,
+    fmt,
+    sync::{OnceLock, RwLock},
+};
 
 /// The name of one model (or one endpoint of a model), as the provider spells it.
 ///
-/// Cloning is one reference-count increment; the string is never copied after creation.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModelId(Arc<str>);
+/// A `ModelId` is `Copy`: layers put it in futures, events and errors without touching a
+/// reference count. Names are interned: each distinct name is stored once for the life of
+/// the process, so create ids from configuration, never from request data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId(&'static str);
+
+fn interner() -> &'static RwLock<HashSet<&'static str>> {
+    static NAMES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
 
 impl ModelId {
-    /// Creates a model id from its name.
+    /// A model id from a name known at compile time (no interning needed).
+    pub const fn from_static(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// A model id from its name; the name is interned on first use.
     pub fn new(name: impl AsRef<str>) -> Self {
-        Self(Arc::from(name.as_ref()))
+        let name = name.as_ref();
+        let known = interner()
+            .read()
+            .map(|names| names.get(name).copied())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().get(name).copied());
+        if let Some(interned) = known {
+            return Self(interned);
+        }
+        let mut names = interner()
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(interned) = names.get(name) {
+            return Self(interned);
+        }
+        let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        names.insert(interned);
+        Self(interned)
     }
 
     /// The model's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub const fn as_str(&self) -> &'static str {
+        self.0
     }
 }
 
 impl fmt::Debug for ModelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.0, f)
     }
 }
 
 impl fmt::Display for ModelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
@@ -40,19 +72,46 @@ impl From<&str> for ModelId {
 
 impl From<String> for ModelId {
     fn from(name: String) -> Self {
-        Self(Arc::from(name))
+        Self::new(name)
     }
 }
 
 impl AsRef<str> for ModelId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.0
+    }
+}
+
+impl PartialEq<str> for ModelId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ModelId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
 impl Default for ModelId {
     /// The placeholder `"model"`, used when a layer was not told which model it guards.
     fn default() -> Self {
-        Self::new("model")
+        Self::from_static("model")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_interned_once_and_compare_by_name() {
+        let a = ModelId::new(String::from("gpt-4o"));
+        let b = ModelId::new("gpt-4o");
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        assert_eq!(a, ModelId::from_static("gpt-4o"));
+        assert_eq!(a, "gpt-4o");
+        assert_eq!(format!("{a} {a:?}"), "gpt-4o \"gpt-4o\"");
     }
 }

@@ -11,7 +11,7 @@ use hive_core::{
     BoxError, Classified, Classify, Deadline, FailureClass, Outcome, ResilienceEvent, RetryStop,
 };
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{RetryConfig, backoff::unit};
@@ -31,6 +31,8 @@ pin_project! {
         request: Option<Req>,
         config: Arc<RetryConfig>,
         classifier: C,
+        // Allocated at the first retry only, then reset for the next ones.
+        sleep: Option<Pin<Box<Sleep>>>,
         attempt: u32,
         previous_delay: Duration,
         rng: u64,
@@ -41,7 +43,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] future: F },
-        Backoff { #[pin] sleep: Sleep },
+        Backoff,
         WaitingReady,
     }
 }
@@ -55,6 +57,7 @@ impl<S, Req, C> ResponseFuture<S, Req, C>
 where
     S: Service<Req>,
 {
+    #[inline]
     pub(crate) fn new(
         future: S::Future,
         service: S,
@@ -70,6 +73,7 @@ where
             request,
             config,
             classifier,
+            sleep: None,
             attempt: 1,
             previous_delay,
             rng,
@@ -86,6 +90,7 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -93,9 +98,12 @@ where
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
                     let outcome = match this.classifier.classify(&result) {
-                        Classified::Now(outcome) => outcome,
-                        // A streamed answer has reached the caller: never retried here.
-                        Classified::AtEndOfStream => Outcome::Success,
+                        Classified::Now(Outcome::Failure { class, retry_after }) => {
+                            Outcome::Failure { class, retry_after }
+                        }
+                        // Anything else, including a streamed answer that has reached the
+                        // caller, is returned as it is.
+                        _ => return Poll::Ready(result.map_err(Into::into)),
                     };
                     let decision = decide(
                         this.config,
@@ -110,14 +118,21 @@ where
                         Decision::RetryAfter(delay) => {
                             // The failed response is dropped before the next attempt.
                             drop(result);
-                            this.state.set(State::Backoff {
-                                sleep: tokio::time::sleep(delay),
-                            });
+                            let until = Instant::now() + delay;
+                            match this.sleep {
+                                Some(sleep) => sleep.as_mut().reset(until),
+                                None => {
+                                    *this.sleep = Some(Box::pin(tokio::time::sleep_until(until)))
+                                }
+                            }
+                            this.state.set(State::Backoff);
                         }
                     }
                 }
-                StateProj::Backoff { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Backoff => {
+                    if let Some(sleep) = this.sleep {
+                        ready!(sleep.as_mut().poll(cx));
+                    }
                     this.state.set(State::WaitingReady);
                 }
                 StateProj::WaitingReady => {
@@ -139,7 +154,7 @@ where
 
 /// Decides what to do after attempt number `attempt` ended with `outcome`.
 fn decide(
-    config: &RetryConfig,
+    config: &Arc<RetryConfig>,
     outcome: Outcome,
     attempt: u32,
     previous_delay: &mut Duration,
@@ -177,7 +192,7 @@ fn decide(
     *previous_delay = delay;
     tracing::debug!(model = %config.model, attempt, ?delay, %class, "retrying");
     config.events.emit(|| ResilienceEvent::Retry {
-        model: config.model.clone(),
+        model: config.model,
         attempt,
         delay,
         class,
@@ -186,10 +201,15 @@ fn decide(
 }
 
 #[cold]
-fn stop(config: &RetryConfig, attempts: u32, class: FailureClass, reason: RetryStop) -> Decision {
+fn stop(
+    config: &Arc<RetryConfig>,
+    attempts: u32,
+    class: FailureClass,
+    reason: RetryStop,
+) -> Decision {
     tracing::debug!(model = %config.model, attempts, %class, ?reason, "not retrying");
     config.events.emit(|| ResilienceEvent::RetryStopped {
-        model: config.model.clone(),
+        model: config.model,
         attempts,
         class,
         reason,
@@ -204,7 +224,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Calling { .. } => "calling",
-            State::Backoff { .. } => "backoff",
+            State::Backoff => "backoff",
             State::WaitingReady => "waiting_ready",
         };
         f.debug_struct("ResponseFuture")

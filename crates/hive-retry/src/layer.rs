@@ -41,11 +41,6 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
             .config
             .seed
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
-        Retry::new(
-            inner,
-            Arc::clone(&self.config),
-            self.classifier.clone(),
-            seed,
-        )
+        Retry::new(inner, self.config.clone(), self.classifier.clone(), seed)
     }
 }

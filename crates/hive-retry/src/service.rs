@@ -14,6 +14,9 @@ use crate::{RetryConfig, backoff::next_random, future::ResponseFuture};
 /// a possible retry; make bodies cheap to clone, e.g. `Bytes`) and the inner service once
 /// (the ready one is used for the first attempt, the clone is polled ready again before each
 /// retry).
+///
+/// The success path takes no lock and allocates nothing; it shares one counter (the
+/// config's reference count) and, when a budget is set, makes one deposit per request.
 #[derive(Debug)]
 pub struct Retry<S, C> {
     inner: S,
@@ -60,10 +63,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(budget) = &self.config.budget {
             budget.deposit();
