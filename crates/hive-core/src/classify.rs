@@ -103,6 +103,12 @@ impl AsError for io::Error {
     }
 }
 
+impl AsError for http::Error {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
 impl AsError for Rejected {
     fn as_error(&self) -> &(dyn Error + 'static) {
         self

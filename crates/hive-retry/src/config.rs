@@ -1,6 +1,13 @@
 //! Validated retry settings and their builder.
 
-use std::time::Duration;
+use std::{
+    hash::BuildHasher,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use hive_core::{ConfigError, EventSink, FailureClass, FailureClassSet, ModelId};
 
@@ -24,9 +31,20 @@ pub struct RetryConfig {
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) events: EventSink,
     pub(crate) seed: Option<u64>,
+    /// The jitter generator's state, shared by every clone of the layer; drawn from only
+    /// when a retry is scheduled.
+    pub(crate) random: Arc<AtomicU64>,
 }
 
 impl RetryConfig {
+    /// A uniform number in `[0, 1)` from the shared seeded sequence.
+    pub(crate) fn draw_unit(&self) -> f64 {
+        let mut state = self
+            .random
+            .fetch_add(crate::backoff::GOLDEN_GAMMA, Ordering::Relaxed);
+        crate::backoff::unit(&mut state)
+    }
+
     /// A builder with the defaults: 3 attempts (the first call and two retries), exponential
     /// backoff from 200 ms doubling to at most 10 s with full jitter, `Retry-After` honoured
     /// up to 30 s, [`DEFAULT_RETRYABLE`] classes, no budget.
@@ -48,6 +66,7 @@ impl RetryConfig {
                 budget: None,
                 events: EventSink::none(),
                 seed: None,
+                random: Arc::default(),
             },
         }
     }
@@ -172,7 +191,12 @@ impl RetryConfigBuilder {
                 ));
             }
         }
-        Ok(self.config)
+        let seed = c
+            .seed
+            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
+        let mut config = self.config;
+        config.random = Arc::new(AtomicU64::new(seed));
+        Ok(config)
     }
 }
 

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::{RetryConfig, backoff::unit};
+use crate::RetryConfig;
 
 pin_project! {
     /// The response future of [`Retry`](crate::Retry): a state machine that calls, waits out
@@ -35,7 +35,6 @@ pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         attempt: u32,
         previous_delay: Duration,
-        rng: u64,
     }
 }
 
@@ -64,7 +63,6 @@ where
         request: Option<Req>,
         config: Arc<RetryConfig>,
         classifier: C,
-        rng: u64,
     ) -> Self {
         let previous_delay = config.backoff.base;
         Self {
@@ -76,7 +74,6 @@ where
             sleep: None,
             attempt: 1,
             previous_delay,
-            rng,
         }
     }
 }
@@ -110,7 +107,6 @@ where
                         outcome,
                         *this.attempt,
                         this.previous_delay,
-                        this.rng,
                         this.request.is_some(),
                     );
                     match decision {
@@ -158,7 +154,6 @@ fn decide(
     outcome: Outcome,
     attempt: u32,
     previous_delay: &mut Duration,
-    rng: &mut u64,
     has_spare_request: bool,
 ) -> Decision {
     let Outcome::Failure { class, retry_after } = outcome else {
@@ -177,7 +172,9 @@ fn decide(
             }
             hint
         }
-        _ => config.backoff.delay(attempt, *previous_delay, unit(rng)),
+        _ => config
+            .backoff
+            .delay(attempt, *previous_delay, config.draw_unit()),
     };
     if let Some(deadline) = Deadline::current() {
         if !deadline.fits(delay + config.min_attempt_time) {

@@ -1,4 +1,4 @@
-use std::{hash::BuildHasher, sync::Arc};
+use std::sync::Arc;
 
 use hive_core::ErrorClassifier;
 use tower_layer::Layer;
@@ -37,10 +37,6 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
     type Service = Retry<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let seed = self
-            .config
-            .seed
-            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
-        Retry::new(inner, self.config.clone(), self.classifier.clone(), seed)
+        Retry::new(inner, Arc::clone(&self.config), self.classifier.clone())
     }
 }

@@ -57,6 +57,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod backoff;
 mod budget;

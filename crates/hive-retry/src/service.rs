@@ -6,7 +6,7 @@ use std::{
 use hive_core::{BoxError, Classify};
 use tower_service::Service;
 
-use crate::{RetryConfig, backoff::next_random, future::ResponseFuture};
+use crate::{RetryConfig, future::ResponseFuture};
 
 /// A service that retries failed calls; built by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -22,7 +22,6 @@ pub struct Retry<S, C> {
     inner: S,
     config: Arc<RetryConfig>,
     classifier: C,
-    rng: u64,
 }
 
 impl<S: Clone, C: Clone> Clone for Retry<S, C> {
@@ -31,18 +30,16 @@ impl<S: Clone, C: Clone> Clone for Retry<S, C> {
             inner: self.inner.clone(),
             config: Arc::clone(&self.config),
             classifier: self.classifier.clone(),
-            rng: self.rng,
         }
     }
 }
 
 impl<S, C> Retry<S, C> {
-    pub(crate) fn new(inner: S, config: Arc<RetryConfig>, classifier: C, seed: u64) -> Self {
+    pub(crate) fn new(inner: S, config: Arc<RetryConfig>, classifier: C) -> Self {
         Self {
             inner,
             config,
             classifier,
-            rng: seed,
         }
     }
 
@@ -84,7 +81,6 @@ where
             spare,
             Arc::clone(&self.config),
             self.classifier.clone(),
-            next_random(&mut self.rng),
         )
     }
 }
