@@ -12,83 +12,10 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hive_benches::{
-    InstantModel, ModelError, breaker_layer, hive_retry_breaker, one_call, retry_layer,
+    InstantModel, breaker_layer, failsafe_breaker, hive_retry_breaker, one_call, retry_layer,
+    tower_resilience_breaker, tower_resilience_retry_breaker,
 };
 use tower::{Layer, Service, ServiceExt};
-
-type PeerBreakerError = tower_resilience::circuitbreaker::CircuitBreakerError<ModelError>;
-
-fn tower_resilience_breaker<S>(
-    inner: S,
-) -> impl Service<u64, Response = u64, Error = PeerBreakerError, Future: Send> + Clone + Send + 'static
-where
-    S: Service<u64, Response = u64, Error = ModelError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
-        .failure_rate_threshold(0.5)
-        .sliding_window_size(20)
-        .minimum_number_of_calls(10)
-        .wait_duration_in_open(Duration::from_secs(30))
-        .permitted_calls_in_half_open(3)
-        .build()
-        .unwrap()
-        .layer(inner)
-}
-
-fn tower_resilience_retry_breaker()
--> impl Service<u64, Response = u64, Future: Send> + Clone + Send + 'static {
-    tower_resilience::retry::RetryLayer::<u64, u64, PeerBreakerError>::builder()
-        .max_attempts(3)
-        .exponential_backoff(Duration::from_millis(100))
-        .build()
-        .layer(tower_resilience_breaker(InstantModel))
-}
-
-/// failsafe is not a tower layer: it wraps each response future. This service does that,
-/// as a user of failsafe would, with a rate-based policy (at least 50% success over 10
-/// calls in 30 s) and a 30 s break.
-#[derive(Clone)]
-struct FailsafeBreaker<B> {
-    breaker: B,
-    inner: InstantModel,
-}
-
-impl<B: failsafe::futures::CircuitBreaker> Service<u64> for FailsafeBreaker<B> {
-    type Response = u64;
-    type Error = failsafe::Error<ModelError>;
-    type Future = failsafe::futures::ResponseFuture<
-        std::future::Ready<Result<u64, ModelError>>,
-        B::FailurePolicy,
-        B::Instrument,
-        failsafe::Any,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(failsafe::Error::Inner)
-    }
-
-    fn call(&mut self, request: u64) -> Self::Future {
-        self.breaker.call(self.inner.call(request))
-    }
-}
-
-fn failsafe_breaker() -> FailsafeBreaker<impl failsafe::futures::CircuitBreaker + Clone> {
-    let backoff = failsafe::backoff::constant(Duration::from_secs(30));
-    let policy = failsafe::failure_policy::success_rate_over_time_window(
-        0.5,
-        10,
-        Duration::from_secs(30),
-        backoff,
-    );
-    FailsafeBreaker {
-        breaker: failsafe::Config::new().failure_policy(policy).build(),
-        inner: InstantModel,
-    }
-}
 
 fn overhead(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
