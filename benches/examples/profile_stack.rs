@@ -10,17 +10,29 @@ use hive_benches::{InstantModel, one_call};
 use tower::{Layer, Service};
 
 fn main() {
-    let which = std::env::args().nth(1).unwrap_or_else(|| "hive_retry_breaker".into());
-    let calls: u64 = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(10_000_000);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let which = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "hive_retry_breaker".into());
+    let calls: u64 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000_000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let _context = runtime.enter();
     match which.as_str() {
         "bare" => run(InstantModel, calls),
         "hive_retry" => run(hive_benches::retry_layer().layer(InstantModel), calls),
         "hive_breaker" => run(hive_benches::breaker_layer().layer(InstantModel), calls),
         "hive_retry_breaker" => run(hive_benches::hive_retry_breaker(), calls),
-        "tower_resilience_breaker" => run(hive_benches::tower_resilience_breaker(InstantModel), calls),
-        "tower_resilience_retry_breaker" => run(hive_benches::tower_resilience_retry_breaker(), calls),
+        "tower_resilience_breaker" => {
+            run(hive_benches::tower_resilience_breaker(InstantModel), calls)
+        }
+        "tower_resilience_retry_breaker" => {
+            run(hive_benches::tower_resilience_retry_breaker(), calls)
+        }
         "failsafe_breaker" => run(hive_benches::failsafe_breaker(), calls),
         other => {
             eprintln!("unknown stack {other}");

@@ -187,4 +187,3 @@ pub fn failsafe_breaker() -> FailsafeBreaker<impl failsafe::futures::CircuitBrea
         inner: InstantModel,
     }
 }
-
