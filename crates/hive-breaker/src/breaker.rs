@@ -260,7 +260,9 @@ impl Breaker {
                 return;
             }
         };
-        let needs_clock = self.config.slow_call_duration.is_some() || self.window.needs_clock();
+        let needs_clock = self.config.slow_call_duration.is_some()
+            || self.window.needs_clock()
+            || outcome.retry_after().is_some();
         let now_us = if needs_clock { self.now_us() } else { 0 };
         if let Some(slow) = self.config.slow_call_duration {
             // Equal to the threshold is not slow.
@@ -274,7 +276,7 @@ impl Breaker {
             return;
         }
         if let Some(hint) = outcome.retry_after() {
-            let until = self.now_us().saturating_add(hint.as_micros() as u64);
+            let until = now_us.saturating_add(hint.as_micros() as u64);
             self.retry_after_until_us.fetch_max(until, Ordering::AcqRel);
         }
         match tag(word) {
