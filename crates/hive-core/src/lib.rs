@@ -31,6 +31,7 @@ mod error;
 mod event;
 mod model;
 mod outcome;
+mod random;
 mod retry_after;
 
 pub use classify::{
@@ -42,4 +43,5 @@ pub use error::{BoxError, ConfigError, Rejected};
 pub use event::{CircuitState, EventReceiver, EventSink, ResilienceEvent, RetryStop};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
+pub use random::{SharedRandom, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};

@@ -51,25 +51,9 @@ impl Backoff {
     }
 }
 
-/// The SplitMix64 increment.
-pub(crate) const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64: a tiny, fast, seedable generator.
-pub(crate) fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(GOLDEN_GAMMA);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A uniform number in `[0, 1)`.
-pub(crate) fn unit(state: &mut u64) -> f64 {
-    (next_random(state) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
+    use hive_core::unit_from as unit;
     use proptest::prelude::*;
 
     use super::*;
@@ -114,16 +98,5 @@ mod tests {
                 previous = d;
             }
         }
-    }
-
-    #[test]
-    fn the_generator_is_seeded_and_uniform_enough() {
-        let (mut a, mut b) = (7, 7);
-        let xs: Vec<f64> = (0..10_000).map(|_| unit(&mut a)).collect();
-        let ys: Vec<f64> = (0..10_000).map(|_| unit(&mut b)).collect();
-        assert_eq!(xs, ys);
-        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
-        assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
     }
 }

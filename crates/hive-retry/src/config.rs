@@ -1,15 +1,8 @@
 //! Validated retry settings and their builder.
 
-use std::{
-    hash::BuildHasher,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
-use hive_core::{ConfigError, EventSink, FailureClass, FailureClassSet, ModelId};
+use hive_core::{ConfigError, EventSink, FailureClass, FailureClassSet, ModelId, SharedRandom};
 
 use crate::{Backoff, Jitter, RetryBudget};
 
@@ -33,18 +26,10 @@ pub struct RetryConfig {
     pub(crate) seed: Option<u64>,
     /// The jitter generator's state, shared by every clone of the layer; drawn from only
     /// when a retry is scheduled.
-    pub(crate) random: Arc<AtomicU64>,
+    pub(crate) random: SharedRandom,
 }
 
 impl RetryConfig {
-    /// A uniform number in `[0, 1)` from the shared seeded sequence.
-    pub(crate) fn draw_unit(&self) -> f64 {
-        let mut state = self
-            .random
-            .fetch_add(crate::backoff::GOLDEN_GAMMA, Ordering::Relaxed);
-        crate::backoff::unit(&mut state)
-    }
-
     /// A builder with the defaults: 3 attempts (the first call and two retries), exponential
     /// backoff from 200 ms doubling to at most 10 s with full jitter, `Retry-After` honoured
     /// up to 30 s, [`DEFAULT_RETRYABLE`] classes, no budget.
@@ -66,7 +51,7 @@ impl RetryConfig {
                 budget: None,
                 events: EventSink::none(),
                 seed: None,
-                random: Arc::default(),
+                random: SharedRandom::new(Some(0)),
             },
         }
     }
@@ -191,11 +176,8 @@ impl RetryConfigBuilder {
                 ));
             }
         }
-        let seed = c
-            .seed
-            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
         let mut config = self.config;
-        config.random = Arc::new(AtomicU64::new(seed));
+        config.random = SharedRandom::new(config.seed);
         Ok(config)
     }
 }

@@ -174,7 +174,7 @@ fn decide(
         }
         _ => config
             .backoff
-            .delay(attempt, *previous_delay, config.draw_unit()),
+            .delay(attempt, *previous_delay, config.random.unit()),
     };
     if let Some(deadline) = Deadline::current() {
         if !deadline.fits(delay + config.min_attempt_time) {
