@@ -12,8 +12,8 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hive_benches::{
-    InstantModel, breaker_layer, failsafe_breaker, hive_retry_breaker, one_call, retry_layer,
-    tower_resilience_breaker, tower_resilience_retry_breaker,
+    InstantModel, breaker_layer, failsafe_breaker, hive_gate, hive_retry_breaker, one_call,
+    retry_layer, tower_resilience_breaker, tower_resilience_retry_breaker,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -32,6 +32,8 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("hive_retry", |b| b.iter(|| one_call(&mut retry, 1)));
     let mut breaker = breaker_layer().layer(InstantModel);
     group.bench_function("hive_breaker", |b| b.iter(|| one_call(&mut breaker, 1)));
+    let mut gate = hive_gate();
+    group.bench_function("hive_gate", |b| b.iter(|| one_call(&mut gate, 1)));
     let mut stack = hive_retry_breaker();
     group.bench_function("hive_retry_breaker", |b| b.iter(|| one_call(&mut stack, 1)));
     let mut peer_breaker = tower_resilience_breaker(InstantModel);

@@ -25,6 +25,7 @@ fn main() {
     match which.as_str() {
         "bare" => run(InstantModel, calls),
         "hive_retry" => run(hive_benches::retry_layer().layer(InstantModel), calls),
+        "hive_gate" => run(hive_benches::hive_gate(), calls),
         "hive_breaker" => run(hive_benches::breaker_layer().layer(InstantModel), calls),
         "hive_retry_breaker" => run(hive_benches::hive_retry_breaker(), calls),
         "tower_resilience_breaker" => {

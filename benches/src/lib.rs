@@ -100,6 +100,14 @@ pub fn one_call<S: Service<u64>>(svc: &mut S, request: u64) -> Result<S::Respons
     }
 }
 
+/// A health gate over [`InstantModel`], reading a healthy model's status.
+pub fn hive_gate() -> hive_health::HealthGate<InstantModel> {
+    let registry = hive_health::HealthRegistry::new();
+    let health = registry.register("bench");
+    health.record_check(true, Duration::from_millis(1));
+    hive_health::HealthGateLayer::new(health).layer(InstantModel)
+}
+
 /// hive's per-model stack without health gate and timeout: retry over breaker.
 pub type HiveRetryBreaker = Retry<CircuitBreaker<InstantModel, ErrorClassifier>, ErrorClassifier>;
 

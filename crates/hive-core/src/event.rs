@@ -55,6 +55,51 @@ impl fmt::Display for CircuitState {
     }
 }
 
+/// What the health registry thinks of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum HealthStatus {
+    /// Not checked yet; calls go through.
+    #[default]
+    Unknown = 0,
+    /// Answering well.
+    Healthy = 1,
+    /// Answering, but failing checks below the unhealthy threshold, slow, or with its
+    /// breaker open; calls go through.
+    Degraded = 2,
+    /// Failed enough checks in a row (or an operator said so); the health gate rejects
+    /// calls.
+    Unhealthy = 3,
+}
+
+impl HealthStatus {
+    /// A short stable name, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+
+    /// The status stored as `value` by `status as u8`; unknown values read as `Unknown`.
+    pub const fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Healthy,
+            2 => Self::Degraded,
+            3 => Self::Unhealthy,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a retry layer stopped retrying and returned the last failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetryStop {
@@ -105,6 +150,17 @@ pub enum ResilienceEvent {
         /// Why the attempt failed.
         class: FailureClass,
     },
+    /// The health registry changed its view of a model.
+    HealthChanged {
+        /// The model.
+        model: ModelId,
+        /// Status before.
+        from: HealthStatus,
+        /// Status after.
+        to: HealthStatus,
+        /// What caused it, in a few words ("3 failed checks", "circuit open", "operator").
+        reason: &'static str,
+    },
     /// A retry layer returned a failure without another attempt.
     RetryStopped {
         /// The model.
@@ -125,7 +181,8 @@ impl ResilienceEvent {
             Self::CircuitTransition { model, .. }
             | Self::CallRejected { model, .. }
             | Self::Retry { model, .. }
-            | Self::RetryStopped { model, .. } => model,
+            | Self::RetryStopped { model, .. }
+            | Self::HealthChanged { model, .. } => model,
         }
     }
 }

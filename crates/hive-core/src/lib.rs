@@ -40,7 +40,7 @@ pub use classify::{
 };
 pub use deadline::Deadline;
 pub use error::{BoxError, ConfigError, Rejected};
-pub use event::{CircuitState, EventReceiver, EventSink, ResilienceEvent, RetryStop};
+pub use event::{CircuitState, EventReceiver, EventSink, HealthStatus, ResilienceEvent, RetryStop};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};

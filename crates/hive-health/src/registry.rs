@@ -1,0 +1,548 @@
+//! [`HealthRegistry`]: what is known of each model's health, from active probes, live
+//! traffic and the breaker, and who wants to hear when it changes.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hive_core::{
+    CircuitState, ConfigError, EventSink, HealthStatus, ModelId, Outcome, ResilienceEvent,
+};
+use tokio::{sync::broadcast, time::Instant};
+
+/// How probe results and live traffic turn into a status.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    pub(crate) healthy_threshold: u32,
+    pub(crate) unhealthy_threshold: u32,
+    pub(crate) degraded_latency: Option<Duration>,
+    pub(crate) ewma_weight: f64,
+    pub(crate) events: EventSink,
+}
+
+impl Default for RegistryConfig {
+    /// An unhealthy model needs 2 good checks in a row to be healthy again; a model is
+    /// unhealthy after 3 failed checks in a row; no latency limit; EWMA weight 0.2.
+    fn default() -> Self {
+        Self {
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            degraded_latency: None,
+            ewma_weight: 0.2,
+            events: EventSink::none(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Consecutive good checks that bring an unhealthy model back (at least 1). A model
+    /// never seen healthy or unhealthy needs one.
+    pub fn healthy_threshold(mut self, checks: u32) -> Self {
+        self.healthy_threshold = checks;
+        self
+    }
+
+    /// Consecutive failed checks that make a model unhealthy (at least 1). Fewer make a
+    /// healthy model degraded.
+    pub fn unhealthy_threshold(mut self, checks: u32) -> Self {
+        self.unhealthy_threshold = checks;
+        self
+    }
+
+    /// A model whose latency EWMA is above this is degraded.
+    pub fn degraded_latency(mut self, latency: Duration) -> Self {
+        self.degraded_latency = Some(latency);
+        self
+    }
+
+    /// Weight of the newest observation in the latency and error-rate EWMAs, in (0, 1].
+    pub fn ewma_weight(mut self, weight: f64) -> Self {
+        self.ewma_weight = weight;
+        self
+    }
+
+    /// Where status changes are reported (besides [`HealthRegistry::subscribe`]).
+    pub fn events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Validates the settings into a registry.
+    pub fn build(self) -> Result<HealthRegistry, ConfigError> {
+        if self.healthy_threshold == 0 {
+            return Err(ConfigError::new("healthy_threshold", "must be at least 1"));
+        }
+        if self.unhealthy_threshold == 0 {
+            return Err(ConfigError::new(
+                "unhealthy_threshold",
+                "must be at least 1",
+            ));
+        }
+        if !(self.ewma_weight > 0.0 && self.ewma_weight <= 1.0) {
+            return Err(ConfigError::new(
+                "ewma_weight",
+                format!("{} is outside (0, 1]", self.ewma_weight),
+            ));
+        }
+        let (changes, _) = broadcast::channel(256);
+        Ok(HealthRegistry {
+            inner: Arc::new(RegistryInner {
+                epoch: Instant::now(),
+                config: self,
+                models: RwLock::default(),
+                changes,
+            }),
+        })
+    }
+}
+
+/// A change of one model's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The model.
+    pub model: ModelId,
+    /// Status before.
+    pub from: HealthStatus,
+    /// Status after.
+    pub to: HealthStatus,
+    /// What caused it.
+    pub reason: &'static str,
+}
+
+/// Every model's health. Cheap to clone; clones share the models.
+#[derive(Clone)]
+pub struct HealthRegistry {
+    inner: Arc<RegistryInner>,
+}
+
+struct RegistryInner {
+    epoch: Instant,
+    config: RegistryConfig,
+    models: RwLock<BTreeMap<ModelId, HealthHandle>>,
+    changes: broadcast::Sender<HealthChange>,
+}
+
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthRegistry {
+    /// A registry with the [default settings](RegistryConfig::default).
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("the default settings are valid"))
+    }
+
+    /// Settings to build a registry with.
+    pub fn builder() -> RegistryConfig {
+        RegistryConfig::default()
+    }
+
+    /// The handle of `model`, registering it (as [`HealthStatus::Unknown`]) on first use.
+    pub fn register(&self, model: impl Into<ModelId>) -> HealthHandle {
+        let model = model.into();
+        if let Some(handle) = self.get(model) {
+            return handle;
+        }
+        let mut models = self
+            .inner
+            .models
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        models
+            .entry(model)
+            .or_insert_with(|| HealthHandle {
+                health: Arc::new(ModelHealth::new(model, Arc::clone(&self.inner))),
+            })
+            .clone()
+    }
+
+    /// The handle of `model`, if registered.
+    pub fn get(&self, model: impl Into<ModelId>) -> Option<HealthHandle> {
+        let model = model.into();
+        self.inner
+            .models
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&model)
+            .cloned()
+    }
+
+    /// The status of `model` (`Unknown` if not registered).
+    pub fn status(&self, model: impl Into<ModelId>) -> HealthStatus {
+        self.get(model)
+            .map_or(HealthStatus::Unknown, |h| h.status())
+    }
+
+    /// A snapshot of every registered model, by name.
+    pub fn snapshot(&self) -> Vec<HealthSnapshot> {
+        self.inner
+            .models
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .map(HealthHandle::snapshot)
+            .collect()
+    }
+
+    /// Status changes from now on. A receiver that falls more than 256 changes behind
+    /// skips the oldest (and is told how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// An event sink that feeds circuit breaker transitions into this registry: give it to
+    /// each breaker's config (`.events(registry.event_sink())`). A model whose breaker is
+    /// open is at least degraded.
+    pub fn event_sink(&self) -> EventSink {
+        let registry = self.clone();
+        EventSink::from_fn(move |event| {
+            if let ResilienceEvent::CircuitTransition { model, to, .. } = event {
+                registry.register(*model).set_circuit(*to);
+            }
+        })
+    }
+}
+
+impl fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthRegistry")
+            .field("config", &self.inner.config)
+            .field("models", &self.snapshot())
+            .finish()
+    }
+}
+
+// The state word: everything the status depends on, so one compare-and-swap keeps it
+// consistent whoever updates it (the checker, live traffic, the breaker, an operator).
+const EFFECTIVE_MASK: u32 = 0b11;
+const PROBE_SHIFT: u32 = 2;
+const CIRCUIT_OPEN: u32 = 1 << 4;
+const SLOW: u32 = 1 << 5;
+const FORCED_SHIFT: u32 = 6; // 0 = none, else status + 1
+const FORCED_MASK: u32 = 0b111 << FORCED_SHIFT;
+
+fn effective(word: u32) -> HealthStatus {
+    HealthStatus::from_u8((word & EFFECTIVE_MASK) as u8)
+}
+
+fn probe_status(word: u32) -> HealthStatus {
+    HealthStatus::from_u8(((word >> PROBE_SHIFT) & 0b11) as u8)
+}
+
+fn forced(word: u32) -> Option<HealthStatus> {
+    match (word & FORCED_MASK) >> FORCED_SHIFT {
+        0 => None,
+        n => Some(HealthStatus::from_u8((n - 1) as u8)),
+    }
+}
+
+/// The status the gate sees, from the parts of the word.
+fn resolve(word: u32) -> u32 {
+    let status = forced(word).unwrap_or_else(|| {
+        let probed = probe_status(word);
+        let passive = word & (CIRCUIT_OPEN | SLOW) != 0;
+        match probed {
+            HealthStatus::Healthy | HealthStatus::Unknown if passive => HealthStatus::Degraded,
+            other => other,
+        }
+    });
+    (word & !EFFECTIVE_MASK) | status as u32
+}
+
+/// The health of one model: atomics only, so live traffic can feed it and the gate can read
+/// it without a lock.
+struct ModelHealth {
+    model: ModelId,
+    registry: Arc<RegistryInner>,
+    word: AtomicU32,
+    consecutive_successes: AtomicU32,
+    consecutive_failures: AtomicU32,
+    /// µs since the registry's epoch, plus one (0 = never checked).
+    last_check: AtomicU64,
+    /// f64 bits; NaN = nothing measured yet.
+    latency_ewma_secs: AtomicU64,
+    /// f64 bits.
+    error_rate: AtomicU64,
+    checks: AtomicU64,
+    failed_checks: AtomicU64,
+}
+
+impl ModelHealth {
+    fn new(model: ModelId, registry: Arc<RegistryInner>) -> Self {
+        Self {
+            model,
+            registry,
+            word: AtomicU32::new(0),
+            consecutive_successes: AtomicU32::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            last_check: AtomicU64::new(0),
+            latency_ewma_secs: AtomicU64::new(f64::NAN.to_bits()),
+            error_rate: AtomicU64::new(0f64.to_bits()),
+            checks: AtomicU64::new(0),
+            failed_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes the word with `change` (then resolves the status); reports a change of
+    /// status once, from the update that made it.
+    fn update(&self, reason: &'static str, change: impl Fn(u32) -> u32) -> Option<HealthChange> {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            let next = resolve(change(word));
+            if next == word {
+                return None;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let (from, to) = (effective(word), effective(next));
+                    if from == to {
+                        return None;
+                    }
+                    return Some(self.announce(from, to, reason));
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    #[cold]
+    fn announce(&self, from: HealthStatus, to: HealthStatus, reason: &'static str) -> HealthChange {
+        tracing::info!(model = %self.model, %from, %to, reason, "model health changed");
+        let change = HealthChange {
+            model: self.model,
+            from,
+            to,
+            reason,
+        };
+        let _ = self.registry.changes.send(change.clone());
+        self.registry
+            .config
+            .events
+            .emit(|| ResilienceEvent::HealthChanged {
+                model: self.model,
+                from,
+                to,
+                reason,
+            });
+        change
+    }
+
+    fn ewma(&self, cell: &AtomicU64, sample: f64) -> f64 {
+        let weight = self.registry.config.ewma_weight;
+        let mut bits = cell.load(Ordering::Acquire);
+        loop {
+            let old = f64::from_bits(bits);
+            let new = if old.is_nan() {
+                sample
+            } else {
+                old + weight * (sample - old)
+            };
+            match cell.compare_exchange_weak(
+                bits,
+                new.to_bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return new,
+                Err(actual) => bits = actual,
+            }
+        }
+    }
+
+    fn observe(&self, failed: bool, latency: Option<Duration>) -> Option<HealthChange> {
+        self.ewma(&self.error_rate, if failed { 1.0 } else { 0.0 });
+        let latency = latency?;
+        let average = self.ewma(&self.latency_ewma_secs, latency.as_secs_f64());
+        let limit = self.registry.config.degraded_latency?;
+        let slow = average > limit.as_secs_f64();
+        self.update(
+            if slow {
+                "slow"
+            } else {
+                "latency back to normal"
+            },
+            |w| {
+                if slow { w | SLOW } else { w & !SLOW }
+            },
+        )
+    }
+}
+
+/// One model's entry in the registry: read its status, feed it signals, force it. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct HealthHandle {
+    health: Arc<ModelHealth>,
+}
+
+/// One model's health at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthSnapshot {
+    /// The model.
+    pub model: ModelId,
+    /// The status the gate acts on.
+    pub status: HealthStatus,
+    /// The status from active checks alone.
+    pub probe_status: HealthStatus,
+    /// Whether its circuit breaker is open (or forced open).
+    pub circuit_open: bool,
+    /// A status an operator forced, if any.
+    pub forced: Option<HealthStatus>,
+    /// Time since the last check, if any.
+    pub since_last_check: Option<Duration>,
+    /// Good checks in a row.
+    pub consecutive_successes: u32,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Latency EWMA of checks and live calls.
+    pub latency_ewma: Option<Duration>,
+    /// Failure EWMA (0..=1) of checks and live calls.
+    pub error_rate: f64,
+    /// Checks made.
+    pub checks: u64,
+    /// Checks failed.
+    pub failed_checks: u64,
+}
+
+impl HealthHandle {
+    /// The model.
+    pub fn model(&self) -> ModelId {
+        self.health.model
+    }
+
+    /// The status the gate acts on (one atomic load).
+    #[inline]
+    pub fn status(&self) -> HealthStatus {
+        effective(self.health.word.load(Ordering::Acquire))
+    }
+
+    /// Records the result of one active check. Returns the status change it caused.
+    pub fn record_check(&self, ok: bool, latency: Duration) -> Option<HealthChange> {
+        let h = &self.health;
+        let now = Instant::now()
+            .saturating_duration_since(h.registry.epoch)
+            .as_micros() as u64;
+        h.last_check.store(now + 1, Ordering::Release);
+        h.checks.fetch_add(1, Ordering::Relaxed);
+        let config = &h.registry.config;
+        let change = if ok {
+            h.consecutive_failures.store(0, Ordering::Release);
+            let streak = h.consecutive_successes.fetch_add(1, Ordering::AcqRel) + 1;
+            h.update("check passed", |w| {
+                let next = match probe_status(w) {
+                    HealthStatus::Unhealthy if streak < config.healthy_threshold => {
+                        HealthStatus::Unhealthy
+                    }
+                    _ => HealthStatus::Healthy,
+                };
+                set_probe(w, next)
+            })
+        } else {
+            h.failed_checks.fetch_add(1, Ordering::Relaxed);
+            h.consecutive_successes.store(0, Ordering::Release);
+            let streak = h.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+            h.update("check failed", |w| {
+                let next = match probe_status(w) {
+                    _ if streak >= config.unhealthy_threshold => HealthStatus::Unhealthy,
+                    HealthStatus::Healthy | HealthStatus::Degraded => HealthStatus::Degraded,
+                    other => other,
+                };
+                set_probe(w, next)
+            })
+        };
+        h.observe(!ok, ok.then_some(latency)).or(change)
+    }
+
+    /// Records the outcome of a live call (passive signal): feeds the error-rate and
+    /// latency EWMAs. A few atomic operations; call it from where outcomes are known.
+    pub fn record_outcome(&self, outcome: &Outcome, latency: Duration) -> Option<HealthChange> {
+        match outcome {
+            Outcome::Success | Outcome::ClientError(_) => self.health.observe(false, Some(latency)),
+            Outcome::Failure { .. } => self.health.observe(true, None),
+            Outcome::Rejected(_) | Outcome::Ignored => None,
+        }
+    }
+
+    /// Tells the registry the model's breaker changed state (passive signal).
+    pub fn set_circuit(&self, state: CircuitState) -> Option<HealthChange> {
+        let open = matches!(state, CircuitState::Open | CircuitState::ForcedOpen);
+        self.health.update(
+            if open {
+                "circuit open"
+            } else {
+                "circuit closed"
+            },
+            |w| {
+                if open {
+                    w | CIRCUIT_OPEN
+                } else {
+                    w & !CIRCUIT_OPEN
+                }
+            },
+        )
+    }
+
+    /// Forces a status (operator action) until [`clear_forced`](Self::clear_forced).
+    pub fn force(&self, status: HealthStatus) -> Option<HealthChange> {
+        self.health.update("operator", |w| {
+            (w & !FORCED_MASK) | ((status as u32 + 1) << FORCED_SHIFT)
+        })
+    }
+
+    /// Lets checks and signals decide again.
+    pub fn clear_forced(&self) -> Option<HealthChange> {
+        self.health.update("operator cleared", |w| w & !FORCED_MASK)
+    }
+
+    /// A snapshot of this model's health.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let h = &self.health;
+        let word = h.word.load(Ordering::Acquire);
+        let last = h.last_check.load(Ordering::Acquire);
+        let latency = f64::from_bits(h.latency_ewma_secs.load(Ordering::Acquire));
+        HealthSnapshot {
+            model: h.model,
+            status: effective(word),
+            probe_status: probe_status(word),
+            circuit_open: word & CIRCUIT_OPEN != 0,
+            forced: forced(word),
+            since_last_check: (last > 0).then(|| {
+                Instant::now()
+                    .saturating_duration_since(h.registry.epoch)
+                    .saturating_sub(Duration::from_micros(last - 1))
+            }),
+            consecutive_successes: h.consecutive_successes.load(Ordering::Acquire),
+            consecutive_failures: h.consecutive_failures.load(Ordering::Acquire),
+            latency_ewma: (!latency.is_nan()).then(|| Duration::from_secs_f64(latency.max(0.0))),
+            error_rate: f64::from_bits(h.error_rate.load(Ordering::Acquire)),
+            checks: h.checks.load(Ordering::Relaxed),
+            failed_checks: h.failed_checks.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn set_probe(word: u32, status: HealthStatus) -> u32 {
+    (word & !(0b11 << PROBE_SHIFT)) | ((status as u32) << PROBE_SHIFT)
+}
+
+impl fmt::Debug for HealthHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthHandle")
+            .field("model", &self.model())
+            .field("status", &self.status())
+            .finish()
+    }
+}
