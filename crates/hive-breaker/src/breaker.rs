@@ -425,6 +425,17 @@ impl Breaker {
         self.transition(None, to, Rates(None));
     }
 
+    /// Whether a call now would be admitted, without taking a permit or changing state.
+    pub(crate) fn would_admit(&self) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        match tag(word) {
+            CLOSED | METRICS_ONLY | DISABLED => true,
+            OPEN => self.now_us() >= self.open_until_us.load(Ordering::Acquire),
+            HALF_OPEN => permits(word) > 0,
+            _ => false,
+        }
+    }
+
     pub(crate) fn state(&self) -> CircuitState {
         state_of(tag(self.state.load(Ordering::Acquire)))
     }

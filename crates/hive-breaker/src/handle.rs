@@ -87,6 +87,14 @@ impl BreakerHandle {
     }
 }
 
+impl hive_core::Available for BreakerHandle {
+    /// Whether a call now would be admitted: closed, disabled, metrics-only, half-open with
+    /// a free permit, or open past its open duration.
+    fn available(&self) -> bool {
+        self.breaker.would_admit()
+    }
+}
+
 impl fmt::Debug for BreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerHandle")

@@ -433,3 +433,29 @@ async fn the_inner_service_is_called_only_after_it_is_ready() {
     send.send_response(());
     response.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn available_tells_whether_a_call_would_be_admitted() {
+    use hive_core::Available;
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(5))
+            .half_open_permits(1)
+    });
+    assert!(f.handle.available());
+    f.run(&[Call::Fail]).await;
+    assert!(!f.handle.available());
+    advance(Duration::from_secs(5)).await;
+    assert!(f.handle.available(), "a probe would go");
+    assert_eq!(f.handle.state(), Open, "asking changes nothing");
+    let mut probe = f.svc.clone();
+    let held = probe.ready().await.unwrap().call(Call::Slow(1_000));
+    assert!(!f.handle.available(), "the only permit is taken");
+    drop(held);
+    assert!(f.handle.available());
+    f.handle.force_open();
+    assert!(!f.handle.available());
+    f.handle.disable();
+    assert!(f.handle.available());
+}

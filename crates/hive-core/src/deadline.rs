@@ -11,6 +11,9 @@ tokio::task_local! {
     static CURRENT: Deadline;
 }
 
+/// A future run under a [`Deadline`] (see [`Deadline::scoped`]).
+pub type Scoped<F> = tokio::task::futures::TaskLocalFuture<Deadline, F>;
+
 /// A point in (tokio) time by which a request must be done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Deadline {
@@ -58,11 +61,27 @@ impl Deadline {
     /// Runs `fut` with this deadline as [`Deadline::current`]; an outer deadline that is
     /// sooner wins, so an inner scope can only shorten the time left.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        self.scoped(fut).await
+    }
+
+    /// Runs `f` with this deadline as [`Deadline::current`] (the sooner of it and an outer
+    /// one): for work done before a future is polled, such as a service's `call`.
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
         let effective = match Self::current() {
             Some(outer) if outer < self => outer,
             _ => self,
         };
-        CURRENT.scope(effective, fut).await
+        CURRENT.sync_scope(effective, f)
+    }
+
+    /// [`scope`](Self::scope) as a named future, for hand-written futures that hold it. The
+    /// outer deadline is read now (call it from the task that will poll the future).
+    pub fn scoped<F: Future>(self, fut: F) -> Scoped<F> {
+        let effective = match Self::current() {
+            Some(outer) if outer < self => outer,
+            _ => self,
+        };
+        CURRENT.scope(effective, fut)
     }
 }
 

@@ -150,6 +150,17 @@ pub enum ResilienceEvent {
         /// Why the attempt failed.
         class: FailureClass,
     },
+    /// A router moved a request from one model to the next.
+    Failover {
+        /// The model that did not answer well (or was skipped).
+        from: ModelId,
+        /// The model tried next.
+        to: ModelId,
+        /// Why `from` was left: its outcome (`Rejected` when it was skipped as unavailable).
+        reason: crate::Outcome,
+        /// Time spent on `from`.
+        latency: Duration,
+    },
     /// The health registry changed its view of a model.
     HealthChanged {
         /// The model.
@@ -183,6 +194,7 @@ impl ResilienceEvent {
             | Self::Retry { model, .. }
             | Self::RetryStopped { model, .. }
             | Self::HealthChanged { model, .. } => model,
+            Self::Failover { from, .. } => from,
         }
     }
 }

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod availability;
 mod classify;
 mod deadline;
 mod error;
@@ -34,11 +35,12 @@ mod outcome;
 mod random;
 mod retry_after;
 
+pub use availability::Available;
 pub use classify::{
     AsError, Classified, Classify, ClassifyFn, EosRecorder, ErrorClassifier, HttpClassifier,
     classify_error, classify_fn, classify_status,
 };
-pub use deadline::Deadline;
+pub use deadline::{Deadline, Scoped};
 pub use error::{BoxError, ConfigError, Rejected};
 pub use event::{CircuitState, EventReceiver, EventSink, HealthStatus, ResilienceEvent, RetryStop};
 pub use model::ModelId;

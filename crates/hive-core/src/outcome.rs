@@ -207,6 +207,8 @@ pub enum RejectReason {
     HalfOpenBusy,
     /// The health checker marked the model unhealthy.
     Unhealthy,
+    /// A router skipped the model: its breaker or health said it cannot take a call now.
+    Unavailable,
 }
 
 impl fmt::Display for RejectReason {
@@ -218,6 +220,7 @@ impl fmt::Display for RejectReason {
             Self::ForcedOpen => f.write_str("circuit forced open"),
             Self::HalfOpenBusy => f.write_str("circuit half-open, all probe permits taken"),
             Self::Unhealthy => f.write_str("model unhealthy"),
+            Self::Unavailable => f.write_str("model unavailable, skipped"),
         }
     }
 }

@@ -534,6 +534,13 @@ impl HealthHandle {
     }
 }
 
+impl hive_core::Available for HealthHandle {
+    /// Whether the health gate would let a call through (anything but unhealthy).
+    fn available(&self) -> bool {
+        self.status() != HealthStatus::Unhealthy
+    }
+}
+
 fn set_probe(word: u32, status: HealthStatus) -> u32 {
     (word & !(0b11 << PROBE_SHIFT)) | ((status as u32) << PROBE_SHIFT)
 }

@@ -1,0 +1,72 @@
+//! [`Route`]: one model the router may call.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use hive_core::{Available, ModelId};
+
+/// One model behind the router: its name, its service (usually its whole resilience stack),
+/// its context window, and what says whether it can take a call now.
+pub struct Route<S> {
+    pub(crate) model: ModelId,
+    pub(crate) service: S,
+    pub(crate) context_window: Option<u64>,
+    pub(crate) availability: Vec<Arc<dyn Available>>,
+    pub(crate) min_attempt_time: Duration,
+}
+
+impl<S> Route<S> {
+    /// A route to `model` through `service`.
+    pub fn new(model: impl Into<ModelId>, service: S) -> Self {
+        Self {
+            model: model.into(),
+            service,
+            context_window: None,
+            availability: Vec::new(),
+            min_attempt_time: Duration::ZERO,
+        }
+    }
+
+    /// The model's context window in tokens: a request that exceeded a smaller model's goes
+    /// here.
+    #[must_use]
+    pub fn context_window(mut self, tokens: u64) -> Self {
+        self.context_window = Some(tokens);
+        self
+    }
+
+    /// Skip this model while `signal` says it cannot take a call (its breaker handle, its
+    /// health handle); every signal must agree.
+    #[must_use]
+    pub fn available_when(mut self, signal: impl Available + 'static) -> Self {
+        self.availability.push(Arc::new(signal));
+        self
+    }
+
+    /// Do not start an attempt on this model with less than this left of the request's
+    /// deadline. Default zero.
+    #[must_use]
+    pub fn min_attempt_time(mut self, time: Duration) -> Self {
+        self.min_attempt_time = time;
+        self
+    }
+
+    /// The model.
+    pub fn model(&self) -> ModelId {
+        self.model
+    }
+
+    pub(crate) fn is_available(&self) -> bool {
+        self.availability.iter().all(|a| a.available())
+    }
+}
+
+impl<S> fmt::Debug for Route<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("model", &self.model)
+            .field("context_window", &self.context_window)
+            .field("available", &self.is_available())
+            .field("min_attempt_time", &self.min_attempt_time)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,243 @@
+//! [`FallbackRouter`]: a `Service` over per-model services.
+
+use std::{
+    fmt,
+    marker::PhantomData,
+    sync::{Arc, RwLock},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use hive_core::{BoxError, Classify, ConfigError, ErrorClassifier, EventSink, ModelId};
+use tower_service::Service;
+
+use crate::{FallbackPolicy, Route, future::ResponseFuture};
+
+/// An answer from the router, and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed<T> {
+    /// The answer.
+    pub response: T,
+    /// The model that answered; `None` for a degraded answer.
+    pub model: Option<ModelId>,
+    /// Attempts made (models called), the answering one included.
+    pub attempts: u32,
+    /// Whether this is the configured degraded answer because no model answered.
+    pub degraded: bool,
+}
+
+type Fallback<Res> = Arc<dyn Fn() -> Option<Res> + Send + Sync>;
+type OnAnswer<Res> = Arc<dyn Fn(&Res) + Send + Sync>;
+
+pub(crate) struct Shared<S, Res> {
+    pub(crate) routes: Vec<Route<S>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) policy: FallbackPolicy,
+    pub(crate) degraded: Option<Fallback<Res>>,
+    pub(crate) on_answer: Option<OnAnswer<Res>>,
+    pub(crate) events: EventSink,
+}
+
+/// Routes each request to its models in priority order: the first that answers wins; a
+/// failure the [`FallbackPolicy`] names moves on to the next model; an unavailable model is
+/// skipped without a call. One deadline covers every attempt; it is passed down as the
+/// [`Deadline`](hive_core::Deadline) of each attempt, and an attempt that cannot fit is not
+/// started. When no model answers, an optional degraded answer (static, or the last good
+/// one) is returned, marked [`Routed::degraded`].
+///
+/// `poll_ready` is always ready: each model's service is polled ready inside the response
+/// future, just before it is called, so one busy model never blocks the others.
+pub struct FallbackRouter<S, Res, C = ErrorClassifier> {
+    shared: Arc<Shared<S, Res>>,
+    classifier: C,
+}
+
+impl<S, Res, C: Clone> Clone for FallbackRouter<S, Res, C> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+impl<S, Res> FallbackRouter<S, Res> {
+    /// A builder; add routes in priority order.
+    pub fn builder() -> FallbackRouterBuilder<S, Res> {
+        FallbackRouterBuilder {
+            routes: Vec::new(),
+            timeout: None,
+            policy: FallbackPolicy::default(),
+            degraded: None,
+            on_answer: None,
+            events: EventSink::none(),
+            classifier: ErrorClassifier,
+            _response: PhantomData,
+        }
+    }
+}
+
+impl<S, Res, C> FallbackRouter<S, Res, C> {
+    /// The models, in priority order.
+    pub fn models(&self) -> Vec<ModelId> {
+        self.shared.routes.iter().map(|r| r.model).collect()
+    }
+}
+
+impl<S, Res, C, Req> Service<Req> for FallbackRouter<S, Res, C>
+where
+    S: Service<Req, Response = Res> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Res, S::Error> + Clone,
+    Req: Clone,
+{
+    type Response = Routed<Res>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, Res, C>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        ResponseFuture::new(Arc::clone(&self.shared), self.classifier.clone(), request)
+    }
+}
+
+impl<S, Res, C> fmt::Debug for FallbackRouter<S, Res, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackRouter")
+            .field("routes", &self.shared.routes)
+            .field("timeout", &self.shared.timeout)
+            .field("policy", &self.shared.policy)
+            .field("degraded", &self.shared.degraded.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`FallbackRouter`].
+#[must_use]
+pub struct FallbackRouterBuilder<S, Res, C = ErrorClassifier> {
+    routes: Vec<Route<S>>,
+    timeout: Option<Duration>,
+    policy: FallbackPolicy,
+    degraded: Option<Fallback<Res>>,
+    on_answer: Option<OnAnswer<Res>>,
+    events: EventSink,
+    classifier: C,
+    _response: PhantomData<fn() -> Res>,
+}
+
+impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
+    /// Adds the next model, in priority order.
+    pub fn route(mut self, route: Route<S>) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// One deadline for the whole request: every attempt and every fallback. An outer
+    /// [`Deadline`](hive_core::Deadline) that is sooner wins.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Which outcomes fall back.
+    pub fn policy(mut self, policy: FallbackPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// When no model answers, answer `response` (marked degraded) instead of an error.
+    pub fn degraded_static(mut self, response: Res) -> Self
+    where
+        Res: Clone + Send + Sync + 'static,
+    {
+        self.degraded = Some(Arc::new(move || Some(response.clone())));
+        self
+    }
+
+    /// When no model answers, answer the last good answer (marked degraded), if there was
+    /// one. Each answer is kept with a non-blocking write; a write that would wait is
+    /// skipped.
+    pub fn degraded_last_good(mut self) -> Self
+    where
+        Res: Clone + Send + Sync + 'static,
+    {
+        let last = Arc::new(RwLock::new(None::<Res>));
+        let keep = Arc::clone(&last);
+        self.on_answer = Some(Arc::new(move |response: &Res| {
+            if let Ok(mut slot) = keep.try_write() {
+                *slot = Some(response.clone());
+            }
+        }));
+        self.degraded = Some(Arc::new(move || {
+            last.read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+        }));
+        self
+    }
+
+    /// Where failovers are reported.
+    pub fn events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Uses `classifier` to decide whether an answer is good.
+    pub fn classifier<C2>(self, classifier: C2) -> FallbackRouterBuilder<S, Res, C2> {
+        FallbackRouterBuilder {
+            routes: self.routes,
+            timeout: self.timeout,
+            policy: self.policy,
+            degraded: self.degraded,
+            on_answer: self.on_answer,
+            events: self.events,
+            classifier,
+            _response: PhantomData,
+        }
+    }
+
+    /// Validates: at least one route, distinct models, a timeout above zero.
+    pub fn build(self) -> Result<FallbackRouter<S, Res, C>, ConfigError> {
+        if self.routes.is_empty() {
+            return Err(ConfigError::new(
+                "route",
+                "a router needs at least one route",
+            ));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if self.routes[..i].iter().any(|r| r.model == route.model) {
+                return Err(ConfigError::new(
+                    "route",
+                    format!("model `{}` is routed twice", route.model),
+                ));
+            }
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(ConfigError::new("timeout", "must be above zero"));
+        }
+        Ok(FallbackRouter {
+            shared: Arc::new(Shared {
+                routes: self.routes,
+                timeout: self.timeout,
+                policy: self.policy,
+                degraded: self.degraded,
+                on_answer: self.on_answer,
+                events: self.events,
+            }),
+            classifier: self.classifier,
+        })
+    }
+}
+
+impl<S, Res, C> fmt::Debug for FallbackRouterBuilder<S, Res, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackRouterBuilder")
+            .field("routes", &self.routes)
+            .field("timeout", &self.timeout)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
