@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod availability;
+mod budget;
 mod classify;
 mod deadline;
 mod error;
@@ -36,6 +37,7 @@ mod random;
 mod retry_after;
 
 pub use availability::Available;
+pub use budget::Budget;
 pub use classify::{
     AsError, Classified, Classify, ClassifyFn, EosRecorder, ErrorClassifier, HttpClassifier,
     classify_error, classify_fn, classify_status,

@@ -60,15 +60,15 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
-mod budget;
 mod config;
 mod future;
 mod layer;
 mod service;
 
 pub use backoff::{Backoff, Jitter};
-pub use budget::RetryBudget;
 pub use config::{DEFAULT_RETRYABLE, RetryConfig, RetryConfigBuilder};
 pub use future::ResponseFuture;
+/// The retry budget: a [`Budget`](hive_core::Budget) whose extra calls are retries.
+pub use hive_core::Budget as RetryBudget;
 pub use layer::RetryLayer;
 pub use service::Retry;

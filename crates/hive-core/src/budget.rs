@@ -1,5 +1,5 @@
-//! [`RetryBudget`]: a token bucket that caps retries to a share of requests (Finagle's
-//! `RetryBudget`, tower's `TpsBudget`), lock-free.
+//! [`Budget`]: a token bucket that caps extra work (retries, hedges) to a share of requests
+//! (Finagle's `RetryBudget`, tower's `TpsBudget`), lock-free.
 
 use std::{
     fmt,
@@ -10,22 +10,22 @@ use std::{
     time::Duration,
 };
 
-use hive_core::ConfigError;
+use crate::ConfigError;
 use tokio::time::Instant;
 
 const SLOTS: usize = 10;
 const TOKEN: i64 = 1000;
 
-/// Caps retries at `retry_ratio` of the requests seen in the last `ttl`, plus a floor of
-/// `min_per_sec` retries per second that is always allowed.
+/// Caps extra calls (retries, hedges) at `ratio` of the requests seen in the last `ttl`,
+/// plus a floor of `min_per_sec` extra calls per second that is always allowed.
 ///
-/// Every original request deposits `retry_ratio` of a token; every retry withdraws one
+/// Every original request deposits `ratio` of a token; every extra call withdraws one
 /// token. Deposits and withdrawals leave the balance after `ttl`, so a quiet spell cannot
 /// save up a storm. At 100% upstream failure the calls reaching the model are at most
-/// `requests × (1 + retry_ratio) + min_per_sec × ttl`. Clones share one budget: give one
-/// budget to every retry layer of a model (or of a whole gateway).
+/// `requests × (1 + ratio) + min_per_sec × ttl`. Clones share one budget: give one budget
+/// to every retry layer of a model (or of a whole gateway).
 #[derive(Clone)]
-pub struct RetryBudget {
+pub struct Budget {
     inner: Arc<Inner>,
 }
 
@@ -37,7 +37,7 @@ struct Inner {
     reserve: i64,
     ttl: Duration,
     min_per_sec: u32,
-    retry_ratio: f64,
+    ratio: f64,
 }
 
 #[derive(Default)]
@@ -46,20 +46,20 @@ struct Slot {
     balance: AtomicI64,
 }
 
-impl RetryBudget {
-    /// A budget remembering `ttl` (1 s to 60 s), allowing `min_per_sec` retries per second
-    /// at least and `retry_ratio` (0 to 1000) retries per request on top.
-    pub fn new(ttl: Duration, min_per_sec: u32, retry_ratio: f64) -> Result<Self, ConfigError> {
+impl Budget {
+    /// A budget remembering `ttl` (1 s to 60 s), allowing `min_per_sec` extra calls per
+    /// second at least and `ratio` (0 to 1000) extra calls per request on top.
+    pub fn new(ttl: Duration, min_per_sec: u32, ratio: f64) -> Result<Self, ConfigError> {
         if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&ttl) {
             return Err(ConfigError::new(
-                "retry_budget.ttl",
+                "budget.ttl",
                 format!("{ttl:?} is outside 1 s..=60 s"),
             ));
         }
-        if !(retry_ratio.is_finite() && (0.0..=1000.0).contains(&retry_ratio)) {
+        if !(ratio.is_finite() && (0.0..=1000.0).contains(&ratio)) {
             return Err(ConfigError::new(
-                "retry_budget.retry_ratio",
-                format!("{retry_ratio} is outside 0..=1000"),
+                "budget.ratio",
+                format!("{ratio} is outside 0..=1000"),
             ));
         }
         let reserve = i64::from(min_per_sec) * ttl.as_millis() as i64;
@@ -68,11 +68,11 @@ impl RetryBudget {
                 epoch: Instant::now(),
                 slot_us: (ttl.as_micros() / SLOTS as u128) as u64,
                 slots: Default::default(),
-                deposit: (retry_ratio * TOKEN as f64).round() as i64,
+                deposit: (ratio * TOKEN as f64).round() as i64,
                 reserve,
                 ttl,
                 min_per_sec,
-                retry_ratio,
+                ratio,
             }),
         })
     }
@@ -88,19 +88,19 @@ impl RetryBudget {
                 reserve: 10 * 10 * TOKEN,
                 ttl: Duration::from_secs(10),
                 min_per_sec: 10,
-                retry_ratio: 0.2,
+                ratio: 0.2,
             }),
         }
     }
 
-    /// Records an original request (a deposit of `retry_ratio` tokens).
+    /// Records an original request (a deposit of `ratio` tokens).
     #[inline]
     pub fn deposit(&self) {
         let (slot, _) = self.inner.current();
         slot.balance.fetch_add(self.inner.deposit, Ordering::AcqRel);
     }
 
-    /// Takes one token for a retry; `false` when the budget is spent.
+    /// Takes one token for an extra call; `false` when the budget is spent.
     pub fn withdraw(&self) -> bool {
         let (slot, now) = self.inner.current();
         if self.inner.balance_at(now) >= TOKEN {
@@ -111,7 +111,7 @@ impl RetryBudget {
         }
     }
 
-    /// Retries allowed now (whole tokens).
+    /// Extra calls allowed now (whole tokens).
     pub fn balance(&self) -> i64 {
         let (_, now) = self.inner.current();
         self.inner.balance_at(now) / TOKEN
@@ -149,12 +149,12 @@ impl Inner {
     }
 }
 
-impl fmt::Debug for RetryBudget {
+impl fmt::Debug for Budget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryBudget")
+        f.debug_struct("Budget")
             .field("ttl", &self.inner.ttl)
             .field("min_per_sec", &self.inner.min_per_sec)
-            .field("retry_ratio", &self.inner.retry_ratio)
+            .field("ratio", &self.inner.ratio)
             .field("balance", &self.balance())
             .finish()
     }
@@ -166,7 +166,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deposits_fund_retries_and_expire_after_the_ttl() {
-        let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
+        let budget = Budget::new(Duration::from_secs(10), 0, 0.5).unwrap();
         assert!(!budget.withdraw());
         for _ in 0..4 {
             budget.deposit();
@@ -184,7 +184,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_floor_allows_min_per_sec_over_the_ttl() {
-        let budget = RetryBudget::new(Duration::from_secs(2), 3, 0.0).unwrap();
+        let budget = Budget::new(Duration::from_secs(2), 3, 0.0).unwrap();
         let granted = (0..100).filter(|_| budget.withdraw()).count();
         assert_eq!(granted, 6);
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -193,9 +193,9 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_field() {
-        let err = RetryBudget::new(Duration::ZERO, 1, 0.1).unwrap_err();
-        assert_eq!(err.field, "retry_budget.ttl");
-        let err = RetryBudget::new(Duration::from_secs(5), 1, f64::NAN).unwrap_err();
-        assert_eq!(err.field, "retry_budget.retry_ratio");
+        let err = Budget::new(Duration::ZERO, 1, 0.1).unwrap_err();
+        assert_eq!(err.field, "budget.ttl");
+        let err = Budget::new(Duration::from_secs(5), 1, f64::NAN).unwrap_err();
+        assert_eq!(err.field, "budget.ratio");
     }
 }
