@@ -161,6 +161,15 @@ pub enum ResilienceEvent {
         /// Time spent on `from`.
         latency: Duration,
     },
+    /// A hedging router started another model while the first was still working.
+    Hedge {
+        /// The model still working (the one started first).
+        from: ModelId,
+        /// The model started beside it.
+        to: ModelId,
+        /// How long after the first the hedge started.
+        after: Duration,
+    },
     /// The health registry changed its view of a model.
     HealthChanged {
         /// The model.
@@ -194,7 +203,7 @@ impl ResilienceEvent {
             | Self::Retry { model, .. }
             | Self::RetryStopped { model, .. }
             | Self::HealthChanged { model, .. } => model,
-            Self::Failover { from, .. } => from,
+            Self::Failover { from, .. } | Self::Hedge { from, .. } => from,
         }
     }
 }

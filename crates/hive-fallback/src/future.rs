@@ -17,7 +17,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::{FailedAttempt, FallbackError, Routed, policy::Decision, router::Shared};
+use crate::{
+    FailedAttempt, FallbackError, Routed, Strategy, policy::Decision, race::Race, router::Shared,
+};
 
 /// Stands in for "no deadline" in the scope given to attempts.
 const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -30,6 +32,81 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
+        inner: Inner<S, Req, Res, C>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<S, Req, Res, C>
+    where
+        S: Service<Req>,
+    {
+        Sequential { #[pin] future: Sequential<S, Req, Res, C> },
+        Race { #[pin] future: Race<S, Req, Res, C> },
+    }
+}
+
+impl<S, Req, Res, C> ResponseFuture<S, Req, Res, C>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req) -> Self {
+        let inner = match &shared.strategy {
+            Strategy::Sequential => Inner::Sequential {
+                future: Sequential::new(shared, classifier, request, None),
+            },
+            Strategy::Weighted { random } => {
+                let first = shared.weighted_first(random);
+                Inner::Sequential {
+                    future: Sequential::new(shared, classifier, request, first),
+                }
+            }
+            Strategy::Parallel { .. } | Strategy::Hedged { .. } => Inner::Race {
+                future: Race::new(shared, classifier, request),
+            },
+        };
+        Self { inner }
+    }
+}
+
+impl<S, Req, Res, C> Future for ResponseFuture<S, Req, Res, C>
+where
+    S: Service<Req, Response = Res> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Res, S::Error>,
+    Req: Clone,
+{
+    type Output = Result<Routed<Res>, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            InnerProj::Sequential { future } => future.poll(cx),
+            InnerProj::Race { future } => future.poll(cx),
+        }
+    }
+}
+
+impl<S, Req, Res, C> fmt::Debug for ResponseFuture<S, Req, Res, C>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Sequential { future } => future.fmt(f),
+            Inner::Race { future } => future.fmt(f),
+        }
+    }
+}
+
+pin_project! {
+    /// One model at a time, in priority order (or a weighted first pick, then priority).
+    pub(crate) struct Sequential<S, Req, Res, C>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
         state: State<S, S::Future>,
         #[pin]
         timer: Sleep,
@@ -37,6 +114,8 @@ pin_project! {
         classifier: C,
         request: Req,
         deadline: Option<Deadline>,
+        // The weighted first pick; then the others in priority order.
+        first: Option<usize>,
         next: usize,
         current: usize,
         attempts: u32,
@@ -58,18 +137,33 @@ pin_project! {
     }
 }
 
-impl<S, Req, Res, C> ResponseFuture<S, Req, Res, C>
+/// The request's deadline: the router's timeout or an outer deadline, the sooner.
+pub(crate) fn request_deadline<S, Res>(shared: &Shared<S, Res>) -> Option<Deadline> {
+    let own = shared.timeout.map(Deadline::after);
+    match (own, Deadline::current()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A timer for the deadline (never polled without one).
+pub(crate) fn deadline_timer(deadline: Option<Deadline>) -> Sleep {
+    tokio::time::sleep_until(deadline.map_or_else(|| Instant::now() + FAR, |d| d.instant()))
+}
+
+/// The scope an attempt runs under: the deadline, or none in practice.
+pub(crate) fn attempt_scope(deadline: Option<Deadline>) -> Deadline {
+    deadline.unwrap_or_else(|| Deadline::at(Instant::now() + FAR))
+}
+
+impl<S, Req, Res, C> Sequential<S, Req, Res, C>
 where
     S: Service<Req>,
 {
-    pub(crate) fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req) -> Self {
-        let own = shared.timeout.map(Deadline::after);
-        let deadline = match (own, Deadline::current()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req, first: Option<usize>) -> Self {
+        let deadline = request_deadline(&shared);
         let now = Instant::now();
-        let timer = tokio::time::sleep_until(deadline.map_or(now + FAR, |d| d.instant()));
+        let timer = deadline_timer(deadline);
         Self {
             state: State::Pick,
             timer,
@@ -77,6 +171,7 @@ where
             classifier,
             request,
             deadline,
+            first,
             next: 0,
             current: 0,
             attempts: 0,
@@ -88,7 +183,7 @@ where
     }
 }
 
-impl<S, Req, Res, C> Future for ResponseFuture<S, Req, Res, C>
+impl<S, Req, Res, C> Future for Sequential<S, Req, Res, C>
 where
     S: Service<Req, Response = Res> + Clone,
     S::Error: Into<BoxError>,
@@ -119,8 +214,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Pick => {
+                    let order = Order { first: *this.first };
                     let Some(index) = pick(
                         &shared,
+                        order,
                         this.next,
                         *this.min_context,
                         this.leaving,
@@ -171,9 +268,7 @@ where
                     Poll::Ready(Ok(())) => {
                         *this.attempts += 1;
                         *this.started = Instant::now();
-                        let scope = this
-                            .deadline
-                            .unwrap_or_else(|| Deadline::at(*this.started + FAR));
+                        let scope = attempt_scope(*this.deadline);
                         let request = this.request.clone();
                         let future = scope.sync_scope(|| service.call(request));
                         this.state.set(State::Calling {
@@ -190,18 +285,17 @@ where
                         // A streamed answer has begun: it is the answer.
                         Classified::AtEndOfStream => Outcome::Success,
                     };
-                    let mut decision = shared.policy.decide(&outcome);
-                    if decision == Decision::LargerContext {
-                        let here = route.context_window.unwrap_or(0);
-                        let larger = shared.routes[*this.next..]
-                            .iter()
-                            .any(|r| r.context_window.is_some_and(|w| w > here));
-                        if larger {
-                            *this.min_context = Some(here);
-                        } else {
-                            decision = Decision::Return;
-                        }
+                    if shared.track_stats {
+                        route.stats.record(outcome == Outcome::Success, latency);
                     }
+                    let order = Order { first: *this.first };
+                    let decision = decide(
+                        &shared,
+                        &outcome,
+                        *this.current,
+                        order.remaining(&shared, *this.next),
+                        this.min_context,
+                    );
                     let routed = |response| Routed {
                         response,
                         model: Some(route.model),
@@ -242,17 +336,68 @@ where
     }
 }
 
-/// The next route to try from `next` on, skipping (and recording) unavailable ones and, after
-/// a context-length failure, those not larger than `min_context`.
-fn pick<S, Res>(
+/// The order routes are tried in: priority order, or a weighted first pick and then the
+/// others in priority order. Positions run from 0 to the number of routes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Order {
+    pub(crate) first: Option<usize>,
+}
+
+impl Order {
+    /// The route at `position`.
+    fn route_at(self, position: usize) -> usize {
+        match self.first {
+            Some(first) if position == 0 => first,
+            Some(first) if position <= first => position - 1,
+            _ => position,
+        }
+    }
+
+    /// The routes from `position` on.
+    pub(crate) fn remaining<S, Res>(
+        self,
+        shared: &Shared<S, Res>,
+        position: usize,
+    ) -> impl Iterator<Item = usize> {
+        (position..shared.routes.len()).map(move |p| self.route_at(p))
+    }
+}
+
+/// What to do with an attempt's outcome; for a context-length failure, whether a larger model
+/// remains among `remaining` (then `min_context` is set, else the refusal is returned).
+pub(crate) fn decide<S, Res>(
     shared: &Shared<S, Res>,
+    outcome: &Outcome,
+    current: usize,
+    mut remaining: impl Iterator<Item = usize>,
+    min_context: &mut Option<u64>,
+) -> Decision {
+    let decision = shared.policy.decide(outcome);
+    if decision != Decision::LargerContext {
+        return decision;
+    }
+    let here = shared.routes[current].context_window.unwrap_or(0);
+    if remaining.any(|i| shared.routes[i].context_window.is_some_and(|w| w > here)) {
+        *min_context = Some(here);
+        Decision::LargerContext
+    } else {
+        Decision::Return
+    }
+}
+
+/// The next route to try from position `next` on, skipping (and recording) unavailable ones
+/// and, after a context-length failure, those not larger than `min_context`.
+pub(crate) fn pick<S, Res>(
+    shared: &Shared<S, Res>,
+    order: Order,
     next: &mut usize,
     min_context: Option<u64>,
     leaving: &mut Option<(ModelId, Outcome, Duration)>,
     failed: &mut Vec<FailedAttempt>,
 ) -> Option<usize> {
-    while let Some(route) = shared.routes.get(*next) {
-        let index = *next;
+    while *next < shared.routes.len() {
+        let index = order.route_at(*next);
+        let route = &shared.routes[index];
         *next += 1;
         if let Some(min) = min_context {
             if route.context_window.is_none_or(|w| w <= min) {
@@ -276,7 +421,7 @@ fn pick<S, Res>(
     None
 }
 
-fn failover<S, Res>(
+pub(crate) fn failover<S, Res>(
     shared: &Shared<S, Res>,
     from: ModelId,
     to: ModelId,
@@ -292,13 +437,13 @@ fn failover<S, Res>(
     });
 }
 
-enum Ending {
+pub(crate) enum Ending {
     Exhausted,
     Deadline,
 }
 
 /// No model answered: the degraded answer if there is one, else the typed error.
-fn finish<S, Res>(
+pub(crate) fn finish<S, Res>(
     shared: &Shared<S, Res>,
     attempts: u32,
     failed: &mut Vec<FailedAttempt>,
@@ -319,12 +464,12 @@ fn finish<S, Res>(
     }))
 }
 
-impl<S, Req, Res, C> fmt::Debug for ResponseFuture<S, Req, Res, C>
+impl<S, Req, Res, C> fmt::Debug for Sequential<S, Req, Res, C>
 where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
+        f.debug_struct("Sequential")
             .field("attempts", &self.attempts)
             .field("deadline", &self.deadline)
             .field("failed", &self.failed)

@@ -46,11 +46,15 @@
 mod error;
 mod future;
 mod policy;
+mod race;
 mod route;
 mod router;
+mod stats;
+mod strategy;
 
 pub use error::{FailedAttempt, FallbackError};
 pub use future::ResponseFuture;
 pub use policy::{ClientErrorAction, FallbackPolicy};
 pub use route::Route;
 pub use router::{FallbackRouter, FallbackRouterBuilder, Routed};
+pub use strategy::{HedgeDelay, Strategy};

@@ -4,6 +4,8 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use hive_core::{Available, ModelId};
 
+use crate::stats::RouteStats;
+
 /// One model behind the router: its name, its service (usually its whole resilience stack),
 /// its context window, and what says whether it can take a call now.
 pub struct Route<S> {
@@ -12,6 +14,7 @@ pub struct Route<S> {
     pub(crate) context_window: Option<u64>,
     pub(crate) availability: Vec<Arc<dyn Available>>,
     pub(crate) min_attempt_time: Duration,
+    pub(crate) stats: RouteStats,
 }
 
 impl<S> Route<S> {
@@ -23,6 +26,7 @@ impl<S> Route<S> {
             context_window: None,
             availability: Vec::new(),
             min_attempt_time: Duration::ZERO,
+            stats: RouteStats::default(),
         }
     }
 
@@ -67,6 +71,8 @@ impl<S> fmt::Debug for Route<S> {
             .field("context_window", &self.context_window)
             .field("available", &self.is_available())
             .field("min_attempt_time", &self.min_attempt_time)
+            .field("success_rate", &self.stats.success_rate())
+            .field("latency", &self.stats.latency())
             .finish_non_exhaustive()
     }
 }

@@ -11,7 +11,7 @@ use std::{
 use hive_core::{BoxError, Classify, ConfigError, ErrorClassifier, EventSink, ModelId};
 use tower_service::Service;
 
-use crate::{FallbackPolicy, Route, future::ResponseFuture};
+use crate::{FallbackPolicy, HedgeDelay, Route, Strategy, future::ResponseFuture};
 
 /// An answer from the router, and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ type OnAnswer<Res> = Arc<dyn Fn(&Res) + Send + Sync>;
 
 pub(crate) struct Shared<S, Res> {
     pub(crate) routes: Vec<Route<S>>,
+    pub(crate) strategy: Strategy,
+    pub(crate) track_stats: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) policy: FallbackPolicy,
     pub(crate) degraded: Option<Fallback<Res>>,
@@ -38,9 +40,10 @@ pub(crate) struct Shared<S, Res> {
     pub(crate) events: EventSink,
 }
 
-/// Routes each request to its models in priority order: the first that answers wins; a
-/// failure the [`FallbackPolicy`] names moves on to the next model; an unavailable model is
-/// skipped without a call. One deadline covers every attempt; it is passed down as the
+/// Routes each request to its models by a [`Strategy`] (sequential by default: priority
+/// order, the next model only after a failure); the first answer wins; a failure the
+/// [`FallbackPolicy`] names moves on to the next model; an unavailable model is skipped
+/// without a call. One deadline covers every attempt; it is passed down as the
 /// [`Deadline`](hive_core::Deadline) of each attempt, and an attempt that cannot fit is not
 /// started. When no model answers, an optional degraded answer (static, or the last good
 /// one) is returned, marked [`Routed::degraded`].
@@ -66,6 +69,7 @@ impl<S, Res> FallbackRouter<S, Res> {
     pub fn builder() -> FallbackRouterBuilder<S, Res> {
         FallbackRouterBuilder {
             routes: Vec::new(),
+            strategy: Strategy::Sequential,
             timeout: None,
             policy: FallbackPolicy::default(),
             degraded: None,
@@ -104,10 +108,38 @@ where
     }
 }
 
+impl<S, Res> Shared<S, Res> {
+    /// For weighted routing: a first route drawn in proportion to the live scores of the
+    /// available routes.
+    pub(crate) fn weighted_first(&self, random: &hive_core::SharedRandom) -> Option<usize> {
+        let score = |r: &Route<S>| {
+            if r.is_available() {
+                r.stats.score()
+            } else {
+                0.0
+            }
+        };
+        let total: f64 = self.routes.iter().map(score).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let mut target = random.unit() * total;
+        for (index, route) in self.routes.iter().enumerate() {
+            let s = score(route);
+            if s > 0.0 && target < s {
+                return Some(index);
+            }
+            target -= s;
+        }
+        self.routes.iter().rposition(|r| score(r) > 0.0)
+    }
+}
+
 impl<S, Res, C> fmt::Debug for FallbackRouter<S, Res, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackRouter")
             .field("routes", &self.shared.routes)
+            .field("strategy", &self.shared.strategy)
             .field("timeout", &self.shared.timeout)
             .field("policy", &self.shared.policy)
             .field("degraded", &self.shared.degraded.is_some())
@@ -119,6 +151,7 @@ impl<S, Res, C> fmt::Debug for FallbackRouter<S, Res, C> {
 #[must_use]
 pub struct FallbackRouterBuilder<S, Res, C = ErrorClassifier> {
     routes: Vec<Route<S>>,
+    strategy: Strategy,
     timeout: Option<Duration>,
     policy: FallbackPolicy,
     degraded: Option<Fallback<Res>>,
@@ -132,6 +165,12 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
     /// Adds the next model, in priority order.
     pub fn route(mut self, route: Route<S>) -> Self {
         self.routes.push(route);
+        self
+    }
+
+    /// How each request is spread over the models. Default [`Strategy::Sequential`].
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
         self
     }
 
@@ -189,6 +228,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
     pub fn classifier<C2>(self, classifier: C2) -> FallbackRouterBuilder<S, Res, C2> {
         FallbackRouterBuilder {
             routes: self.routes,
+            strategy: self.strategy,
             timeout: self.timeout,
             policy: self.policy,
             degraded: self.degraded,
@@ -218,9 +258,36 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
         if self.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::new("timeout", "must be above zero"));
         }
+        match &self.strategy {
+            Strategy::Parallel { first: Some(0) } => {
+                return Err(ConfigError::new(
+                    "strategy",
+                    "a parallel race needs at least one model",
+                ));
+            }
+            Strategy::Hedged { max_hedges: 0, .. } => {
+                return Err(ConfigError::new(
+                    "strategy",
+                    "hedging needs max_hedges of at least 1",
+                ));
+            }
+            Strategy::Hedged {
+                delay: HedgeDelay::Percentile { percentile, .. },
+                ..
+            } if !(*percentile > 0.0 && *percentile < 1.0) => {
+                return Err(ConfigError::new(
+                    "strategy",
+                    format!("hedge percentile {percentile} is outside (0, 1)"),
+                ));
+            }
+            _ => {}
+        }
+        let track_stats = self.strategy.tracks_stats();
         Ok(FallbackRouter {
             shared: Arc::new(Shared {
                 routes: self.routes,
+                strategy: self.strategy,
+                track_stats,
                 timeout: self.timeout,
                 policy: self.policy,
                 degraded: self.degraded,
@@ -236,6 +303,7 @@ impl<S, Res, C> fmt::Debug for FallbackRouterBuilder<S, Res, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackRouterBuilder")
             .field("routes", &self.routes)
+            .field("strategy", &self.strategy)
             .field("timeout", &self.timeout)
             .field("policy", &self.policy)
             .finish_non_exhaustive()

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -10,138 +12,14 @@ use std::{
     time::Duration,
 };
 
+use common::*;
 use hive_core::{
-    Available, BoxError, ClientErrorClass, Deadline, EventReceiver, EventSink, FailureClass,
-    Outcome, RejectReason, ResilienceEvent, classify_fn,
+    Available, BoxError, ClientErrorClass, Deadline, EventSink, FailureClass, Outcome,
+    RejectReason, ResilienceEvent, classify_fn,
 };
-use hive_fallback::{FallbackError, FallbackRouter, FallbackRouterBuilder, Route, Routed};
-use tokio::time::{Instant, sleep};
+use hive_fallback::{FallbackError, FallbackRouter, Route, Routed};
+use tokio::time::Instant;
 use tower::{ServiceExt, util::BoxCloneService};
-
-/// What a fake model answers: its outcome, after a delay.
-#[derive(Clone, Copy, Debug)]
-struct Behaviour {
-    outcome: Outcome,
-    after_ms: u64,
-}
-
-fn ok(after_ms: u64) -> Behaviour {
-    Behaviour {
-        outcome: Outcome::Success,
-        after_ms,
-    }
-}
-
-fn fail(class: FailureClass) -> Behaviour {
-    Behaviour {
-        outcome: Outcome::failure(class),
-        after_ms: 10,
-    }
-}
-
-fn refuse(class: ClientErrorClass) -> Behaviour {
-    Behaviour {
-        outcome: Outcome::ClientError(class),
-        after_ms: 10,
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct Answer {
-    model: &'static str,
-    outcome: Outcome,
-    /// The deadline the model saw, as time left when it was called.
-    deadline_left: Option<Duration>,
-}
-
-type Model = BoxCloneService<&'static str, Answer, BoxError>;
-
-fn model(name: &'static str, behaviour: Behaviour, calls: Arc<AtomicU32>) -> Model {
-    BoxCloneService::new(tower::service_fn(move |_: &'static str| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let deadline_left = Deadline::current().map(|d| d.remaining());
-        async move {
-            sleep(Duration::from_millis(behaviour.after_ms)).await;
-            Ok(Answer {
-                model: name,
-                outcome: behaviour.outcome,
-                deadline_left,
-            })
-        }
-    }))
-}
-
-type Classifier = hive_core::ClassifyFn<fn(&Result<Answer, BoxError>) -> Outcome>;
-
-fn classify(result: &Result<Answer, BoxError>) -> Outcome {
-    match result {
-        Ok(answer) => answer.outcome,
-        Err(e) => hive_core::classify_error(&**e),
-    }
-}
-
-struct Fixture {
-    calls: Vec<Arc<AtomicU32>>,
-    events: EventReceiver,
-}
-
-impl Fixture {
-    fn calls(&self) -> Vec<u32> {
-        self.calls
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .collect()
-    }
-
-    fn failovers(&mut self) -> Vec<(String, String, Outcome, u128)> {
-        self.events
-            .drain()
-            .into_iter()
-            .filter_map(|e| match e {
-                ResilienceEvent::Failover {
-                    from,
-                    to,
-                    reason,
-                    latency,
-                } => Some((
-                    from.to_string(),
-                    to.to_string(),
-                    reason,
-                    latency.as_millis(),
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn build_router(
-    models: &[(&'static str, Behaviour, Option<u64>)],
-    configure: impl FnOnce(
-        FallbackRouterBuilder<Model, Answer, Classifier>,
-    ) -> FallbackRouterBuilder<Model, Answer, Classifier>,
-) -> (FallbackRouter<Model, Answer, Classifier>, Fixture) {
-    let (sink, events) = EventSink::channel(100);
-    let mut builder = FallbackRouter::builder()
-        .classifier(classify_fn(
-            classify as fn(&Result<Answer, BoxError>) -> Outcome,
-        ))
-        .events(sink);
-    let mut calls = Vec::new();
-    for (name, behaviour, window) in models {
-        let counter = Arc::new(AtomicU32::new(0));
-        calls.push(counter.clone());
-        let mut route = Route::new(*name, model(name, *behaviour, counter));
-        if let Some(w) = window {
-            route = route.context_window(*w);
-        }
-        builder = builder.route(route);
-    }
-    (
-        configure(builder).build().unwrap(),
-        Fixture { calls, events },
-    )
-}
 
 #[tokio::test(start_paused = true)]
 async fn the_first_answer_wins_without_events() {
