@@ -31,6 +31,7 @@ mod classify;
 mod deadline;
 mod error;
 mod event;
+mod ewma;
 mod model;
 mod outcome;
 mod random;
@@ -45,6 +46,7 @@ pub use classify::{
 pub use deadline::{Deadline, Scoped};
 pub use error::{BoxError, ConfigError, Rejected};
 pub use event::{CircuitState, EventReceiver, EventSink, HealthStatus, ResilienceEvent, RetryStop};
+pub use ewma::AtomicEwma;
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};

@@ -1,4 +1,5 @@
-//! The router's response future: a state machine over the routes, under one deadline.
+//! The router's response future: one state machine per strategy, over the routes, under one
+//! deadline.
 
 use std::{
     fmt,
@@ -6,23 +7,20 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
-    time::Duration,
 };
 
-use hive_core::{
-    BoxError, Classified, Classify, Deadline, FailureClass, ModelId, Outcome, RejectReason,
-    ResilienceEvent, Scoped,
-};
+use hive_core::{BoxError, Classified, Classify, Outcome, Scoped};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{
-    FailedAttempt, FallbackError, Routed, Strategy, policy::Decision, race::Race, router::Shared,
+    Routed, Strategy,
+    cursor::{Cursor, Ending, Order, Pick},
+    policy::Decision,
+    race::Race,
+    router::Shared,
 };
-
-/// Stands in for "no deadline" in the scope given to attempts.
-const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 pin_project! {
     /// The response future of [`FallbackRouter`](crate::FallbackRouter).
@@ -54,12 +52,12 @@ where
     pub(crate) fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req) -> Self {
         let inner = match &shared.strategy {
             Strategy::Sequential => Inner::Sequential {
-                future: Sequential::new(shared, classifier, request, None),
+                future: Sequential::new(shared, classifier, request, Order { first: None }),
             },
             Strategy::Weighted { random } => {
                 let first = shared.weighted_first(random);
                 Inner::Sequential {
-                    future: Sequential::new(shared, classifier, request, first),
+                    future: Sequential::new(shared, classifier, request, Order { first }),
                 }
             }
             Strategy::Parallel { .. } | Strategy::Hedged { .. } => Inner::Race {
@@ -100,8 +98,20 @@ where
     }
 }
 
+/// The classified outcome of an attempt; a streamed answer that has begun is the answer.
+pub(crate) fn outcome_of<C: Classify<T, E>, T, E>(
+    classifier: &C,
+    result: &Result<T, E>,
+) -> Outcome {
+    match classifier.classify(result) {
+        Classified::Now(outcome) => outcome,
+        Classified::AtEndOfStream => Outcome::Success,
+    }
+}
+
 pin_project! {
     /// One model at a time, in priority order (or a weighted first pick, then priority).
+    /// Allocates nothing unless an attempt fails.
     pub(crate) struct Sequential<S, Req, Res, C>
     where
         S: Service<Req>,
@@ -113,17 +123,9 @@ pin_project! {
         shared: Arc<Shared<S, Res>>,
         classifier: C,
         request: Req,
-        deadline: Option<Deadline>,
-        // The weighted first pick; then the others in priority order.
-        first: Option<usize>,
-        next: usize,
+        cursor: Cursor,
         current: usize,
-        attempts: u32,
         started: Instant,
-        min_context: Option<u64>,
-        // The model left last, for the failover event to the next one.
-        leaving: Option<(ModelId, Outcome, Duration)>,
-        failed: Vec<FailedAttempt>,
     }
 }
 
@@ -137,48 +139,21 @@ pin_project! {
     }
 }
 
-/// The request's deadline: the router's timeout or an outer deadline, the sooner.
-pub(crate) fn request_deadline<S, Res>(shared: &Shared<S, Res>) -> Option<Deadline> {
-    let own = shared.timeout.map(Deadline::after);
-    match (own, Deadline::current()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// A timer for the deadline (never polled without one).
-pub(crate) fn deadline_timer(deadline: Option<Deadline>) -> Sleep {
-    tokio::time::sleep_until(deadline.map_or_else(|| Instant::now() + FAR, |d| d.instant()))
-}
-
-/// The scope an attempt runs under: the deadline, or none in practice.
-pub(crate) fn attempt_scope(deadline: Option<Deadline>) -> Deadline {
-    deadline.unwrap_or_else(|| Deadline::at(Instant::now() + FAR))
-}
-
 impl<S, Req, Res, C> Sequential<S, Req, Res, C>
 where
     S: Service<Req>,
 {
-    fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req, first: Option<usize>) -> Self {
-        let deadline = request_deadline(&shared);
-        let now = Instant::now();
-        let timer = deadline_timer(deadline);
+    fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req, order: Order) -> Self {
+        let cursor = Cursor::new(&shared, order);
         Self {
             state: State::Pick,
-            timer,
+            timer: cursor.timer(),
             shared,
             classifier,
             request,
-            deadline,
-            first,
-            next: 0,
+            cursor,
             current: 0,
-            attempts: 0,
-            started: now,
-            min_context: None,
-            leaving: None,
-            failed: Vec::new(),
+            started: Instant::now(),
         }
     }
 }
@@ -195,80 +170,41 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared = Arc::clone(this.shared);
-        if this.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
+        let cursor = this.cursor;
+        if cursor.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
             if let StateProj::Calling { .. } = this.state.as_mut().project() {
-                this.failed.push(FailedAttempt {
-                    model: shared.routes[*this.current].model,
-                    outcome: Outcome::failure(FailureClass::Timeout),
-                    error: None,
-                });
+                cursor.timed_out(&shared, *this.current);
             }
             this.state.set(State::Done);
-            return Poll::Ready(finish(
-                &shared,
-                *this.attempts,
-                this.failed,
-                Ending::Deadline,
-            ));
+            return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
         }
         loop {
             match this.state.as_mut().project() {
-                StateProj::Pick => {
-                    let order = Order { first: *this.first };
-                    let Some(index) = pick(
-                        &shared,
-                        order,
-                        this.next,
-                        *this.min_context,
-                        this.leaving,
-                        this.failed,
-                    ) else {
+                StateProj::Pick => match cursor.pick(&shared) {
+                    Pick::Route(index) => {
+                        *this.current = index;
+                        this.state.set(State::Readying {
+                            service: shared.routes[index].service.clone(),
+                        });
+                    }
+                    Pick::NoneLeft => {
                         this.state.set(State::Done);
-                        return Poll::Ready(finish(
-                            &shared,
-                            *this.attempts,
-                            this.failed,
-                            Ending::Exhausted,
-                        ));
-                    };
-                    let route = &shared.routes[index];
-                    if let Some(deadline) = this.deadline {
-                        if deadline.remaining() <= route.min_attempt_time {
-                            this.state.set(State::Done);
-                            return Poll::Ready(finish(
-                                &shared,
-                                *this.attempts,
-                                this.failed,
-                                Ending::Deadline,
-                            ));
-                        }
+                        return Poll::Ready(cursor.finish(&shared, Ending::Exhausted));
                     }
-                    if let Some((from, reason, latency)) = this.leaving.take() {
-                        failover(&shared, from, route.model, reason, latency);
+                    Pick::NoTime => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
                     }
-                    *this.current = index;
-                    this.state.set(State::Readying {
-                        service: route.service.clone(),
-                    });
-                }
+                },
                 StateProj::Readying { service } => match service.poll_ready(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(error)) => {
-                        let model = shared.routes[*this.current].model;
-                        let error: BoxError = error.into();
-                        let outcome = hive_core::classify_error(&*error);
-                        *this.leaving = Some((model, outcome, Duration::ZERO));
-                        this.failed.push(FailedAttempt {
-                            model,
-                            outcome,
-                            error: Some(error),
-                        });
+                        cursor.not_ready(&shared, *this.current, error.into());
                         this.state.set(State::Pick);
                     }
                     Poll::Ready(Ok(())) => {
-                        *this.attempts += 1;
                         *this.started = Instant::now();
-                        let scope = attempt_scope(*this.deadline);
+                        let scope = cursor.scope();
                         let request = this.request.clone();
                         let future = scope.sync_scope(|| service.call(request));
                         this.state.set(State::Calling {
@@ -278,50 +214,24 @@ where
                 },
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
+                    let outcome = outcome_of(this.classifier, &result);
+                    let index = *this.current;
                     let latency = this.started.elapsed();
-                    let route = &shared.routes[*this.current];
-                    let outcome = match this.classifier.classify(&result) {
-                        Classified::Now(outcome) => outcome,
-                        // A streamed answer has begun: it is the answer.
-                        Classified::AtEndOfStream => Outcome::Success,
-                    };
-                    if shared.track_stats {
-                        route.stats.record(outcome == Outcome::Success, latency);
-                    }
-                    let order = Order { first: *this.first };
-                    let decision = decide(
-                        &shared,
-                        &outcome,
-                        *this.current,
-                        order.remaining(&shared, *this.next),
-                        this.min_context,
-                    );
-                    let routed = |response| Routed {
-                        response,
-                        model: Some(route.model),
-                        attempts: *this.attempts,
-                        degraded: false,
-                    };
+                    let decision = cursor.outcome(&shared, index, outcome, latency);
                     match decision {
-                        Decision::Answer => {
+                        Decision::Answer | Decision::Return => {
                             this.state.set(State::Done);
-                            let response = result.map_err(Into::into)?;
-                            if let Some(keep) = &shared.on_answer {
-                                keep(&response);
+                            let result = result.map_err(Into::into);
+                            if decision == Decision::Answer {
+                                if let (Ok(response), Some(keep)) = (&result, &shared.on_answer) {
+                                    keep(response);
+                                }
                             }
-                            return Poll::Ready(Ok(routed(response)));
-                        }
-                        Decision::Return => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(result.map(routed).map_err(Into::into));
+                            return Poll::Ready(result.map(|r| cursor.routed(&shared, index, r)));
                         }
                         Decision::Fallback | Decision::LargerContext => {
-                            *this.leaving = Some((route.model, outcome, latency));
-                            this.failed.push(FailedAttempt {
-                                model: route.model,
-                                outcome,
-                                error: result.err().map(Into::into),
-                            });
+                            let error = result.err().map(Into::into);
+                            cursor.failed_attempt(&shared, index, outcome, latency, error);
                             this.state.set(State::Pick);
                         }
                     }
@@ -336,143 +246,15 @@ where
     }
 }
 
-/// The order routes are tried in: priority order, or a weighted first pick and then the
-/// others in priority order. Positions run from 0 to the number of routes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Order {
-    pub(crate) first: Option<usize>,
-}
-
-impl Order {
-    /// The route at `position`.
-    fn route_at(self, position: usize) -> usize {
-        match self.first {
-            Some(first) if position == 0 => first,
-            Some(first) if position <= first => position - 1,
-            _ => position,
-        }
-    }
-
-    /// The routes from `position` on.
-    pub(crate) fn remaining<S, Res>(
-        self,
-        shared: &Shared<S, Res>,
-        position: usize,
-    ) -> impl Iterator<Item = usize> {
-        (position..shared.routes.len()).map(move |p| self.route_at(p))
-    }
-}
-
-/// What to do with an attempt's outcome; for a context-length failure, whether a larger model
-/// remains among `remaining` (then `min_context` is set, else the refusal is returned).
-pub(crate) fn decide<S, Res>(
-    shared: &Shared<S, Res>,
-    outcome: &Outcome,
-    current: usize,
-    mut remaining: impl Iterator<Item = usize>,
-    min_context: &mut Option<u64>,
-) -> Decision {
-    let decision = shared.policy.decide(outcome);
-    if decision != Decision::LargerContext {
-        return decision;
-    }
-    let here = shared.routes[current].context_window.unwrap_or(0);
-    if remaining.any(|i| shared.routes[i].context_window.is_some_and(|w| w > here)) {
-        *min_context = Some(here);
-        Decision::LargerContext
-    } else {
-        Decision::Return
-    }
-}
-
-/// The next route to try from position `next` on, skipping (and recording) unavailable ones
-/// and, after a context-length failure, those not larger than `min_context`.
-pub(crate) fn pick<S, Res>(
-    shared: &Shared<S, Res>,
-    order: Order,
-    next: &mut usize,
-    min_context: Option<u64>,
-    leaving: &mut Option<(ModelId, Outcome, Duration)>,
-    failed: &mut Vec<FailedAttempt>,
-) -> Option<usize> {
-    while *next < shared.routes.len() {
-        let index = order.route_at(*next);
-        let route = &shared.routes[index];
-        *next += 1;
-        if let Some(min) = min_context {
-            if route.context_window.is_none_or(|w| w <= min) {
-                continue;
-            }
-        }
-        if route.is_available() {
-            return Some(index);
-        }
-        let skipped = Outcome::Rejected(RejectReason::Unavailable);
-        if let Some((from, reason, latency)) = leaving.take() {
-            failover(shared, from, route.model, reason, latency);
-        }
-        *leaving = Some((route.model, skipped, Duration::ZERO));
-        failed.push(FailedAttempt {
-            model: route.model,
-            outcome: skipped,
-            error: None,
-        });
-    }
-    None
-}
-
-pub(crate) fn failover<S, Res>(
-    shared: &Shared<S, Res>,
-    from: ModelId,
-    to: ModelId,
-    reason: Outcome,
-    latency: Duration,
-) {
-    tracing::debug!(%from, %to, ?reason, ?latency, "failover");
-    shared.events.emit(|| ResilienceEvent::Failover {
-        from,
-        to,
-        reason,
-        latency,
-    });
-}
-
-pub(crate) enum Ending {
-    Exhausted,
-    Deadline,
-}
-
-/// No model answered: the degraded answer if there is one, else the typed error.
-pub(crate) fn finish<S, Res>(
-    shared: &Shared<S, Res>,
-    attempts: u32,
-    failed: &mut Vec<FailedAttempt>,
-    ending: Ending,
-) -> Result<Routed<Res>, BoxError> {
-    if let Some(response) = shared.degraded.as_ref().and_then(|answer| answer()) {
-        return Ok(Routed {
-            response,
-            model: None,
-            attempts,
-            degraded: true,
-        });
-    }
-    let attempts = std::mem::take(failed);
-    Err(Box::new(match ending {
-        Ending::Exhausted => FallbackError::Exhausted { attempts },
-        Ending::Deadline => FallbackError::DeadlineExceeded { attempts },
-    }))
-}
-
 impl<S, Req, Res, C> fmt::Debug for Sequential<S, Req, Res, C>
 where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sequential")
-            .field("attempts", &self.attempts)
-            .field("deadline", &self.deadline)
-            .field("failed", &self.failed)
+            .field("attempts", &self.cursor.attempts)
+            .field("deadline", &self.cursor.deadline)
+            .field("failed", &self.cursor.failed())
             .finish_non_exhaustive()
     }
 }

@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cursor;
 mod error;
 mod future;
 mod policy;

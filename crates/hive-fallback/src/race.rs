@@ -9,25 +9,20 @@ use std::{
     time::Duration,
 };
 
-use hive_core::{
-    BoxError, Classified, Classify, Deadline, FailureClass, ModelId, Outcome, ResilienceEvent,
-    Scoped,
-};
+use hive_core::{BoxError, ResilienceEvent, Scoped};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{
-    FailedAttempt, HedgeDelay, Routed, Strategy,
-    future::{
-        Ending, Order, attempt_scope, deadline_timer, decide, failover, finish, pick,
-        request_deadline,
-    },
+    HedgeDelay, Routed, Strategy,
+    cursor::{Cursor, Ending, Order, Pick},
+    future::outcome_of,
     policy::Decision,
     router::Shared,
 };
 
-/// One model in flight.
+/// One model in flight. Its call is boxed: a race holds a varying number of them.
 struct Attempt<S, F> {
     index: usize,
     started: Instant,
@@ -37,14 +32,6 @@ struct Attempt<S, F> {
 enum AttemptState<S, F> {
     Readying(S),
     Calling(Pin<Box<Scoped<F>>>),
-}
-
-/// What polling one attempt gave.
-enum Step<T, E> {
-    Pending,
-    Called,
-    NotReady(BoxError),
-    Done(Result<T, E>),
 }
 
 pin_project! {
@@ -62,15 +49,10 @@ pin_project! {
         shared: Arc<Shared<S, Res>>,
         classifier: C,
         request: Req,
-        deadline: Option<Deadline>,
-        next: usize,
-        min_context: Option<u64>,
-        leaving: Option<(ModelId, Outcome, Duration)>,
+        cursor: Cursor,
         in_flight: Vec<Attempt<S, S::Future>>,
-        attempts: u32,
         hedges: u32,
-        started: Instant,
-        failed: Vec<FailedAttempt>,
+        started: bool,
         done: bool,
     }
 }
@@ -80,7 +62,6 @@ where
     S: Service<Req>,
 {
     pub(crate) fn new(shared: Arc<Shared<S, Res>>, classifier: C, request: Req) -> Self {
-        let deadline = request_deadline(&shared);
         if let Strategy::Hedged {
             budget: Some(budget),
             ..
@@ -88,68 +69,43 @@ where
         {
             budget.deposit();
         }
-        let now = Instant::now();
+        let cursor = Cursor::new(&shared, Order { first: None });
         Self {
-            timer: deadline_timer(deadline),
-            hedge_timer: tokio::time::sleep_until(now),
+            timer: cursor.timer(),
+            hedge_timer: tokio::time::sleep_until(Instant::now()),
             hedge_armed: false,
             shared,
             classifier,
             request,
-            deadline,
-            next: 0,
-            min_context: None,
-            leaving: None,
+            cursor,
             in_flight: Vec::new(),
-            attempts: 0,
             hedges: 0,
-            started: now,
-            failed: Vec::new(),
+            started: false,
             done: false,
         }
     }
 }
 
-/// Starts the next available model in priority order; `false` when none is left or the
-/// deadline leaves it too little time.
-fn launch<S, Res, F>(
+/// Starts the next available model; `false` when none is left or there is no time for it.
+fn launch<S: Clone, Res, F>(
     shared: &Shared<S, Res>,
-    deadline: Option<Deadline>,
-    next: &mut usize,
-    min_context: Option<u64>,
-    leaving: &mut Option<(ModelId, Outcome, Duration)>,
-    failed: &mut Vec<FailedAttempt>,
+    cursor: &mut Cursor,
     in_flight: &mut Vec<Attempt<S, F>>,
-) -> bool
-where
-    S: Clone,
-{
-    let Some(index) = pick(
-        shared,
-        Order { first: None },
-        next,
-        min_context,
-        leaving,
-        failed,
-    ) else {
-        return false;
-    };
-    let route = &shared.routes[index];
-    if deadline.is_some_and(|d| d.remaining() <= route.min_attempt_time) {
-        *next = shared.routes.len();
-        return false;
+) -> bool {
+    match cursor.pick(shared) {
+        Pick::Route(index) => {
+            in_flight.push(Attempt {
+                index,
+                started: Instant::now(),
+                state: AttemptState::Readying(shared.routes[index].service.clone()),
+            });
+            true
+        }
+        Pick::NoneLeft | Pick::NoTime => false,
     }
-    if let Some((from, reason, latency)) = leaving.take() {
-        failover(shared, from, route.model, reason, latency);
-    }
-    in_flight.push(Attempt {
-        index,
-        started: Instant::now(),
-        state: AttemptState::Readying(route.service.clone()),
-    });
-    true
 }
 
+/// The wait before the next hedge, from the first model's live latencies when asked.
 fn hedge_delay<S, Res>(shared: &Shared<S, Res>, first: Option<usize>) -> Duration {
     match &shared.strategy {
         Strategy::Hedged {
@@ -175,7 +131,7 @@ impl<S, Req, Res, C> Future for Race<S, Req, Res, C>
 where
     S: Service<Req, Response = Res> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify<Res, S::Error>,
+    C: hive_core::Classify<Res, S::Error>,
     Req: Clone,
 {
     type Output = Result<Routed<Res>, BoxError>;
@@ -183,43 +139,28 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let shared = Arc::clone(this.shared);
+        let cursor = this.cursor;
         if *this.done {
             return Poll::Ready(Err("fallback router future polled after completion".into()));
         }
-        if this.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
+        if cursor.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
             for attempt in this.in_flight.drain(..) {
-                this.failed.push(FailedAttempt {
-                    model: shared.routes[attempt.index].model,
-                    outcome: Outcome::failure(FailureClass::Timeout),
-                    error: None,
-                });
+                cursor.timed_out(&shared, attempt.index);
             }
             *this.done = true;
-            return Poll::Ready(end(&shared, *this.attempts, this.failed, Ending::Deadline));
+            return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
         }
-        if *this.attempts == 0 && this.in_flight.is_empty() {
+        if !*this.started {
+            *this.started = true;
             let at_once = match &shared.strategy {
                 Strategy::Parallel { first } => first.unwrap_or(shared.routes.len()),
                 _ => 1,
             };
-            while this.in_flight.len() < at_once
-                && launch(
-                    &shared,
-                    *this.deadline,
-                    this.next,
-                    *this.min_context,
-                    this.leaving,
-                    this.failed,
-                    this.in_flight,
-                )
-            {
-                *this.attempts += 1;
-            }
+            while this.in_flight.len() < at_once && launch(&shared, cursor, this.in_flight) {}
             if let Strategy::Hedged { .. } = shared.strategy {
                 let first = this.in_flight.first().map(|a| a.index);
-                this.hedge_timer
-                    .as_mut()
-                    .reset(Instant::now() + hedge_delay(&shared, first));
+                let at = Instant::now() + hedge_delay(&shared, first);
+                this.hedge_timer.as_mut().reset(at);
                 *this.hedge_armed = !this.in_flight.is_empty();
             }
         }
@@ -231,38 +172,26 @@ where
                     max_hedges, budget, ..
                 } = &shared.strategy
                 {
-                    let allowed = *this.hedges < *max_hedges
-                        && *this.next < shared.routes.len()
-                        && budget.as_ref().is_none_or(|b| b.withdraw());
                     let first = this.in_flight.first().map(|a| (a.index, a.started));
-                    if allowed
-                        && launch(
-                            &shared,
-                            *this.deadline,
-                            this.next,
-                            *this.min_context,
-                            this.leaving,
-                            this.failed,
-                            this.in_flight,
-                        )
-                    {
-                        *this.attempts += 1;
+                    let allowed = *this.hedges < *max_hedges
+                        && cursor.has_more(&shared)
+                        && budget.as_ref().is_none_or(|b| b.withdraw());
+                    if allowed && launch(&shared, cursor, this.in_flight) {
                         *this.hedges += 1;
                         progressed = true;
                         if let (Some((index, started)), Some(hedge)) =
                             (first, this.in_flight.last())
                         {
-                            let (from, to) =
-                                (shared.routes[index].model, shared.routes[hedge.index].model);
+                            let from = shared.routes[index].model;
+                            let to = shared.routes[hedge.index].model;
                             let after = started.elapsed();
                             tracing::debug!(%from, %to, ?after, "hedge");
                             shared
                                 .events
                                 .emit(|| ResilienceEvent::Hedge { from, to, after });
                         }
-                        this.hedge_timer
-                            .as_mut()
-                            .reset(Instant::now() + hedge_delay(&shared, first.map(|f| f.0)));
+                        let at = Instant::now() + hedge_delay(&shared, first.map(|f| f.0));
+                        this.hedge_timer.as_mut().reset(at);
                         *this.hedge_armed = true;
                     }
                 }
@@ -270,71 +199,34 @@ where
             let mut i = 0;
             while i < this.in_flight.len() {
                 let attempt = &mut this.in_flight[i];
-                let route = &shared.routes[attempt.index];
-                let step = match &mut attempt.state {
+                let index = attempt.index;
+                match &mut attempt.state {
                     AttemptState::Readying(service) => match service.poll_ready(cx) {
-                        Poll::Pending => Step::Pending,
-                        Poll::Ready(Err(e)) => Step::NotReady(e.into()),
+                        Poll::Pending => i += 1,
+                        Poll::Ready(Err(error)) => {
+                            this.in_flight.swap_remove(i);
+                            cursor.not_ready(&shared, index, error.into());
+                            launch(&shared, cursor, this.in_flight);
+                            progressed = true;
+                        }
                         Poll::Ready(Ok(())) => {
-                            let scope = attempt_scope(*this.deadline);
+                            let scope = cursor.scope();
                             let request = this.request.clone();
                             let future = scope.sync_scope(|| service.call(request));
                             attempt.started = Instant::now();
                             attempt.state = AttemptState::Calling(Box::pin(scope.scoped(future)));
-                            Step::Called
+                            progressed = true;
                         }
                     },
-                    AttemptState::Calling(future) => match future.as_mut().poll(cx) {
-                        Poll::Pending => Step::Pending,
-                        Poll::Ready(result) => Step::Done(result),
-                    },
-                };
-                match step {
-                    Step::Pending => i += 1,
-                    Step::Called => progressed = true,
-                    Step::NotReady(error) => {
-                        let outcome = hive_core::classify_error(&*error);
-                        *this.leaving = Some((route.model, outcome, Duration::ZERO));
-                        this.failed.push(FailedAttempt {
-                            model: route.model,
-                            outcome,
-                            error: Some(error),
-                        });
-                        this.in_flight.swap_remove(i);
-                        if launch(
-                            &shared,
-                            *this.deadline,
-                            this.next,
-                            *this.min_context,
-                            this.leaving,
-                            this.failed,
-                            this.in_flight,
-                        ) {
-                            *this.attempts += 1;
-                        }
-                        progressed = true;
-                    }
-                    Step::Done(result) => {
+                    AttemptState::Calling(future) => {
+                        let Poll::Ready(result) = future.as_mut().poll(cx) else {
+                            i += 1;
+                            continue;
+                        };
                         let latency = attempt.started.elapsed();
-                        let index = attempt.index;
-                        let outcome = match this.classifier.classify(&result) {
-                            Classified::Now(outcome) => outcome,
-                            Classified::AtEndOfStream => Outcome::Success,
-                        };
-                        if shared.track_stats {
-                            route.stats.record(outcome == Outcome::Success, latency);
-                        }
-                        let remaining = Order { first: None }.remaining(&shared, *this.next);
-                        let decision =
-                            decide(&shared, &outcome, index, remaining, this.min_context);
-                        let routed = |response| Routed {
-                            response,
-                            model: Some(route.model),
-                            attempts: *this.attempts,
-                            degraded: false,
-                        };
-                        match decision {
-                            Decision::Answer | Decision::Return => {
+                        let outcome = outcome_of(this.classifier, &result);
+                        match cursor.outcome(&shared, index, outcome, latency) {
+                            decision @ (Decision::Answer | Decision::Return) => {
                                 // The others lose: dropping them cancels them.
                                 this.in_flight.clear();
                                 *this.done = true;
@@ -345,27 +237,15 @@ where
                                         keep(response);
                                     }
                                 }
-                                return Poll::Ready(result.map(routed));
+                                return Poll::Ready(
+                                    result.map(|r| cursor.routed(&shared, index, r)),
+                                );
                             }
                             Decision::Fallback | Decision::LargerContext => {
-                                *this.leaving = Some((route.model, outcome, latency));
-                                this.failed.push(FailedAttempt {
-                                    model: route.model,
-                                    outcome,
-                                    error: result.err().map(Into::into),
-                                });
                                 this.in_flight.swap_remove(i);
-                                if launch(
-                                    &shared,
-                                    *this.deadline,
-                                    this.next,
-                                    *this.min_context,
-                                    this.leaving,
-                                    this.failed,
-                                    this.in_flight,
-                                ) {
-                                    *this.attempts += 1;
-                                }
+                                let error = result.err().map(Into::into);
+                                cursor.failed_attempt(&shared, index, outcome, latency, error);
+                                launch(&shared, cursor, this.in_flight);
                                 progressed = true;
                             }
                         }
@@ -374,31 +254,18 @@ where
             }
             if this.in_flight.is_empty() {
                 *this.done = true;
-                let ending = if this.deadline.is_some_and(|d| d.remaining().is_zero())
-                    || *this.next < shared.routes.len()
-                {
+                let ending = if cursor.out_of_time {
                     Ending::Deadline
                 } else {
                     Ending::Exhausted
                 };
-                return Poll::Ready(end(&shared, *this.attempts, this.failed, ending));
+                return Poll::Ready(cursor.finish(&shared, ending));
             }
             if !progressed {
                 return Poll::Pending;
             }
         }
     }
-}
-
-/// Ends without an answer: the attempts in priority order (the primary's first).
-fn end<S, Res>(
-    shared: &Shared<S, Res>,
-    attempts: u32,
-    failed: &mut Vec<FailedAttempt>,
-    ending: Ending,
-) -> Result<Routed<Res>, BoxError> {
-    failed.sort_by_key(|a| shared.routes.iter().position(|r| r.model == a.model));
-    finish(shared, attempts, failed, ending)
 }
 
 impl<S, Req, Res, C> fmt::Debug for Race<S, Req, Res, C>
@@ -408,9 +275,9 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Race")
             .field("in_flight", &self.in_flight.len())
-            .field("attempts", &self.attempts)
+            .field("attempts", &self.cursor.attempts)
             .field("hedges", &self.hedges)
-            .field("failed", &self.failed)
+            .field("failed", &self.cursor.failed())
             .finish_non_exhaustive()
     }
 }

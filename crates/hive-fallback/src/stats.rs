@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+use hive_core::AtomicEwma;
+
 /// Weight of the newest result in the EWMAs.
 const WEIGHT: f64 = 0.2;
 /// Histogram buckets: four per power of two of microseconds, up to 2^24 µs (16.8 s).
@@ -17,8 +19,8 @@ const DECAY_AT: u64 = 8_192;
 
 #[derive(Debug)]
 pub(crate) struct RouteStats {
-    success: AtomicU64,
-    latency_secs: AtomicU64,
+    success: AtomicEwma,
+    latency_secs: AtomicEwma,
     buckets: [AtomicU64; BUCKETS],
     samples: AtomicU64,
 }
@@ -26,8 +28,8 @@ pub(crate) struct RouteStats {
 impl Default for RouteStats {
     fn default() -> Self {
         Self {
-            success: AtomicU64::new(1f64.to_bits()),
-            latency_secs: AtomicU64::new(f64::NAN.to_bits()),
+            success: AtomicEwma::starting_at(WEIGHT, 1.0),
+            latency_secs: AtomicEwma::new(WEIGHT),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             samples: AtomicU64::new(0),
         }
@@ -50,28 +52,12 @@ fn bucket_limit(bucket: usize) -> Duration {
     Duration::from_secs_f64(base * (1.0 + (within + 1.0) / f64::from(SUB)) / 1e6)
 }
 
-fn ewma(cell: &AtomicU64, sample: f64) {
-    let mut bits = cell.load(Ordering::Acquire);
-    loop {
-        let old = f64::from_bits(bits);
-        let new = if old.is_nan() {
-            sample
-        } else {
-            old + WEIGHT * (sample - old)
-        };
-        match cell.compare_exchange_weak(bits, new.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(actual) => bits = actual,
-        }
-    }
-}
-
 impl RouteStats {
     /// Records one attempt's result.
     pub(crate) fn record(&self, answered: bool, latency: Duration) {
-        ewma(&self.success, if answered { 1.0 } else { 0.0 });
+        self.success.record(if answered { 1.0 } else { 0.0 });
         if answered {
-            ewma(&self.latency_secs, latency.as_secs_f64());
+            self.latency_secs.record(latency.as_secs_f64());
             self.buckets[bucket_of(latency)].fetch_add(1, Ordering::Relaxed);
             if self.samples.fetch_add(1, Ordering::Relaxed) + 1 >= DECAY_AT {
                 self.samples.store(0, Ordering::Relaxed);
@@ -85,13 +71,14 @@ impl RouteStats {
 
     /// Success rate EWMA (starts at 1).
     pub(crate) fn success_rate(&self) -> f64 {
-        f64::from_bits(self.success.load(Ordering::Acquire))
+        self.success.get().unwrap_or(1.0)
     }
 
     /// Latency EWMA of answers, if any.
     pub(crate) fn latency(&self) -> Option<Duration> {
-        let secs = f64::from_bits(self.latency_secs.load(Ordering::Acquire));
-        (!secs.is_nan()).then(|| Duration::from_secs_f64(secs.max(0.0)))
+        self.latency_secs
+            .get()
+            .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
     }
 
     /// The routing score: success rate per second of latency (an unmeasured route counts as

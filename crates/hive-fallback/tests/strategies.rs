@@ -278,3 +278,30 @@ async fn weighted_routing_prefers_fast_reliable_models_and_repeats_with_a_seed()
         "the broken model is soon avoided: {broken} calls"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_race_ends_at_the_deadline_with_every_model_in_flight_timed_out() {
+    let (router, f) = build_router(&[("a", ok(500), None), ("b", ok(400), None)], |b| {
+        b.strategy(Strategy::Parallel { first: None })
+            .timeout(Duration::from_millis(50))
+    });
+    let start = Instant::now();
+    let err = router.oneshot("q").await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+    let err = err.downcast_ref::<FallbackError>().unwrap();
+    assert!(matches!(err, FallbackError::DeadlineExceeded { .. }));
+    let seen: Vec<_> = err
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a", Outcome::failure(FailureClass::Timeout)),
+            ("b", Outcome::failure(FailureClass::Timeout))
+        ]
+    );
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(f.finished(), [0, 0]);
+}

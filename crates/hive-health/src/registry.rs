@@ -12,7 +12,8 @@ use std::{
 };
 
 use hive_core::{
-    CircuitState, ConfigError, EventSink, HealthStatus, ModelId, Outcome, ResilienceEvent,
+    AtomicEwma, CircuitState, ConfigError, EventSink, HealthStatus, ModelId, Outcome,
+    ResilienceEvent,
 };
 use tokio::{sync::broadcast, time::Instant};
 
@@ -269,16 +270,15 @@ struct ModelHealth {
     consecutive_failures: AtomicU32,
     /// µs since the registry's epoch, plus one (0 = never checked).
     last_check: AtomicU64,
-    /// f64 bits; NaN = nothing measured yet.
-    latency_ewma_secs: AtomicU64,
-    /// f64 bits.
-    error_rate: AtomicU64,
+    latency_ewma_secs: AtomicEwma,
+    error_rate: AtomicEwma,
     checks: AtomicU64,
     failed_checks: AtomicU64,
 }
 
 impl ModelHealth {
     fn new(model: ModelId, registry: Arc<RegistryInner>) -> Self {
+        let weight = registry.config.ewma_weight;
         Self {
             model,
             registry,
@@ -286,8 +286,8 @@ impl ModelHealth {
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             last_check: AtomicU64::new(0),
-            latency_ewma_secs: AtomicU64::new(f64::NAN.to_bits()),
-            error_rate: AtomicU64::new(0f64.to_bits()),
+            latency_ewma_secs: AtomicEwma::new(weight),
+            error_rate: AtomicEwma::starting_at(weight, 0.0),
             checks: AtomicU64::new(0),
             failed_checks: AtomicU64::new(0),
         }
@@ -340,32 +340,10 @@ impl ModelHealth {
         change
     }
 
-    fn ewma(&self, cell: &AtomicU64, sample: f64) -> f64 {
-        let weight = self.registry.config.ewma_weight;
-        let mut bits = cell.load(Ordering::Acquire);
-        loop {
-            let old = f64::from_bits(bits);
-            let new = if old.is_nan() {
-                sample
-            } else {
-                old + weight * (sample - old)
-            };
-            match cell.compare_exchange_weak(
-                bits,
-                new.to_bits(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return new,
-                Err(actual) => bits = actual,
-            }
-        }
-    }
-
     fn observe(&self, failed: bool, latency: Option<Duration>) -> Option<HealthChange> {
-        self.ewma(&self.error_rate, if failed { 1.0 } else { 0.0 });
+        self.error_rate.record(if failed { 1.0 } else { 0.0 });
         let latency = latency?;
-        let average = self.ewma(&self.latency_ewma_secs, latency.as_secs_f64());
+        let average = self.latency_ewma_secs.record(latency.as_secs_f64());
         let limit = self.registry.config.degraded_latency?;
         let slow = average > limit.as_secs_f64();
         self.update(
@@ -512,7 +490,7 @@ impl HealthHandle {
         let h = &self.health;
         let word = h.word.load(Ordering::Acquire);
         let last = h.last_check.load(Ordering::Acquire);
-        let latency = f64::from_bits(h.latency_ewma_secs.load(Ordering::Acquire));
+        let latency = h.latency_ewma_secs.get();
         HealthSnapshot {
             model: h.model,
             status: effective(word),
@@ -526,8 +504,8 @@ impl HealthHandle {
             }),
             consecutive_successes: h.consecutive_successes.load(Ordering::Acquire),
             consecutive_failures: h.consecutive_failures.load(Ordering::Acquire),
-            latency_ewma: (!latency.is_nan()).then(|| Duration::from_secs_f64(latency.max(0.0))),
-            error_rate: f64::from_bits(h.error_rate.load(Ordering::Acquire)),
+            latency_ewma: latency.map(|secs| Duration::from_secs_f64(secs.max(0.0))),
+            error_rate: h.error_rate.get().unwrap_or(0.0),
             checks: h.checks.load(Ordering::Relaxed),
             failed_checks: h.failed_checks.load(Ordering::Relaxed),
         }

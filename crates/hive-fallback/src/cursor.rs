@@ -1,0 +1,284 @@
+//! What every strategy tracks while it works through the routes: the order, the position,
+//! the deadline, the attempts made and failed, and the failover events between them.
+
+use std::time::Duration;
+
+use hive_core::{
+    BoxError, Deadline, FailureClass, ModelId, Outcome, RejectReason, ResilienceEvent,
+};
+use tokio::time::{Instant, Sleep};
+
+use crate::{FailedAttempt, FallbackError, Routed, policy::Decision, router::Shared};
+
+/// Stands in for "no deadline" in the scope given to attempts.
+const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The order routes are tried in: priority order, or a weighted first pick and then the
+/// others in priority order. Positions run from 0 to the number of routes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Order {
+    pub(crate) first: Option<usize>,
+}
+
+impl Order {
+    fn route_at(self, position: usize) -> usize {
+        match self.first {
+            Some(first) if position == 0 => first,
+            Some(first) if position <= first => position - 1,
+            _ => position,
+        }
+    }
+}
+
+/// What `Cursor::pick` found.
+pub(crate) enum Pick {
+    /// Call this route next.
+    Route(usize),
+    /// Every route is tried or skipped.
+    NoneLeft,
+    /// The deadline leaves too little time for the next route.
+    NoTime,
+}
+
+/// How a request ended without an answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ending {
+    Exhausted,
+    Deadline,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    order: Order,
+    next: usize,
+    pub(crate) deadline: Option<Deadline>,
+    min_context: Option<u64>,
+    /// The model left last, for the failover event to the next one.
+    leaving: Option<(ModelId, Outcome, Duration)>,
+    failed: Vec<FailedAttempt>,
+    pub(crate) attempts: u32,
+    /// Set when the deadline left too little time for the next route.
+    pub(crate) out_of_time: bool,
+}
+
+impl Cursor {
+    /// A cursor for a request starting now; its deadline is the router's timeout or an
+    /// outer deadline, the sooner.
+    pub(crate) fn new<S, Res>(shared: &Shared<S, Res>, order: Order) -> Self {
+        let own = shared.timeout.map(Deadline::after);
+        let deadline = match (own, Deadline::current()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            order,
+            next: 0,
+            deadline,
+            min_context: None,
+            leaving: None,
+            failed: Vec::new(),
+            attempts: 0,
+            out_of_time: false,
+        }
+    }
+
+    /// A timer for the deadline (never polled without one).
+    pub(crate) fn timer(&self) -> Sleep {
+        tokio::time::sleep_until(
+            self.deadline
+                .map_or_else(|| Instant::now() + FAR, |d| d.instant()),
+        )
+    }
+
+    /// The scope an attempt runs under: the deadline, or none in practice.
+    pub(crate) fn scope(&self) -> Deadline {
+        self.deadline
+            .unwrap_or_else(|| Deadline::at(Instant::now() + FAR))
+    }
+
+    /// Whether routes remain untried.
+    pub(crate) fn has_more<S, Res>(&self, shared: &Shared<S, Res>) -> bool {
+        self.next < shared.routes.len()
+    }
+
+    /// The next route to call, skipping (and recording) unavailable ones and, after a
+    /// context-length failure, those not larger than the one that refused. Emits the
+    /// failover event into the route chosen and counts the attempt.
+    pub(crate) fn pick<S, Res>(&mut self, shared: &Shared<S, Res>) -> Pick {
+        while self.next < shared.routes.len() {
+            let index = self.order.route_at(self.next);
+            let route = &shared.routes[index];
+            self.next += 1;
+            if let Some(min) = self.min_context {
+                if route.context_window.is_none_or(|w| w <= min) {
+                    continue;
+                }
+            }
+            if !route.is_available() {
+                let skipped = Outcome::Rejected(RejectReason::Unavailable);
+                self.leave(shared, route.model, skipped, Duration::ZERO, None);
+                continue;
+            }
+            if self
+                .deadline
+                .is_some_and(|d| d.remaining() <= route.min_attempt_time)
+            {
+                self.next = shared.routes.len();
+                self.out_of_time = true;
+                return Pick::NoTime;
+            }
+            if let Some((from, reason, latency)) = self.leaving.take() {
+                failover(shared, from, route.model, reason, latency);
+            }
+            self.attempts += 1;
+            return Pick::Route(index);
+        }
+        Pick::NoneLeft
+    }
+
+    /// Records a failed (or skipped) route; the next route picked gets the failover event.
+    fn leave<S, Res>(
+        &mut self,
+        shared: &Shared<S, Res>,
+        model: ModelId,
+        outcome: Outcome,
+        latency: Duration,
+        error: Option<BoxError>,
+    ) {
+        if let Some((from, reason, latency)) = self.leaving.take() {
+            failover(shared, from, model, reason, latency);
+        }
+        self.leaving = Some((model, outcome, latency));
+        self.failed.push(FailedAttempt {
+            model,
+            outcome,
+            error,
+        });
+    }
+
+    /// A route's service failed to become ready.
+    pub(crate) fn not_ready<S, Res>(
+        &mut self,
+        shared: &Shared<S, Res>,
+        index: usize,
+        error: BoxError,
+    ) {
+        let outcome = hive_core::classify_error(&*error);
+        self.leave(
+            shared,
+            shared.routes[index].model,
+            outcome,
+            Duration::ZERO,
+            Some(error),
+        );
+    }
+
+    /// A route was still working when the deadline passed.
+    pub(crate) fn timed_out<S, Res>(&mut self, shared: &Shared<S, Res>, index: usize) {
+        self.failed.push(FailedAttempt {
+            model: shared.routes[index].model,
+            outcome: Outcome::failure(FailureClass::Timeout),
+            error: None,
+        });
+    }
+
+    /// Decides what a route's outcome means and updates the live statistics. When the
+    /// request moves on, record the failure with [`Cursor::failed_attempt`].
+    pub(crate) fn outcome<S, Res>(
+        &mut self,
+        shared: &Shared<S, Res>,
+        index: usize,
+        outcome: Outcome,
+        latency: Duration,
+    ) -> Decision {
+        let route = &shared.routes[index];
+        if shared.track_stats {
+            route.stats.record(outcome == Outcome::Success, latency);
+        }
+        let mut decision = shared.policy.decide(&outcome);
+        if decision == Decision::LargerContext {
+            let here = route.context_window.unwrap_or(0);
+            let larger = (self.next..shared.routes.len())
+                .map(|p| self.order.route_at(p))
+                .any(|i| shared.routes[i].context_window.is_some_and(|w| w > here));
+            if larger {
+                self.min_context = Some(here);
+            } else {
+                decision = Decision::Return;
+            }
+        }
+        decision
+    }
+
+    /// Records an attempt the request moved on from.
+    pub(crate) fn failed_attempt<S, Res>(
+        &mut self,
+        shared: &Shared<S, Res>,
+        index: usize,
+        outcome: Outcome,
+        latency: Duration,
+        error: Option<BoxError>,
+    ) {
+        self.leave(shared, shared.routes[index].model, outcome, latency, error);
+    }
+
+    /// The answer of route `index`, and where it came from.
+    pub(crate) fn routed<S, Res, T>(
+        &self,
+        shared: &Shared<S, Res>,
+        index: usize,
+        response: T,
+    ) -> Routed<T> {
+        Routed {
+            response,
+            model: Some(shared.routes[index].model),
+            attempts: self.attempts,
+            degraded: false,
+        }
+    }
+
+    /// No model answered: the degraded answer if there is one, else the typed error with
+    /// the attempts in priority order (the primary's first).
+    pub(crate) fn finish<S, Res>(
+        &mut self,
+        shared: &Shared<S, Res>,
+        ending: Ending,
+    ) -> Result<Routed<Res>, BoxError> {
+        if let Some(response) = shared.degraded.as_ref().and_then(|answer| answer()) {
+            return Ok(Routed {
+                response,
+                model: None,
+                attempts: self.attempts,
+                degraded: true,
+            });
+        }
+        let mut attempts = std::mem::take(&mut self.failed);
+        attempts.sort_by_key(|a| shared.routes.iter().position(|r| r.model == a.model));
+        Err(Box::new(match ending {
+            Ending::Exhausted => FallbackError::Exhausted { attempts },
+            Ending::Deadline => FallbackError::DeadlineExceeded { attempts },
+        }))
+    }
+
+    /// The attempts that failed so far, for Debug.
+    pub(crate) fn failed(&self) -> &[FailedAttempt] {
+        &self.failed
+    }
+}
+
+/// Reports a move from one model to the next.
+pub(crate) fn failover<S, Res>(
+    shared: &Shared<S, Res>,
+    from: ModelId,
+    to: ModelId,
+    reason: Outcome,
+    latency: Duration,
+) {
+    tracing::debug!(%from, %to, ?reason, ?latency, "failover");
+    shared.events.emit(|| ResilienceEvent::Failover {
+        from,
+        to,
+        reason,
+        latency,
+    });
+}
