@@ -280,12 +280,7 @@ async fn when_every_model_fails_the_error_lists_each_attempt_primary_first() {
         |b| b,
     );
     let err = router.oneshot("q").await.unwrap_err();
-    let err = err.downcast_ref::<FallbackError>().unwrap();
-    let seen: Vec<_> = err
-        .attempts()
-        .iter()
-        .map(|a| (a.model.as_str(), a.outcome))
-        .collect();
+    let (err, seen) = attempts_of(&err);
     assert_eq!(
         seen,
         [

@@ -88,12 +88,7 @@ async fn when_a_race_fails_everywhere_the_primary_error_comes_first() {
         |b| b.strategy(Strategy::Parallel { first: None }),
     );
     let err = router.oneshot("q").await.unwrap_err();
-    let err = err.downcast_ref::<FallbackError>().unwrap();
-    let seen: Vec<_> = err
-        .attempts()
-        .iter()
-        .map(|a| (a.model.as_str(), a.outcome))
-        .collect();
+    let (_, seen) = attempts_of(&err);
     assert_eq!(
         seen,
         [
@@ -288,13 +283,8 @@ async fn a_race_ends_at_the_deadline_with_every_model_in_flight_timed_out() {
     let start = Instant::now();
     let err = router.oneshot("q").await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_millis(50));
-    let err = err.downcast_ref::<FallbackError>().unwrap();
+    let (err, seen) = attempts_of(&err);
     assert!(matches!(err, FallbackError::DeadlineExceeded { .. }));
-    let seen: Vec<_> = err
-        .attempts()
-        .iter()
-        .map(|a| (a.model.as_str(), a.outcome))
-        .collect();
     assert_eq!(
         seen,
         [

@@ -168,3 +168,16 @@ pub fn build_router(
         },
     )
 }
+
+/// The router's error, and its attempts as (model, outcome) in the order it lists them.
+pub fn attempts_of(
+    err: &BoxError,
+) -> (&hive_fallback::FallbackError, Vec<(&'static str, Outcome)>) {
+    let err = err.downcast_ref::<hive_fallback::FallbackError>().unwrap();
+    let seen = err
+        .attempts()
+        .iter()
+        .map(|a| (a.model.as_str(), a.outcome))
+        .collect();
+    (err, seen)
+}
