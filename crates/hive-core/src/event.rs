@@ -100,6 +100,55 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// A control action on one model, by an operator or by automatic recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ControlAction {
+    /// The breaker was forced open: no calls until reset.
+    ForceOpen,
+    /// The breaker was closed with an empty window.
+    ForceClose,
+    /// The breaker was moved to half-open so probes go now.
+    HalfOpen,
+    /// The model was marked healthy, whatever the checks say.
+    MarkHealthy,
+    /// The model was marked unhealthy, whatever the checks say.
+    MarkUnhealthy,
+    /// Checks and signals decide the model's health again.
+    ClearHealth,
+    /// No new requests go to the model; those in flight finish.
+    Drain,
+    /// The model takes new requests again.
+    Undrain,
+    /// Traffic to a recovered model ramps up gradually.
+    SlowStart,
+}
+
+impl ControlAction {
+    /// A short stable name, for logs and audit records.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ForceOpen => "force_open",
+            Self::ForceClose => "force_close",
+            Self::HalfOpen => "half_open",
+            Self::MarkHealthy => "mark_healthy",
+            Self::MarkUnhealthy => "mark_unhealthy",
+            Self::ClearHealth => "clear_health",
+            Self::Drain => "drain",
+            Self::Undrain => "undrain",
+            Self::SlowStart => "slow_start",
+        }
+    }
+}
+
+/// Who took a control action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// A person, through a handle, the admin API or the dashboard.
+    Operator,
+    /// Automatic recovery, when the health checker saw the model come back.
+    Recovery,
+}
+
 /// Why a retry layer stopped retrying and returned the last failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetryStop {
@@ -170,6 +219,15 @@ pub enum ResilienceEvent {
         /// How long after the first the hedge started.
         after: Duration,
     },
+    /// A control action on a model (the audit trail of manual and automatic recovery).
+    Control {
+        /// The model.
+        model: ModelId,
+        /// What was done.
+        action: ControlAction,
+        /// Who did it.
+        by: Actor,
+    },
     /// The health registry changed its view of a model.
     HealthChanged {
         /// The model.
@@ -202,7 +260,8 @@ impl ResilienceEvent {
             | Self::CallRejected { model, .. }
             | Self::Retry { model, .. }
             | Self::RetryStopped { model, .. }
-            | Self::HealthChanged { model, .. } => model,
+            | Self::HealthChanged { model, .. }
+            | Self::Control { model, .. } => model,
             Self::Failover { from, .. } | Self::Hedge { from, .. } => from,
         }
     }

@@ -45,7 +45,10 @@ pub use classify::{
 };
 pub use deadline::{Deadline, Scoped};
 pub use error::{BoxError, ConfigError, Rejected};
-pub use event::{CircuitState, EventReceiver, EventSink, HealthStatus, ResilienceEvent, RetryStop};
+pub use event::{
+    Actor, CircuitState, ControlAction, EventReceiver, EventSink, HealthStatus, ResilienceEvent,
+    RetryStop,
+};
 pub use ewma::AtomicEwma;
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};

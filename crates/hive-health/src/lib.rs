@@ -55,4 +55,6 @@ mod registry;
 
 pub use checker::{CheckerConfig, HealthChecker, ProbeRequest, RunningChecker};
 pub use gate::{GateFuture, HealthGate, HealthGateLayer};
-pub use registry::{HealthChange, HealthHandle, HealthRegistry, HealthSnapshot, RegistryConfig};
+pub use registry::{
+    ChangeCause, HealthChange, HealthHandle, HealthRegistry, HealthSnapshot, RegistryConfig,
+};

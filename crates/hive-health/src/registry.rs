@@ -103,6 +103,34 @@ impl RegistryConfig {
     }
 }
 
+/// What changed a model's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeCause {
+    /// An active check passed.
+    CheckPassed,
+    /// An active check failed.
+    CheckFailed,
+    /// The breaker opened or closed.
+    Circuit,
+    /// The latency EWMA crossed the degraded limit.
+    Latency,
+    /// An operator forced a status or cleared it.
+    Operator,
+}
+
+impl ChangeCause {
+    /// A few words for logs and events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CheckPassed => "check passed",
+            Self::CheckFailed => "check failed",
+            Self::Circuit => "circuit breaker",
+            Self::Latency => "latency",
+            Self::Operator => "operator",
+        }
+    }
+}
+
 /// A change of one model's status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthChange {
@@ -113,7 +141,7 @@ pub struct HealthChange {
     /// Status after.
     pub to: HealthStatus,
     /// What caused it.
-    pub reason: &'static str,
+    pub cause: ChangeCause,
 }
 
 /// Every model's health. Cheap to clone; clones share the models.
@@ -295,7 +323,7 @@ impl ModelHealth {
 
     /// Changes the word with `change` (then resolves the status); reports a change of
     /// status once, from the update that made it.
-    fn update(&self, reason: &'static str, change: impl Fn(u32) -> u32) -> Option<HealthChange> {
+    fn update(&self, cause: ChangeCause, change: impl Fn(u32) -> u32) -> Option<HealthChange> {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             let next = resolve(change(word));
@@ -311,7 +339,7 @@ impl ModelHealth {
                     if from == to {
                         return None;
                     }
-                    return Some(self.announce(from, to, reason));
+                    return Some(self.announce(from, to, cause));
                 }
                 Err(actual) => word = actual,
             }
@@ -319,13 +347,14 @@ impl ModelHealth {
     }
 
     #[cold]
-    fn announce(&self, from: HealthStatus, to: HealthStatus, reason: &'static str) -> HealthChange {
+    fn announce(&self, from: HealthStatus, to: HealthStatus, cause: ChangeCause) -> HealthChange {
+        let reason = cause.as_str();
         tracing::info!(model = %self.model, %from, %to, reason, "model health changed");
         let change = HealthChange {
             model: self.model,
             from,
             to,
-            reason,
+            cause,
         };
         let _ = self.registry.changes.send(change.clone());
         self.registry
@@ -346,16 +375,9 @@ impl ModelHealth {
         let average = self.latency_ewma_secs.record(latency.as_secs_f64());
         let limit = self.registry.config.degraded_latency?;
         let slow = average > limit.as_secs_f64();
-        self.update(
-            if slow {
-                "slow"
-            } else {
-                "latency back to normal"
-            },
-            |w| {
-                if slow { w | SLOW } else { w & !SLOW }
-            },
-        )
+        self.update(ChangeCause::Latency, |w| {
+            if slow { w | SLOW } else { w & !SLOW }
+        })
     }
 }
 
@@ -419,7 +441,7 @@ impl HealthHandle {
         let change = if ok {
             h.consecutive_failures.store(0, Ordering::Release);
             let streak = h.consecutive_successes.fetch_add(1, Ordering::AcqRel) + 1;
-            h.update("check passed", |w| {
+            h.update(ChangeCause::CheckPassed, |w| {
                 let next = match probe_status(w) {
                     HealthStatus::Unhealthy if streak < config.healthy_threshold => {
                         HealthStatus::Unhealthy
@@ -432,7 +454,7 @@ impl HealthHandle {
             h.failed_checks.fetch_add(1, Ordering::Relaxed);
             h.consecutive_successes.store(0, Ordering::Release);
             let streak = h.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
-            h.update("check failed", |w| {
+            h.update(ChangeCause::CheckFailed, |w| {
                 let next = match probe_status(w) {
                     _ if streak >= config.unhealthy_threshold => HealthStatus::Unhealthy,
                     HealthStatus::Healthy | HealthStatus::Degraded => HealthStatus::Degraded,
@@ -457,32 +479,26 @@ impl HealthHandle {
     /// Tells the registry the model's breaker changed state (passive signal).
     pub fn set_circuit(&self, state: CircuitState) -> Option<HealthChange> {
         let open = matches!(state, CircuitState::Open | CircuitState::ForcedOpen);
-        self.health.update(
+        self.health.update(ChangeCause::Circuit, |w| {
             if open {
-                "circuit open"
+                w | CIRCUIT_OPEN
             } else {
-                "circuit closed"
-            },
-            |w| {
-                if open {
-                    w | CIRCUIT_OPEN
-                } else {
-                    w & !CIRCUIT_OPEN
-                }
-            },
-        )
+                w & !CIRCUIT_OPEN
+            }
+        })
     }
 
     /// Forces a status (operator action) until [`clear_forced`](Self::clear_forced).
     pub fn force(&self, status: HealthStatus) -> Option<HealthChange> {
-        self.health.update("operator", |w| {
+        self.health.update(ChangeCause::Operator, |w| {
             (w & !FORCED_MASK) | ((status as u32 + 1) << FORCED_SHIFT)
         })
     }
 
     /// Lets checks and signals decide again.
     pub fn clear_forced(&self) -> Option<HealthChange> {
-        self.health.update("operator cleared", |w| w & !FORCED_MASK)
+        self.health
+            .update(ChangeCause::Operator, |w| w & !FORCED_MASK)
     }
 
     /// A snapshot of this model's health.

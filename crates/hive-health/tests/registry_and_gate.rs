@@ -45,8 +45,8 @@ async fn a_forced_status_wins_until_cleared() {
     m.record_check(true, Duration::ZERO);
     let change = m.force(Unhealthy).unwrap();
     assert_eq!(
-        (change.from, change.to, change.reason),
-        (Healthy, Unhealthy, "operator")
+        (change.from, change.to, change.cause),
+        (Healthy, Unhealthy, hive_health::ChangeCause::Operator)
     );
     m.record_check(true, Duration::ZERO);
     assert_eq!(m.status(), Unhealthy);

@@ -1,0 +1,223 @@
+//! Per-model control: what the router asks before each attempt (breaker, health, drain, slow
+//! start), and the actions operators and recovery take, each one an audit event.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hive_breaker::BreakerHandle;
+use hive_core::{
+    Actor, Available, CircuitState, ControlAction, EventSink, HealthStatus, ModelId,
+    ResilienceEvent, SharedRandom,
+};
+use hive_health::HealthHandle;
+use tokio::time::Instant;
+
+/// Ramps traffic back to a recovered model: for `ramp` after it starts, a share of requests
+/// growing linearly from 0 to 1 may use the model; the others go to the fallbacks.
+#[derive(Debug)]
+pub(crate) struct SlowStart {
+    ramp: Duration,
+    epoch: Instant,
+    /// µs since `epoch` plus one when the ramp started; 0 when not ramping.
+    started: AtomicU64,
+    random: SharedRandom,
+}
+
+impl SlowStart {
+    pub(crate) fn new(ramp: Duration, random: SharedRandom) -> Self {
+        Self {
+            ramp,
+            epoch: Instant::now(),
+            started: AtomicU64::new(0),
+            random,
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
+    }
+
+    pub(crate) fn begin(&self) {
+        if !self.ramp.is_zero() {
+            self.started.store(self.now_us() + 1, Ordering::Release);
+        }
+    }
+
+    /// The share of traffic allowed now (1 when not ramping).
+    pub(crate) fn share(&self) -> f64 {
+        let started = self.started.load(Ordering::Acquire);
+        if started == 0 {
+            return 1.0;
+        }
+        let elapsed = self.now_us().saturating_sub(started - 1);
+        let ramp = self.ramp.as_micros() as u64;
+        if elapsed >= ramp {
+            self.started.store(0, Ordering::Release);
+            return 1.0;
+        }
+        elapsed as f64 / ramp as f64
+    }
+
+    fn admits(&self) -> bool {
+        let share = self.share();
+        share >= 1.0 || self.random.unit() < share
+    }
+}
+
+/// Whether the router may send a request to a model now: its breaker would admit it, its
+/// health allows it, it is not drained, and slow start lets this one through.
+pub(crate) struct ModelAvailability {
+    breaker: BreakerHandle,
+    health: HealthHandle,
+    drained: Arc<AtomicBool>,
+    slow_start: Arc<SlowStart>,
+}
+
+impl Available for ModelAvailability {
+    fn available(&self) -> bool {
+        !self.drained.load(Ordering::Acquire)
+            && self.breaker.available()
+            && self.health.available()
+            && self.slow_start.admits()
+    }
+}
+
+/// Controls one model from outside the request path: read its state, force its breaker,
+/// override its health, drain it. Every action is emitted as a
+/// [`ResilienceEvent::Control`] audit event. Cheap to clone.
+#[derive(Clone)]
+pub struct ModelControl {
+    pub(crate) model: ModelId,
+    pub(crate) breaker: BreakerHandle,
+    pub(crate) health: HealthHandle,
+    pub(crate) drained: Arc<AtomicBool>,
+    pub(crate) slow_start: Arc<SlowStart>,
+    pub(crate) events: EventSink,
+}
+
+impl ModelControl {
+    pub(crate) fn availability(&self) -> ModelAvailability {
+        ModelAvailability {
+            breaker: self.breaker.clone(),
+            health: self.health.clone(),
+            drained: Arc::clone(&self.drained),
+            slow_start: Arc::clone(&self.slow_start),
+        }
+    }
+
+    fn audit(&self, action: ControlAction, by: Actor) {
+        tracing::info!(model = %self.model, action = action.as_str(), ?by, "model control");
+        self.events.emit(|| ResilienceEvent::Control {
+            model: self.model,
+            action,
+            by,
+        });
+    }
+
+    /// The model.
+    pub fn model(&self) -> ModelId {
+        self.model
+    }
+
+    /// Its breaker.
+    pub fn breaker(&self) -> &BreakerHandle {
+        &self.breaker
+    }
+
+    /// Its health.
+    pub fn health(&self) -> &HealthHandle {
+        &self.health
+    }
+
+    /// Whether it is drained.
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire)
+    }
+
+    /// The share of traffic it may take now (below 1 while slow start ramps it up).
+    pub fn traffic_share(&self) -> f64 {
+        self.slow_start.share()
+    }
+
+    /// Forces its breaker open: no calls until [`force_close`](Self::force_close).
+    pub fn force_open(&self) {
+        self.breaker.force_open();
+        self.audit(ControlAction::ForceOpen, Actor::Operator);
+    }
+
+    /// Closes its breaker with an empty window.
+    pub fn force_close(&self) {
+        self.breaker.reset();
+        self.audit(ControlAction::ForceClose, Actor::Operator);
+    }
+
+    /// Moves its breaker to half-open, so probes go now.
+    pub fn half_open(&self) {
+        self.breaker.half_open();
+        self.audit(ControlAction::HalfOpen, Actor::Operator);
+    }
+
+    /// Marks it healthy, whatever the checks say, until [`clear_health`](Self::clear_health).
+    pub fn mark_healthy(&self) {
+        self.health.force(HealthStatus::Healthy);
+        self.audit(ControlAction::MarkHealthy, Actor::Operator);
+    }
+
+    /// Marks it unhealthy: its gate rejects every call until
+    /// [`clear_health`](Self::clear_health).
+    pub fn mark_unhealthy(&self) {
+        self.health.force(HealthStatus::Unhealthy);
+        self.audit(ControlAction::MarkUnhealthy, Actor::Operator);
+    }
+
+    /// Lets checks and signals decide its health again.
+    pub fn clear_health(&self) {
+        self.health.clear_forced();
+        self.audit(ControlAction::ClearHealth, Actor::Operator);
+    }
+
+    /// Sends no new requests to it; calls in flight finish.
+    pub fn drain(&self) {
+        self.drained.store(true, Ordering::Release);
+        self.audit(ControlAction::Drain, Actor::Operator);
+    }
+
+    /// Takes it back into rotation after [`drain`](Self::drain).
+    pub fn undrain(&self) {
+        self.drained.store(false, Ordering::Release);
+        self.audit(ControlAction::Undrain, Actor::Operator);
+    }
+
+    /// Automatic recovery: the checker saw the model come back. An open breaker goes
+    /// half-open at once, and traffic ramps back over the slow-start time.
+    pub(crate) fn recovered(&self) {
+        if matches!(self.breaker.state(), CircuitState::Open) {
+            self.breaker.half_open();
+            self.audit(ControlAction::HalfOpen, Actor::Recovery);
+        }
+        if !self.slow_start.ramp.is_zero() {
+            self.slow_start.begin();
+            self.audit(ControlAction::SlowStart, Actor::Recovery);
+        }
+    }
+}
+
+impl fmt::Debug for ModelControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelControl")
+            .field("model", &self.model)
+            .field("breaker", &self.breaker.state())
+            .field("health", &self.health.status())
+            .field("drained", &self.is_drained())
+            .field("traffic_share", &self.traffic_share())
+            .finish()
+    }
+}

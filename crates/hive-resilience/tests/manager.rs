@@ -1,0 +1,227 @@
+//! The model manager: stacks behind the router, manual controls with an audit trail, and
+//! automatic recovery with slow start (paused time, seeded randomness).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use hive_core::{
+    Actor, BoxError, CircuitState, ControlAction, EventReceiver, EventSink, HealthStatus,
+    ResilienceEvent,
+};
+use hive_health::{CheckerConfig, ProbeRequest};
+use hive_resilience::{ModelManager, ModelSpec};
+use tokio::time::{Instant, sleep};
+use tower::{ServiceExt, util::BoxCloneService};
+
+type Model = BoxCloneService<&'static str, &'static str, BoxError>;
+
+/// A model that fails until `heals_at` (from now), then answers with its name.
+fn model_healing_at(name: &'static str, heals_at: Option<Duration>) -> Model {
+    let start = Instant::now();
+    BoxCloneService::new(tower::service_fn(move |_: &'static str| async move {
+        sleep(Duration::from_millis(20)).await;
+        match heals_at {
+            Some(at) if start.elapsed() < at => Err::<_, BoxError>("503".into()),
+            _ => Ok(name),
+        }
+    }))
+}
+
+fn probe_healing_at(
+    heals_at: Duration,
+) -> impl tower::Service<ProbeRequest, Response = (), Error = BoxError, Future: Send> + Send + 'static
+{
+    let start = Instant::now();
+    tower::service_fn(move |_: ProbeRequest| async move {
+        if start.elapsed() < heals_at {
+            Err::<(), BoxError>("503".into())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+fn controls(events: &mut EventReceiver) -> Vec<(String, ControlAction, Actor)> {
+    events
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e {
+            ResilienceEvent::Control { model, action, by } => Some((model.to_string(), action, by)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_primary_opens_its_breaker_and_the_backup_answers() {
+    let manager = ModelManager::builder()
+        .model(
+            ModelSpec::new(
+                "primary",
+                model_healing_at("primary", Some(Duration::from_secs(3600))),
+            )
+            .retry(|r| r.max_attempts(1))
+            .breaker(|b| b.count_window(4).minimum_calls(4)),
+        )
+        .model(ModelSpec::new("backup", model_healing_at("backup", None)))
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        let routed = manager.service().oneshot("q").await.unwrap();
+        assert_eq!(routed.response, "backup");
+    }
+    let availability = manager.availability();
+    let primary = &availability.models[0];
+    assert_eq!((primary.breaker, primary.up), (CircuitState::Open, false));
+    assert_eq!(
+        primary.health,
+        HealthStatus::Degraded,
+        "an open breaker degrades the model"
+    );
+    assert_eq!(availability.up(), 1);
+    // Skipped without a call: one attempt only.
+    assert_eq!(manager.service().oneshot("q").await.unwrap().attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_controls_take_effect_and_leave_an_audit_trail() {
+    let (sink, mut events) = EventSink::channel(1000);
+    let manager = ModelManager::builder()
+        .events(sink)
+        .model(ModelSpec::new("a", model_healing_at("a", None)))
+        .model(ModelSpec::new("b", model_healing_at("b", None)))
+        .build()
+        .unwrap();
+    let a = manager.control("a").unwrap();
+    let answer = |m: &ModelManager<Model, &'static str>| {
+        let svc = m.service();
+        async move { svc.oneshot("q").await.unwrap().response }
+    };
+    assert_eq!(answer(&manager).await, "a");
+    a.force_open();
+    assert_eq!(answer(&manager).await, "b");
+    a.force_close();
+    assert_eq!(answer(&manager).await, "a");
+    a.mark_unhealthy();
+    assert_eq!(answer(&manager).await, "b");
+    a.clear_health();
+    a.drain();
+    assert_eq!(answer(&manager).await, "b");
+    a.undrain();
+    assert_eq!(answer(&manager).await, "a");
+    a.mark_healthy();
+    use ControlAction::*;
+    let trail: Vec<_> = controls(&mut events)
+        .into_iter()
+        .map(|(m, action, by)| {
+            assert_eq!((m.as_str(), by), ("a", Actor::Operator));
+            action
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ForceOpen,
+            ForceClose,
+            MarkUnhealthy,
+            ClearHealth,
+            Drain,
+            Undrain,
+            MarkHealthy
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_half_opens_early_and_ramps_traffic_back() {
+    const HEALS_AT: Duration = Duration::from_secs(20);
+    let (sink, mut events) = EventSink::channel(10_000);
+    let mut manager = ModelManager::builder()
+        .events(sink)
+        .seed(5)
+        .checks(
+            CheckerConfig::default()
+                .interval(Duration::from_secs(2))
+                .fast_interval(Duration::from_millis(500))
+                .jitter(0.0),
+        )
+        .model(
+            ModelSpec::new("primary", model_healing_at("primary", Some(HEALS_AT)))
+                .retry(|r| r.max_attempts(1))
+                .breaker(|b| {
+                    b.count_window(4)
+                        .minimum_calls(4)
+                        .open_duration(Duration::from_secs(120))
+                })
+                .slow_start(Duration::from_secs(4))
+                .probe(probe_healing_at(HEALS_AT)),
+        )
+        .model(ModelSpec::new("backup", model_healing_at("backup", None)))
+        .build()
+        .unwrap();
+    let running = manager.start().unwrap();
+    let start = Instant::now();
+    let mut answers = Vec::new();
+    while start.elapsed() < Duration::from_secs(40) {
+        let routed = manager.service().oneshot("q").await.unwrap();
+        answers.push((start.elapsed(), routed.response));
+        sleep(Duration::from_millis(250)).await;
+    }
+    running.stop().await;
+
+    // Probes at 0, 2 and 4 s fail (unhealthy at the third, then a check 0.5 s later and
+    // every 2 s: 4.5, 6.5 … 20.5 s). Those at 20.5 s and 22.5 s pass: healthy again at
+    // 22.5 s, when the breaker goes half-open at once (not after its 120 s) and a 4 s slow
+    // start begins.
+    let recovery = controls(&mut events);
+    assert_eq!(
+        recovery,
+        [
+            (
+                "primary".to_string(),
+                ControlAction::HalfOpen,
+                Actor::Recovery
+            ),
+            (
+                "primary".to_string(),
+                ControlAction::SlowStart,
+                Actor::Recovery
+            ),
+        ]
+    );
+    let first_primary = answers
+        .iter()
+        .find(|(t, who)| *t >= HEALS_AT && *who == "primary")
+        .unwrap()
+        .0;
+    assert!(
+        first_primary <= HEALS_AT + Duration::from_secs(5),
+        "back after {first_primary:?}"
+    );
+    let share = |from: u64, to: u64| {
+        let window: Vec<_> = answers
+            .iter()
+            .filter(|(t, _)| (Duration::from_millis(from)..Duration::from_millis(to)).contains(t))
+            .collect();
+        window.iter().filter(|(_, who)| *who == "primary").count() as f64 / window.len() as f64
+    };
+    assert_eq!(share(5_000, 20_000), 0.0, "down: all to the backup");
+    assert_eq!(
+        share(20_000, 22_500),
+        0.0,
+        "healed, not yet seen healthy twice"
+    );
+    let ramp_early = share(22_500, 24_500);
+    let ramp_late = share(24_500, 26_500);
+    assert!(
+        ramp_early < ramp_late,
+        "traffic ramps up: {ramp_early} then {ramp_late}"
+    );
+    assert!(ramp_early < 0.8 && ramp_late > 0.2);
+    assert_eq!(
+        share(26_500, 40_000),
+        1.0,
+        "after the ramp: all to the primary"
+    );
+}
