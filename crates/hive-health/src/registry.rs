@@ -131,17 +131,34 @@ impl ChangeCause {
     }
 }
 
-/// A change of one model's status.
+/// A change of one model's status, or of what its checks alone say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthChange {
     /// The model.
     pub model: ModelId,
-    /// Status before.
+    /// Status before (what the gate acts on).
     pub from: HealthStatus,
-    /// Status after.
+    /// Status after. Equal to `from` when only the checks' view changed (for example a
+    /// model whose breaker is open, so degraded, that passes a check again).
     pub to: HealthStatus,
+    /// The checks' view before.
+    pub checks_from: HealthStatus,
+    /// The checks' view after.
+    pub checks_to: HealthStatus,
     /// What caused it.
     pub cause: ChangeCause,
+}
+
+impl HealthChange {
+    /// Whether the checks saw the model come back: a passed check after failed ones.
+    pub fn checks_recovered(&self) -> bool {
+        self.cause == ChangeCause::CheckPassed
+            && self.checks_to == HealthStatus::Healthy
+            && matches!(
+                self.checks_from,
+                HealthStatus::Degraded | HealthStatus::Unhealthy
+            )
+    }
 }
 
 /// Every model's health. Cheap to clone; clones share the models.
@@ -335,37 +352,41 @@ impl ModelHealth {
                 .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    let (from, to) = (effective(word), effective(next));
-                    if from == to {
+                    let change = HealthChange {
+                        model: self.model,
+                        from: effective(word),
+                        to: effective(next),
+                        checks_from: probe_status(word),
+                        checks_to: probe_status(next),
+                        cause,
+                    };
+                    if change.from == change.to && change.checks_from == change.checks_to {
                         return None;
                     }
-                    return Some(self.announce(from, to, cause));
+                    return Some(self.announce(change));
                 }
                 Err(actual) => word = actual,
             }
         }
     }
 
+    /// Tells subscribers; a change of the gate's status is also logged and an event.
     #[cold]
-    fn announce(&self, from: HealthStatus, to: HealthStatus, cause: ChangeCause) -> HealthChange {
-        let reason = cause.as_str();
-        tracing::info!(model = %self.model, %from, %to, reason, "model health changed");
-        let change = HealthChange {
-            model: self.model,
-            from,
-            to,
-            cause,
-        };
+    fn announce(&self, change: HealthChange) -> HealthChange {
         let _ = self.registry.changes.send(change.clone());
-        self.registry
-            .config
-            .events
-            .emit(|| ResilienceEvent::HealthChanged {
-                model: self.model,
-                from,
-                to,
-                reason,
-            });
+        if change.from != change.to {
+            let (from, to, reason) = (change.from, change.to, change.cause.as_str());
+            tracing::info!(model = %self.model, %from, %to, reason, "model health changed");
+            self.registry
+                .config
+                .events
+                .emit(|| ResilienceEvent::HealthChanged {
+                    model: self.model,
+                    from,
+                    to,
+                    reason,
+                });
+        }
         change
     }
 

@@ -15,8 +15,8 @@ use hive_core::{
 };
 use hive_fallback::{FallbackPolicy, FallbackRouter, Route, Strategy};
 use hive_health::{
-    ChangeCause, CheckerConfig, HealthChecker, HealthGate, HealthGateLayer, HealthRegistry,
-    ProbeRequest, RunningChecker,
+    CheckerConfig, HealthChecker, HealthGate, HealthGateLayer, HealthRegistry, ProbeRequest,
+    RunningChecker,
 };
 use hive_retry::{Retry, RetryConfig, RetryConfigBuilder, RetryLayer};
 use tokio::task::JoinSet;
@@ -443,9 +443,7 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
                     Ok(change) => {
                         // The checks say the model is back (its breaker, still open, may keep
                         // it degraded until recovery half-opens it).
-                        let came_back = change.cause == ChangeCause::CheckPassed
-                            && change.from == HealthStatus::Unhealthy;
-                        if came_back {
+                        if change.checks_recovered() {
                             if let Some(control) = controls.iter().find(|c| c.model == change.model)
                             {
                                 control.recovered();
