@@ -33,7 +33,7 @@ fn endpoint(ballot: Option<Ballot>, latency: Duration, fail_every: u32) -> Endpo
         async move {
             sleep(latency).await;
             match ballot {
-                Some(b) if fail_every == 0 || n % fail_every != 0 => Ok(b),
+                Some(b) if fail_every == 0 || !n.is_multiple_of(fail_every) => Ok(b),
                 _ => Err::<Ballot, BoxError>("503 Service Unavailable".into()),
             }
         }
