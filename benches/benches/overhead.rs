@@ -51,6 +51,48 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// The router's cost on the success path, per strategy, and a call while the primary's
+/// breaker is open against a direct call to the fallback's stack.
+fn router(c: &mut Criterion) {
+    use hive_fallback::{HedgeDelay, Strategy};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
+    let mut group = c.benchmark_group("router");
+    group.throughput(Throughput::Elements(1));
+    let mut stack = hive_retry_breaker();
+    group.bench_function("stack_direct", |b| b.iter(|| one_call(&mut stack, 1)));
+    let strategies = [
+        ("sequential", Strategy::Sequential),
+        ("parallel_all", Strategy::Parallel { first: None }),
+        (
+            "hedged",
+            Strategy::Hedged {
+                delay: HedgeDelay::Fixed(Duration::from_secs(1)),
+                max_hedges: 1,
+                budget: None,
+            },
+        ),
+        (
+            "weighted",
+            Strategy::Weighted {
+                random: hive_core::SharedRandom::new(Some(1)),
+            },
+        ),
+    ];
+    for (name, strategy) in strategies {
+        let mut router = hive_benches::router(strategy, false);
+        group.bench_function(name, |b| b.iter(|| one_call(&mut router, 1)));
+    }
+    let mut skipping = hive_benches::router(Strategy::Sequential, true);
+    group.bench_function("sequential_primary_open", |b| {
+        b.iter(|| one_call(&mut skipping, 1))
+    });
+    group.finish();
+}
+
 /// Two OS threads share one breaker (clones of one service); each makes half the calls.
 fn contended_run<S>(svc: &S, iters: u64) -> Duration
 where
@@ -118,6 +160,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = overhead, contended
+    targets = overhead, router, contended
 }
 criterion_main!(benches);

@@ -13,6 +13,10 @@ fn main() {
     let which = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "hive_retry_breaker".into());
+    if which == "sizes" {
+        sizes();
+        return;
+    }
     let calls: u64 = std::env::args()
         .nth(2)
         .and_then(|n| n.parse().ok())
@@ -35,6 +39,10 @@ fn main() {
             run(hive_benches::tower_resilience_retry_breaker(), calls)
         }
         "failsafe_breaker" => run(hive_benches::failsafe_breaker(), calls),
+        "router_sequential" => run(
+            hive_benches::router(hive_fallback::Strategy::Sequential, false),
+            calls,
+        ),
         other => {
             eprintln!("unknown stack {other}");
             std::process::exit(2);
@@ -46,4 +54,16 @@ fn run<S: Service<u64>>(mut svc: S, calls: u64) {
     for n in 0..calls {
         let _ = black_box(one_call(&mut svc, n));
     }
+}
+
+/// Prints the sizes of the futures a caller holds.
+fn sizes() {
+    use hive_benches::Router;
+    type F = <Router as Service<u64>>::Future;
+    eprintln!(
+        "Sleep {} router future {} stack future {}",
+        std::mem::size_of::<tokio::time::Sleep>(),
+        std::mem::size_of::<F>(),
+        std::mem::size_of::<<hive_benches::HiveRetryBreaker as Service<u64>>::Future>()
+    );
 }

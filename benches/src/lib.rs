@@ -108,6 +108,29 @@ pub fn hive_gate() -> hive_health::HealthGate<InstantModel> {
     hive_health::HealthGateLayer::new(health).layer(InstantModel)
 }
 
+/// A router over two [`HiveRetryBreaker`] stacks; the first answers.
+pub type Router = hive_fallback::FallbackRouter<HiveRetryBreaker, u64>;
+
+/// Builds a [`Router`] with `strategy`; when `primary_open`, the primary's breaker is forced
+/// open so every call goes to the second model.
+#[allow(clippy::expect_used)]
+pub fn router(strategy: hive_fallback::Strategy, primary_open: bool) -> Router {
+    let primary = breaker_layer();
+    if primary_open {
+        primary.handle().force_open();
+    }
+    let handle = primary.handle();
+    hive_fallback::FallbackRouter::builder()
+        .strategy(strategy)
+        .route(
+            hive_fallback::Route::new("primary", retry_layer().layer(primary.layer(InstantModel)))
+                .available_when(handle),
+        )
+        .route(hive_fallback::Route::new("fallback", hive_retry_breaker()))
+        .build()
+        .expect("valid router")
+}
+
 /// hive's per-model stack without health gate and timeout: retry over breaker.
 pub type HiveRetryBreaker = Retry<CircuitBreaker<InstantModel, ErrorClassifier>, ErrorClassifier>;
 

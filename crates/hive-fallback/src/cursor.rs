@@ -1,17 +1,43 @@
 //! What every strategy tracks while it works through the routes: the order, the position,
 //! the deadline, the attempts made and failed, and the failover events between them.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use hive_core::{
-    BoxError, Deadline, FailureClass, ModelId, Outcome, RejectReason, ResilienceEvent,
+    BoxError, Deadline, FailureClass, ModelId, Outcome, RejectReason, ResilienceEvent, Scoped,
 };
+use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
+use tower_service::Service;
 
 use crate::{FailedAttempt, FallbackError, Routed, policy::Decision, router::Shared};
 
-/// Stands in for "no deadline" in the scope given to attempts.
-const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+pin_project! {
+    /// One call to a model: under the request's deadline when there is one (its
+    /// [`Deadline::current`]), as it is otherwise.
+    #[project = AttemptProj]
+    pub(crate) enum AttemptFuture<F> {
+        Scoped { #[pin] future: Scoped<F> },
+        Plain { #[pin] future: F },
+    }
+}
+
+impl<F: Future> Future for AttemptFuture<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AttemptProj::Scoped { future } => future.poll(cx),
+            AttemptProj::Plain { future } => future.poll(cx),
+        }
+    }
+}
 
 /// The order routes are tried in: priority order, or a weighted first pick and then the
 /// others in priority order. Positions run from 0 to the number of routes.
@@ -83,17 +109,29 @@ impl Cursor {
     }
 
     /// A timer for the deadline (never polled without one).
-    pub(crate) fn timer(&self) -> Sleep {
-        tokio::time::sleep_until(
-            self.deadline
-                .map_or_else(|| Instant::now() + FAR, |d| d.instant()),
-        )
+    pub(crate) fn timer<S, Res>(&self, shared: &Shared<S, Res>) -> Sleep {
+        tokio::time::sleep_until(self.deadline.map_or(shared.far, |d| d.instant()))
     }
 
-    /// The scope an attempt runs under: the deadline, or none in practice.
-    pub(crate) fn scope(&self) -> Deadline {
-        self.deadline
-            .unwrap_or_else(|| Deadline::at(Instant::now() + FAR))
+    /// Calls `service` (polled ready) under the request's deadline, if any.
+    pub(crate) fn call<S: Service<Req>, Req>(
+        &self,
+        service: &mut S,
+        request: Req,
+    ) -> AttemptFuture<S::Future> {
+        match self.deadline {
+            Some(deadline) => AttemptFuture::Scoped {
+                future: deadline.scoped(deadline.sync_scope(|| service.call(request))),
+            },
+            None => AttemptFuture::Plain {
+                future: service.call(request),
+            },
+        }
+    }
+
+    /// Now, when attempts are timed.
+    pub(crate) fn clock<S, Res>(shared: &Shared<S, Res>) -> Option<Instant> {
+        shared.timed.then(Instant::now)
     }
 
     /// Whether routes remain untried.

@@ -7,16 +7,17 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
-use hive_core::{BoxError, Classified, Classify, Outcome, Scoped};
+use hive_core::{BoxError, Classified, Classify, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{
     Routed, Strategy,
-    cursor::{Cursor, Ending, Order, Pick},
+    cursor::{AttemptFuture, Cursor, Ending, Order, Pick},
     policy::Decision,
     race::Race,
     router::Shared,
@@ -125,7 +126,7 @@ pin_project! {
         request: Req,
         cursor: Cursor,
         current: usize,
-        started: Instant,
+        started: Option<Instant>,
     }
 }
 
@@ -134,7 +135,7 @@ pin_project! {
     enum State<S, F> {
         Pick,
         Readying { service: S },
-        Calling { #[pin] future: Scoped<F> },
+        Calling { #[pin] future: AttemptFuture<F> },
         Done,
     }
 }
@@ -147,13 +148,13 @@ where
         let cursor = Cursor::new(&shared, order);
         Self {
             state: State::Pick,
-            timer: cursor.timer(),
+            timer: cursor.timer(&shared),
             shared,
             classifier,
             request,
             cursor,
             current: 0,
-            started: Instant::now(),
+            started: None,
         }
     }
 }
@@ -203,20 +204,16 @@ where
                         this.state.set(State::Pick);
                     }
                     Poll::Ready(Ok(())) => {
-                        *this.started = Instant::now();
-                        let scope = cursor.scope();
-                        let request = this.request.clone();
-                        let future = scope.sync_scope(|| service.call(request));
-                        this.state.set(State::Calling {
-                            future: scope.scoped(future),
-                        });
+                        *this.started = Cursor::clock(&shared);
+                        let future = cursor.call(service, this.request.clone());
+                        this.state.set(State::Calling { future });
                     }
                 },
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
                     let outcome = outcome_of(this.classifier, &result);
                     let index = *this.current;
-                    let latency = this.started.elapsed();
+                    let latency = this.started.map_or(Duration::ZERO, |s| s.elapsed());
                     let decision = cursor.outcome(&shared, index, outcome, latency);
                     match decision {
                         Decision::Answer | Decision::Return => {

@@ -9,14 +9,14 @@ use std::{
     time::Duration,
 };
 
-use hive_core::{BoxError, ResilienceEvent, Scoped};
+use hive_core::{BoxError, ResilienceEvent};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{
     HedgeDelay, Routed, Strategy,
-    cursor::{Cursor, Ending, Order, Pick},
+    cursor::{AttemptFuture, Cursor, Ending, Order, Pick},
     future::outcome_of,
     policy::Decision,
     router::Shared,
@@ -31,7 +31,7 @@ struct Attempt<S, F> {
 
 enum AttemptState<S, F> {
     Readying(S),
-    Calling(Pin<Box<Scoped<F>>>),
+    Calling(Pin<Box<AttemptFuture<F>>>),
 }
 
 pin_project! {
@@ -71,8 +71,8 @@ where
         }
         let cursor = Cursor::new(&shared, Order { first: None });
         Self {
-            timer: cursor.timer(),
-            hedge_timer: tokio::time::sleep_until(Instant::now()),
+            timer: cursor.timer(&shared),
+            hedge_timer: tokio::time::sleep_until(shared.far),
             hedge_armed: false,
             shared,
             classifier,
@@ -210,11 +210,9 @@ where
                             progressed = true;
                         }
                         Poll::Ready(Ok(())) => {
-                            let scope = cursor.scope();
-                            let request = this.request.clone();
-                            let future = scope.sync_scope(|| service.call(request));
+                            let future = cursor.call(service, this.request.clone());
                             attempt.started = Instant::now();
-                            attempt.state = AttemptState::Calling(Box::pin(scope.scoped(future)));
+                            attempt.state = AttemptState::Calling(Box::pin(future));
                             progressed = true;
                         }
                     },

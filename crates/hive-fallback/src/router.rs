@@ -33,6 +33,12 @@ pub(crate) struct Shared<S, Res> {
     pub(crate) routes: Vec<Route<S>>,
     pub(crate) strategy: Strategy,
     pub(crate) track_stats: bool,
+    /// Whether attempts are timed (for statistics or failover events); else the success
+    /// path reads no clock.
+    pub(crate) timed: bool,
+    /// An instant ten years after the router was built: the timer of a request without a
+    /// deadline, never reached.
+    pub(crate) far: tokio::time::Instant,
     pub(crate) timeout: Option<Duration>,
     pub(crate) policy: FallbackPolicy,
     pub(crate) degraded: Option<Fallback<Res>>,
@@ -283,11 +289,14 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             _ => {}
         }
         let track_stats = self.strategy.tracks_stats();
+        let timed = track_stats || self.events.is_enabled();
         Ok(FallbackRouter {
             shared: Arc::new(Shared {
                 routes: self.routes,
                 strategy: self.strategy,
                 track_stats,
+                timed,
+                far: tokio::time::Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600),
                 timeout: self.timeout,
                 policy: self.policy,
                 degraded: self.degraded,
