@@ -81,6 +81,22 @@ where
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
+/// A sequential router with a 30 s deadline over two stacks; the first answers.
+fn router() -> impl Service<u64, Response = u64, Error = hive_core::BoxError> {
+    let stack = || {
+        RetryLayer::new(RetryConfig::builder().build().unwrap()).layer(
+            CircuitBreakerLayer::new(CircuitBreakerConfig::builder().build().unwrap()).layer(Model),
+        )
+    };
+    hive_fallback::FallbackRouter::builder()
+        .route(hive_fallback::Route::new("a", stack()))
+        .route(hive_fallback::Route::new("b", stack()))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .map_response(|routed| routed.response)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -125,6 +141,10 @@ fn main() {
                 retry().layer(CircuitBreakerLayer::new(count).layer(Model)),
                 10_000,
             ),
+        ),
+        (
+            "router (sequential, with a deadline) over two retry + breaker stacks",
+            allocations_of(router(), 10_000),
         ),
         (
             "a boxed service, for contrast",

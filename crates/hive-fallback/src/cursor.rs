@@ -73,15 +73,23 @@ pub(crate) enum Ending {
     Deadline,
 }
 
+#[derive(Debug, Default)]
+struct Cold {
+    /// After a context-length failure: the window the next model must exceed.
+    min_context: Option<u64>,
+    /// The model left last, for the failover event to the next one.
+    leaving: Option<(ModelId, Outcome, Duration)>,
+    failed: Vec<FailedAttempt>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Cursor {
     order: Order,
     next: usize,
     pub(crate) deadline: Option<Deadline>,
-    min_context: Option<u64>,
-    /// The model left last, for the failover event to the next one.
-    leaving: Option<(ModelId, Outcome, Duration)>,
-    failed: Vec<FailedAttempt>,
+    /// What only failures need, allocated at the first one: the success path keeps the
+    /// future small.
+    cold: Option<Box<Cold>>,
     pub(crate) attempts: u32,
     /// Set when the deadline left too little time for the next route.
     pub(crate) out_of_time: bool,
@@ -100,9 +108,7 @@ impl Cursor {
             order,
             next: 0,
             deadline,
-            min_context: None,
-            leaving: None,
-            failed: Vec::new(),
+            cold: None,
             attempts: 0,
             out_of_time: false,
         }
@@ -147,7 +153,7 @@ impl Cursor {
             let index = self.order.route_at(self.next);
             let route = &shared.routes[index];
             self.next += 1;
-            if let Some(min) = self.min_context {
+            if let Some(min) = self.cold.as_ref().and_then(|c| c.min_context) {
                 if route.context_window.is_none_or(|w| w <= min) {
                     continue;
                 }
@@ -165,7 +171,8 @@ impl Cursor {
                 self.out_of_time = true;
                 return Pick::NoTime;
             }
-            if let Some((from, reason, latency)) = self.leaving.take() {
+            if let Some((from, reason, latency)) = self.cold.as_mut().and_then(|c| c.leaving.take())
+            {
                 failover(shared, from, route.model, reason, latency);
             }
             self.attempts += 1;
@@ -183,11 +190,12 @@ impl Cursor {
         latency: Duration,
         error: Option<BoxError>,
     ) {
-        if let Some((from, reason, latency)) = self.leaving.take() {
+        let cold = self.cold.get_or_insert_default();
+        if let Some((from, reason, latency)) = cold.leaving.take() {
             failover(shared, from, model, reason, latency);
         }
-        self.leaving = Some((model, outcome, latency));
-        self.failed.push(FailedAttempt {
+        cold.leaving = Some((model, outcome, latency));
+        cold.failed.push(FailedAttempt {
             model,
             outcome,
             error,
@@ -213,11 +221,14 @@ impl Cursor {
 
     /// A route was still working when the deadline passed.
     pub(crate) fn timed_out<S, Res>(&mut self, shared: &Shared<S, Res>, index: usize) {
-        self.failed.push(FailedAttempt {
-            model: shared.routes[index].model,
-            outcome: Outcome::failure(FailureClass::Timeout),
-            error: None,
-        });
+        self.cold
+            .get_or_insert_default()
+            .failed
+            .push(FailedAttempt {
+                model: shared.routes[index].model,
+                outcome: Outcome::failure(FailureClass::Timeout),
+                error: None,
+            });
     }
 
     /// Decides what a route's outcome means and updates the live statistics. When the
@@ -240,7 +251,7 @@ impl Cursor {
                 .map(|p| self.order.route_at(p))
                 .any(|i| shared.routes[i].context_window.is_some_and(|w| w > here));
             if larger {
-                self.min_context = Some(here);
+                self.cold.get_or_insert_default().min_context = Some(here);
             } else {
                 decision = Decision::Return;
             }
@@ -290,7 +301,7 @@ impl Cursor {
                 degraded: true,
             });
         }
-        let mut attempts = std::mem::take(&mut self.failed);
+        let mut attempts = self.cold.take().map(|c| c.failed).unwrap_or_default();
         attempts.sort_by_key(|a| shared.routes.iter().position(|r| r.model == a.model));
         Err(Box::new(match ending {
             Ending::Exhausted => FallbackError::Exhausted { attempts },
@@ -300,7 +311,7 @@ impl Cursor {
 
     /// The attempts that failed so far, for Debug.
     pub(crate) fn failed(&self) -> &[FailedAttempt] {
-        &self.failed
+        self.cold.as_ref().map_or(&[], |c| &c.failed)
     }
 }
 
