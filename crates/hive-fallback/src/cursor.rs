@@ -27,6 +27,26 @@ pin_project! {
     }
 }
 
+pin_project! {
+    /// The request's deadline timer; none is made (and no runtime handle taken) without a
+    /// deadline.
+    #[project = TimerProj]
+    pub(crate) enum Timer {
+        Off,
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl Timer {
+    /// Whether the deadline has passed.
+    pub(crate) fn expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        match self.project() {
+            TimerProj::Off => false,
+            TimerProj::Armed { sleep } => sleep.poll(cx).is_ready(),
+        }
+    }
+}
+
 impl<F: Future> Future for AttemptFuture<F> {
     type Output = F::Output;
 
@@ -114,9 +134,14 @@ impl Cursor {
         }
     }
 
-    /// A timer for the deadline (never polled without one).
-    pub(crate) fn timer<S, Res>(&self, shared: &Shared<S, Res>) -> Sleep {
-        tokio::time::sleep_until(self.deadline.map_or(shared.far, |d| d.instant()))
+    /// A timer for the deadline, if there is one.
+    pub(crate) fn timer(&self) -> Timer {
+        match self.deadline {
+            Some(deadline) => Timer::Armed {
+                sleep: tokio::time::sleep_until(deadline.instant()),
+            },
+            None => Timer::Off,
+        }
     }
 
     /// Calls `service` (polled ready) under the request's deadline, if any.

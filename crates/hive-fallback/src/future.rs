@@ -12,12 +12,12 @@ use std::{
 
 use hive_core::{BoxError, Classified, Classify, Outcome};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::{
     Routed, Strategy,
-    cursor::{AttemptFuture, Cursor, Ending, Order, Pick},
+    cursor::{AttemptFuture, Cursor, Ending, Order, Pick, Timer},
     policy::Decision,
     race::Race,
     router::Shared,
@@ -120,7 +120,7 @@ pin_project! {
         #[pin]
         state: State<S, S::Future>,
         #[pin]
-        timer: Sleep,
+        timer: Timer,
         shared: Arc<Shared<S, Res>>,
         classifier: C,
         request: Req,
@@ -148,7 +148,7 @@ where
         let cursor = Cursor::new(&shared, order);
         Self {
             state: State::Pick,
-            timer: cursor.timer(&shared),
+            timer: cursor.timer(),
             shared,
             classifier,
             request,
@@ -172,7 +172,7 @@ where
         let mut this = self.project();
         let shared = Arc::clone(this.shared);
         let cursor = this.cursor;
-        if cursor.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
+        if this.timer.as_mut().expired(cx) {
             if let StateProj::Calling { .. } = this.state.as_mut().project() {
                 cursor.timed_out(&shared, *this.current);
             }

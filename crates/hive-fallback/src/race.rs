@@ -16,7 +16,7 @@ use tower_service::Service;
 
 use crate::{
     HedgeDelay, Routed, Strategy,
-    cursor::{AttemptFuture, Cursor, Ending, Order, Pick},
+    cursor::{AttemptFuture, Cursor, Ending, Order, Pick, Timer},
     future::outcome_of,
     policy::Decision,
     router::Shared,
@@ -42,7 +42,7 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        timer: Sleep,
+        timer: Timer,
         #[pin]
         hedge_timer: Sleep,
         hedge_armed: bool,
@@ -71,7 +71,7 @@ where
         }
         let cursor = Cursor::new(&shared, Order { first: None });
         Self {
-            timer: cursor.timer(&shared),
+            timer: cursor.timer(),
             hedge_timer: tokio::time::sleep_until(shared.far),
             hedge_armed: false,
             shared,
@@ -143,7 +143,7 @@ where
         if *this.done {
             return Poll::Ready(Err("fallback router future polled after completion".into()));
         }
-        if cursor.deadline.is_some() && this.timer.as_mut().poll(cx).is_ready() {
+        if this.timer.as_mut().expired(cx) {
             for attempt in this.in_flight.drain(..) {
                 cursor.timed_out(&shared, attempt.index);
             }
