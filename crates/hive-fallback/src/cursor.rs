@@ -303,6 +303,9 @@ impl Cursor {
         index: usize,
         response: T,
     ) -> Routed<T> {
+        if let Some(record) = &shared.on_result {
+            record(true);
+        }
         Routed {
             response,
             model: Some(shared.routes[index].model),
@@ -318,6 +321,9 @@ impl Cursor {
         shared: &Shared<S, Res>,
         ending: Ending,
     ) -> Result<Routed<Res>, BoxError> {
+        if let Some(record) = &shared.on_result {
+            record(false);
+        }
         if let Some(response) = shared.degraded.as_ref().and_then(|answer| answer()) {
             return Ok(Routed {
                 response,

@@ -28,6 +28,7 @@ pub struct Routed<T> {
 
 type Fallback<Res> = Arc<dyn Fn() -> Option<Res> + Send + Sync>;
 type OnAnswer<Res> = Arc<dyn Fn(&Res) + Send + Sync>;
+type OnResult = Arc<dyn Fn(bool) + Send + Sync>;
 
 pub(crate) struct Shared<S, Res> {
     pub(crate) routes: Vec<Route<S>>,
@@ -43,6 +44,7 @@ pub(crate) struct Shared<S, Res> {
     pub(crate) policy: FallbackPolicy,
     pub(crate) degraded: Option<Fallback<Res>>,
     pub(crate) on_answer: Option<OnAnswer<Res>>,
+    pub(crate) on_result: Option<OnResult>,
     pub(crate) events: EventSink,
 }
 
@@ -80,6 +82,7 @@ impl<S, Res> FallbackRouter<S, Res> {
             policy: FallbackPolicy::default(),
             degraded: None,
             on_answer: None,
+            on_result: None,
             events: EventSink::none(),
             classifier: ErrorClassifier,
             _response: PhantomData,
@@ -162,6 +165,7 @@ pub struct FallbackRouterBuilder<S, Res, C = ErrorClassifier> {
     policy: FallbackPolicy,
     degraded: Option<Fallback<Res>>,
     on_answer: Option<OnAnswer<Res>>,
+    on_result: Option<OnResult>,
     events: EventSink,
     classifier: C,
     _response: PhantomData<fn() -> Res>,
@@ -224,6 +228,14 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
         self
     }
 
+    /// Called once per request with whether a model answered it (an answer, or a model's
+    /// refusal such as a bad request); a degraded answer or an error is `false`. Keep it
+    /// cheap: it runs on every request.
+    pub fn on_result(mut self, record: impl Fn(bool) + Send + Sync + 'static) -> Self {
+        self.on_result = Some(Arc::new(record));
+        self
+    }
+
     /// Where failovers are reported.
     pub fn events(mut self, events: EventSink) -> Self {
         self.events = events;
@@ -239,6 +251,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             policy: self.policy,
             degraded: self.degraded,
             on_answer: self.on_answer,
+            on_result: self.on_result,
             events: self.events,
             classifier,
             _response: PhantomData,
@@ -301,6 +314,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
                 policy: self.policy,
                 degraded: self.degraded,
                 on_answer: self.on_answer,
+                on_result: self.on_result,
                 events: self.events,
             }),
             classifier: self.classifier,

@@ -35,6 +35,7 @@
 
 mod control;
 mod manager;
+mod window;
 
 pub use control::ModelControl;
 pub use hive_breaker as breaker;

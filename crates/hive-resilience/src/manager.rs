@@ -26,7 +26,10 @@ use tower::{
     util::BoxService,
 };
 
-use crate::control::{ModelControl, SlowStart};
+use crate::{
+    control::{ModelControl, SlowStart},
+    window::RequestWindow,
+};
 
 /// One model's stack, outermost first: health gate, retry, breaker, attempt timeout.
 pub type ModelStack<S, C> = HealthGate<Retry<CircuitBreaker<Timeout<S>, C>, C>>;
@@ -152,6 +155,7 @@ pub struct ModelManagerBuilder<S, C = ErrorClassifier> {
     checks: CheckerConfig,
     classifier: C,
     seed: Option<u64>,
+    window: Duration,
 }
 
 impl<S> ModelManager<S> {
@@ -167,6 +171,7 @@ impl<S> ModelManager<S> {
             checks: CheckerConfig::default(),
             classifier: ErrorClassifier,
             seed: None,
+            window: Duration::from_secs(60),
         }
     }
 }
@@ -214,6 +219,13 @@ impl<S, C> ModelManagerBuilder<S, C> {
         self
     }
 
+    /// The span over which request availability is counted (whole seconds, at least 1).
+    /// Default 60 s.
+    pub fn availability_window(mut self, span: Duration) -> Self {
+        self.window = span;
+        self
+    }
+
     /// Seeds the randomness of jitter and slow start (tests, simulations).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -233,6 +245,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
             checks: self.checks,
             classifier,
             seed: self.seed,
+            window: self.window,
         }
     }
 
@@ -252,7 +265,10 @@ impl<S, C> ModelManagerBuilder<S, C> {
             registry_sink.emit(|| event.clone());
             user_sink.emit(|| event.clone());
         });
+        let window = Arc::new(RequestWindow::new(self.window));
+        let counter = Arc::clone(&window);
         let mut router = FallbackRouter::builder()
+            .on_result(move |answered| counter.record(answered))
             .strategy(self.strategy)
             .policy(self.policy)
             .events(events.clone())
@@ -316,6 +332,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
         HealthChecker::new(registry.clone(), self.checks.clone())?;
         Ok(ModelManager {
             router,
+            window,
             controls,
             registry,
             checks: self.checks,
@@ -344,17 +361,24 @@ impl<S, C> fmt::Debug for ModelManagerBuilder<S, C> {
 /// over its slow-start time.
 pub struct ModelManager<S, Res = (), C = ErrorClassifier> {
     router: FallbackRouter<ModelStack<S, C>, Res, C>,
+    window: Arc<RequestWindow>,
     controls: Vec<ModelControl>,
     registry: HealthRegistry,
     checks: CheckerConfig,
     probes: Vec<(ModelId, Probe)>,
 }
 
-/// Which models can take calls now.
+/// Which models can take calls now, and how many requests were answered lately.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Availability {
     /// Per model, in priority order.
     pub models: Vec<ModelAvailability>,
+    /// The span the request counts cover.
+    pub window: Duration,
+    /// Requests in the window.
+    pub requests: u64,
+    /// Requests a model answered (degraded answers and errors not counted).
+    pub answered: u64,
 }
 
 /// One model's availability.
@@ -378,6 +402,11 @@ impl Availability {
     /// Models that could take a call now.
     pub fn up(&self) -> usize {
         self.models.iter().filter(|m| m.up).count()
+    }
+
+    /// The share of requests answered over the window, if there were any.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.answered as f64 / self.requests as f64)
     }
 }
 
@@ -403,10 +432,14 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
         &self.registry
     }
 
-    /// Which models can take calls now.
+    /// Which models can take calls now, and the requests answered over the window.
     pub fn availability(&self) -> Availability {
         use hive_core::Available;
+        let (answered, requests) = self.window.counts();
         Availability {
+            window: self.window.span(),
+            requests,
+            answered,
             models: self
                 .controls
                 .iter()

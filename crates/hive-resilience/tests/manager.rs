@@ -80,8 +80,22 @@ async fn a_down_primary_opens_its_breaker_and_the_backup_answers() {
         "an open breaker degrades the model"
     );
     assert_eq!(availability.up(), 1);
+    assert_eq!((availability.requests, availability.answered), (6, 6));
     // Skipped without a call: one attempt only.
     assert_eq!(manager.service().oneshot("q").await.unwrap().attempts, 1);
+    // With the backup marked unhealthy too, nobody answers, and it shows.
+    manager.control("backup").unwrap().mark_unhealthy();
+    assert!(manager.service().oneshot("q").await.is_err());
+    let availability = manager.availability();
+    assert_eq!(
+        (
+            availability.requests,
+            availability.answered,
+            availability.up()
+        ),
+        (8, 7, 0)
+    );
+    assert_eq!(availability.ratio(), Some(7.0 / 8.0));
 }
 
 #[tokio::test(start_paused = true)]
