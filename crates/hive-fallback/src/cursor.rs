@@ -269,6 +269,9 @@ impl Cursor {
         if shared.track_stats {
             route.stats.record(outcome == Outcome::Success, latency);
         }
+        if let Some(observe) = &route.observer {
+            observe(&outcome, latency);
+        }
         let mut decision = shared.policy.decide(&outcome);
         if decision == Decision::LargerContext {
             let here = route.context_window.unwrap_or(0);

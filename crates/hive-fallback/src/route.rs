@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use hive_core::{Available, ModelId};
+use hive_core::{Available, ModelId, Outcome};
 
 use crate::stats::RouteStats;
 
@@ -15,7 +15,11 @@ pub struct Route<S> {
     pub(crate) availability: Vec<Arc<dyn Available>>,
     pub(crate) min_attempt_time: Duration,
     pub(crate) stats: RouteStats,
+    pub(crate) observer: Option<Observer>,
 }
+
+/// Told of every attempt's outcome and latency.
+pub(crate) type Observer = Arc<dyn Fn(&Outcome, Duration) + Send + Sync>;
 
 impl<S> Route<S> {
     /// A route to `model` through `service`.
@@ -27,6 +31,7 @@ impl<S> Route<S> {
             availability: Vec::new(),
             min_attempt_time: Duration::ZERO,
             stats: RouteStats::default(),
+            observer: None,
         }
     }
 
@@ -51,6 +56,14 @@ impl<S> Route<S> {
     #[must_use]
     pub fn min_attempt_time(mut self, time: Duration) -> Self {
         self.min_attempt_time = time;
+        self
+    }
+
+    /// Calls `observe` with the outcome and latency of every attempt on this model (a
+    /// passive health signal, e.g. `HealthHandle::record_outcome`). Attempts are then timed.
+    #[must_use]
+    pub fn observe(mut self, observe: impl Fn(&Outcome, Duration) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observe));
         self
     }
 

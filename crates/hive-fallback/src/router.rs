@@ -302,7 +302,9 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             _ => {}
         }
         let track_stats = self.strategy.tracks_stats();
-        let timed = track_stats || self.events.is_enabled();
+        let timed = track_stats
+            || self.events.is_enabled()
+            || self.routes.iter().any(|r| r.observer.is_some());
         Ok(FallbackRouter {
             shared: Arc::new(Shared {
                 routes: self.routes,

@@ -46,6 +46,7 @@ pub struct ModelSpec<S> {
     context_window: Option<u64>,
     min_attempt_time: Duration,
     slow_start: Duration,
+    passive_health: bool,
     probe: Option<Probe>,
 }
 
@@ -62,6 +63,7 @@ impl<S> ModelSpec<S> {
             context_window: None,
             min_attempt_time: Duration::ZERO,
             slow_start: Duration::from_secs(10),
+            passive_health: true,
             probe: None,
         }
     }
@@ -111,6 +113,15 @@ impl<S> ModelSpec<S> {
     #[must_use]
     pub fn slow_start(mut self, ramp: Duration) -> Self {
         self.slow_start = ramp;
+        self
+    }
+
+    /// Whether the outcome and latency of every live call feed the model's health (error
+    /// rate and latency EWMAs, `degraded_latency`). Default on; a few atomic operations
+    /// and two clock reads per attempt.
+    #[must_use]
+    pub fn passive_health(mut self, on: bool) -> Self {
+        self.passive_health = on;
         self
     }
 
@@ -321,6 +332,12 @@ impl<S, C> ModelManagerBuilder<S, C> {
                 .min_attempt_time(spec.min_attempt_time);
             if let Some(window) = spec.context_window {
                 route = route.context_window(window);
+            }
+            if spec.passive_health {
+                let health = control.health.clone();
+                route = route.observe(move |outcome, latency| {
+                    health.record_outcome(outcome, latency);
+                });
             }
             router = router.route(route);
             if let Some(probe) = spec.probe {

@@ -81,6 +81,16 @@ async fn a_down_primary_opens_its_breaker_and_the_backup_answers() {
     );
     assert_eq!(availability.up(), 1);
     assert_eq!((availability.requests, availability.answered), (6, 6));
+    // Live calls fed the health registry: 4 failures on the primary (EWMA weight 0.2 from 0),
+    // 20 ms answers from the backup.
+    let primary = manager.control("primary").unwrap().health().snapshot();
+    assert!(
+        (primary.error_rate - (1.0 - 0.8f64.powi(4))).abs() < 1e-9,
+        "{}",
+        primary.error_rate
+    );
+    let backup = manager.control("backup").unwrap().health().snapshot();
+    assert_eq!(backup.latency_ewma, Some(Duration::from_millis(20)));
     // Skipped without a call: one attempt only.
     assert_eq!(manager.service().oneshot("q").await.unwrap().attempts, 1);
     // With the backup marked unhealthy too, nobody answers, and it shows.
