@@ -1,0 +1,42 @@
+//! A misbehaving OpenAI-compatible provider on loopback, for tests, the demo and chaos
+//! drills.
+//!
+//! [`Simulator`] is a real HTTP server (HTTP/1.1 and cleartext HTTP/2) speaking
+//! `GET /v1/models` and `POST /v1/chat/completions`, streamed (SSE) or not. What each model
+//! does is a [`Script`] of [`Behaviour`]s by call number and by time: rate limits with and
+//! without `Retry-After`, server errors, a reset before the headers, a request that never
+//! answers, a slow first token, a stream cut, a stall, a malformed chunk, a missing
+//! `[DONE]`, context length exceeded, a content-policy refusal, an outage window, an answer
+//! from the wrong model, fixed or random latency. Every healthy answer is [`ANSWER`], so a
+//! truncated answer is detectable; every request is logged with its time
+//! ([`Simulator::attempts`]).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use hive_sim::{Behaviour, RetryAfter, Script, Simulator};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = Simulator::start([
+//!     ("gpt-4o", Script::new().until_call(2, Behaviour::RateLimited(Some(RetryAfter::Seconds(1))))),
+//!     ("claude-4-sonnet", Script::new().until(Duration::from_secs(30), Behaviour::Status(503))),
+//! ])
+//! .await?;
+//! println!("provider at {}", sim.base_url());
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod body;
+mod script;
+mod server;
+mod wire;
+
+pub use body::{ChannelBody, SimBody};
+pub use script::{Behaviour, Latency, RetryAfter, Script};
+pub use server::{Attempt, Simulator};
+
+/// The one text every healthy answer carries, so that a truncated answer shows.
+pub const ANSWER: &str =
+    "The proposal is sound, its risks are understood, and I vote in favour of it.";

@@ -1,0 +1,438 @@
+//! The simulator's HTTP server on loopback.
+
+use std::{
+    collections::BTreeMap,
+    fmt, io,
+    net::SocketAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use hive_core::SharedRandom;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use tokio::{net::TcpListener, task::JoinSet, time::Instant};
+
+use crate::{
+    ANSWER, Behaviour, RetryAfter, Script,
+    body::{ChannelBody, SimBody},
+    wire::{self, ChatRequest},
+};
+
+/// The largest request body read.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// One request the simulator received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The model asked for (empty for `/v1/models`).
+    pub model: String,
+    /// The path.
+    pub path: String,
+    /// The model's call number (the first is 0).
+    pub call: u32,
+    /// When it arrived, since the simulator started.
+    pub at: Duration,
+    /// What the model did ([`Behaviour::name`]).
+    pub behaviour: &'static str,
+    /// Whether a stream was asked for.
+    pub stream: bool,
+}
+
+struct Model {
+    script: Script,
+    calls: AtomicU32,
+}
+
+struct State {
+    start: Instant,
+    models: BTreeMap<String, Model>,
+    log: RwLock<Vec<Attempt>>,
+    random: SharedRandom,
+}
+
+/// A misbehaving OpenAI-compatible provider on `127.0.0.1`, scripted per model.
+///
+/// Serves `GET /v1/models` and `POST /v1/chat/completions` (streamed with SSE or not) over
+/// HTTP/1.1 and HTTP/2 (cleartext). Every healthy answer is [`ANSWER`], so a truncated
+/// answer is detectable. Every request is logged with its time. Dropping it stops the
+/// server.
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinSet<()>,
+}
+
+impl Simulator {
+    /// Starts a simulator serving these models on a free loopback port.
+    pub async fn start<N: Into<String>>(
+        models: impl IntoIterator<Item = (N, Script)>,
+    ) -> io::Result<Self> {
+        Self::start_seeded(models, 0).await
+    }
+
+    /// [`start`](Self::start) with a seed for random latencies.
+    pub async fn start_seeded<N: Into<String>>(
+        models: impl IntoIterator<Item = (N, Script)>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            start: Instant::now(),
+            models: models
+                .into_iter()
+                .map(|(name, script)| {
+                    (
+                        name.into(),
+                        Model {
+                            script,
+                            calls: AtomicU32::new(0),
+                        },
+                    )
+                })
+                .collect(),
+            log: RwLock::default(),
+            random: SharedRandom::new(Some(seed)),
+        });
+        let mut server = JoinSet::new();
+        let shared = Arc::clone(&state);
+        server.spawn(accept(listener, shared));
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.state
+            .log
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The requests for one model.
+    pub fn attempts_of(&self, model: &str) -> Vec<Attempt> {
+        self.attempts()
+            .into_iter()
+            .filter(|a| a.model == model)
+            .collect()
+    }
+
+    /// Stops accepting and ends every connection.
+    pub async fn stop(mut self) {
+        self.server.abort_all();
+        while self.server.join_next().await.is_some() {}
+    }
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .field("models", &self.state.models.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+async fn accept(listener: TcpListener, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { handle(state, request).await }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// Why the simulator ends a connection without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset by the simulated provider")]
+struct Reset;
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<SimBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(value.to_string()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl State {
+    fn log(&self, attempt: Attempt) {
+        self.log
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(attempt);
+    }
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<SimBody>, Reset> {
+    let at = state.start.elapsed();
+    let path = request.uri().path().to_owned();
+    match (request.method(), path.as_str()) {
+        (&Method::GET, "/v1/models") => {
+            state.log(Attempt {
+                model: String::new(),
+                path,
+                call: 0,
+                at,
+                behaviour: "models",
+                stream: false,
+            });
+            let names: Vec<String> = state.models.keys().cloned().collect();
+            Ok(json(StatusCode::OK, &wire::models(&names)))
+        }
+        (&Method::POST, "/v1/chat/completions") => {
+            let body = match Limited::new(request.into_body(), MAX_REQUEST)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    let error = wire::error(
+                        "request body too large or unreadable",
+                        "invalid_request_error",
+                        None,
+                    );
+                    return Ok(json(StatusCode::PAYLOAD_TOO_LARGE, &error));
+                }
+            };
+            let chat: ChatRequest = match serde_json::from_slice(&body) {
+                Ok(chat) => chat,
+                Err(e) => {
+                    let error =
+                        wire::error(&format!("invalid JSON: {e}"), "invalid_request_error", None);
+                    return Ok(json(StatusCode::BAD_REQUEST, &error));
+                }
+            };
+            let Some(model) = state.models.get(&chat.model) else {
+                let error = wire::error(
+                    &format!("The model `{}` does not exist", chat.model),
+                    "invalid_request_error",
+                    Some("model_not_found"),
+                );
+                return Ok(json(StatusCode::NOT_FOUND, &error));
+            };
+            let call = model.calls.fetch_add(1, Ordering::SeqCst);
+            let behaviour = model.script.behaviour(call, at);
+            state.log(Attempt {
+                model: chat.model.clone(),
+                path,
+                call,
+                at,
+                behaviour: behaviour.name(),
+                stream: chat.stream,
+            });
+            let latency = model.script.latency_for(state.random.unit());
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer(&chat, behaviour).await
+        }
+        _ => Ok(json(
+            StatusCode::NOT_FOUND,
+            &wire::error("no such endpoint", "invalid_request_error", None),
+        )),
+    }
+}
+
+fn tokens() -> Vec<&'static str> {
+    ANSWER.split_inclusive(' ').collect()
+}
+
+async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<SimBody>, Reset> {
+    let model = chat.model.as_str();
+    match behaviour {
+        Behaviour::ResetBeforeHeaders => Err(Reset),
+        Behaviour::Hang => std::future::pending().await,
+        Behaviour::RateLimited(retry_after) => {
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                &wire::error(
+                    "Rate limit reached for requests",
+                    "requests",
+                    Some("rate_limit_exceeded"),
+                ),
+            );
+            let headers = response.headers_mut();
+            if let Some(retry_after) = retry_after {
+                let value = match retry_after {
+                    RetryAfter::Seconds(s) => s.to_string(),
+                    RetryAfter::Date(d) => httpdate::fmt_http_date(SystemTime::now() + d),
+                };
+                if let Ok(value) = value.parse() {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
+                if let RetryAfter::Seconds(s) = retry_after {
+                    if let Ok(value) = format!("{s}s").parse() {
+                        headers.insert("x-ratelimit-reset-requests", value);
+                    }
+                }
+            }
+            Ok(response)
+        }
+        Behaviour::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let kind = if code == 529 {
+                "overloaded_error"
+            } else {
+                "server_error"
+            };
+            Ok(json(
+                status,
+                &wire::error(
+                    "The server had an error while processing your request",
+                    kind,
+                    None,
+                ),
+            ))
+        }
+        Behaviour::ContextLengthExceeded => Ok(json(
+            StatusCode::BAD_REQUEST,
+            &wire::error(
+                "This model's maximum context length is 8192 tokens; your messages resulted in 9000 tokens",
+                "invalid_request_error",
+                Some("context_length_exceeded"),
+            ),
+        )),
+        Behaviour::ContentFilter => Ok(json(
+            StatusCode::BAD_REQUEST,
+            &wire::error(
+                "Your request was rejected as a result of our safety system: violence",
+                "invalid_request_error",
+                Some("content_policy_violation"),
+            ),
+        )),
+        other if chat.stream => Ok(stream(model, other, chat)),
+        other => {
+            let (model, delay) = match &other {
+                Behaviour::WrongModel(name) => (name.as_str(), Duration::ZERO),
+                Behaviour::SlowFirstToken(delay) => (model, *delay),
+                _ => (model, Duration::ZERO),
+            };
+            tokio::time::sleep(delay).await;
+            let body = wire::completion(model, ANSWER, tokens().len()).to_string();
+            Ok(match other {
+                // Unstreamed, a cut or malformed answer is a broken JSON body.
+                Behaviour::StreamCut { .. } | Behaviour::MalformedChunk { .. } => {
+                    let half = &body[..body.len() / 2];
+                    json_text(half.to_owned())
+                }
+                Behaviour::Stall { .. } => stalled_body(body[..body.len() / 2].to_owned()),
+                _ => json_text(body),
+            })
+        }
+    }
+}
+
+fn json_text(text: String) -> Response<SimBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(text))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Headers and part of the body, then nothing more.
+fn stalled_body(part: String) -> Response<SimBody> {
+    let (tx, body) = ChannelBody::new();
+    tokio::spawn(async move {
+        let _ = tx.send(Bytes::from(part)).await;
+        tx.closed().await;
+    });
+    let mut response = Response::new(Either::Right(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn stream(model: &str, behaviour: Behaviour, chat: &ChatRequest) -> Response<SimBody> {
+    let (tx, body) = ChannelBody::new();
+    let with_usage = chat
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    let (model, first_delay) = match &behaviour {
+        Behaviour::WrongModel(name) => (name.clone(), Duration::ZERO),
+        Behaviour::SlowFirstToken(delay) => (model.to_owned(), *delay),
+        _ => (model.to_owned(), Duration::ZERO),
+    };
+    tokio::spawn(async move {
+        let send = |text: String| {
+            let tx = tx.clone();
+            async move { tx.send(Bytes::from(text)).await.is_ok() }
+        };
+        tokio::time::sleep(first_delay).await;
+        let tokens = tokens();
+        for (i, token) in tokens.iter().enumerate() {
+            match behaviour {
+                Behaviour::StreamCut { after_tokens } if i == after_tokens => return,
+                Behaviour::Stall { after_tokens } if i == after_tokens => {
+                    tx.closed().await;
+                    return;
+                }
+                Behaviour::MalformedChunk { at } if i == at => {
+                    if !send(wire::MALFORMED.to_owned()).await {
+                        return;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if !send(wire::delta(&model, token)).await {
+                return;
+            }
+        }
+        if !send(wire::finish(&model, tokens.len(), with_usage)).await {
+            return;
+        }
+        if behaviour != Behaviour::MissingDone {
+            let _ = send(wire::DONE.to_owned()).await;
+        }
+    });
+    let mut response = Response::new(Either::Right(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}

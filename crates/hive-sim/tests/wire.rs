@@ -1,0 +1,286 @@
+//! Each behaviour of the simulator, seen by a plain hyper client over loopback.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hive_sim::{ANSWER, Behaviour, RetryAfter, Script, Simulator};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tokio::time::{Instant, timeout};
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn chat(
+    client: &HttpClient,
+    sim: &Simulator,
+    model: &str,
+    stream: bool,
+) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+    let body = format!(
+        r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Vote on BIP-01"}}]}}"#
+    );
+    client
+        .request(
+            Request::post(format!("{}/v1/chat/completions", sim.base_url()))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+        .await
+}
+
+async fn text(response: http::Response<hyper::body::Incoming>) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+/// The content of an SSE stream, and whether it ended with `[DONE]` and a finish reason.
+fn parse_sse(body: &str) -> (String, bool, bool, usize) {
+    let (mut content, mut done, mut finished, mut malformed) = (String::new(), false, false, 0);
+    for event in body.split("\n\n").filter(|e| !e.is_empty()) {
+        let data = event.trim_start_matches("data: ");
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(data) {
+            Ok(chunk) => {
+                if let Some(c) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    content.push_str(c);
+                }
+                finished |= chunk["choices"][0]["finish_reason"].is_string();
+            }
+            Err(_) => malformed += 1,
+        }
+    }
+    (content, done, finished, malformed)
+}
+
+#[tokio::test]
+async fn healthy_answers_carry_the_known_text_streamed_or_not() {
+    let sim = Simulator::start([("m", Script::new())]).await.unwrap();
+    let c = client();
+    let whole: serde_json::Value =
+        serde_json::from_str(&text(chat(&c, &sim, "m", false).await.unwrap()).await).unwrap();
+    assert_eq!(whole["choices"][0]["message"]["content"], ANSWER);
+    assert_eq!(whole["model"], "m");
+    assert!(whole["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let streamed = chat(&c, &sim, "m", true).await.unwrap();
+    assert_eq!(streamed.headers()["content-type"], "text/event-stream");
+    let (content, done, finished, malformed) = parse_sse(&text(streamed).await);
+    assert_eq!(
+        (content.as_str(), done, finished, malformed),
+        (ANSWER, true, true, 0)
+    );
+    let models: serde_json::Value = serde_json::from_str(
+        &text(
+            c.get(format!("{}/v1/models", sim.base_url()).parse().unwrap())
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(models["data"][0]["id"], "m");
+    let log = sim.attempts();
+    assert_eq!(log.len(), 3);
+    assert_eq!((log[0].call, log[1].call, log[1].stream), (0, 1, true));
+}
+
+#[tokio::test]
+async fn errors_have_their_status_headers_and_codes() {
+    let sim = Simulator::start([
+        (
+            "limited",
+            Script::new().always(Behaviour::RateLimited(Some(RetryAfter::Seconds(7)))),
+        ),
+        (
+            "dated",
+            Script::new().always(Behaviour::RateLimited(Some(RetryAfter::Date(
+                Duration::from_secs(90),
+            )))),
+        ),
+        (
+            "bare429",
+            Script::new().always(Behaviour::RateLimited(None)),
+        ),
+        ("overloaded", Script::new().always(Behaviour::Status(529))),
+        (
+            "too-long",
+            Script::new().always(Behaviour::ContextLengthExceeded),
+        ),
+        ("filtered", Script::new().always(Behaviour::ContentFilter)),
+    ])
+    .await
+    .unwrap();
+    let c = client();
+    let r = chat(&c, &sim, "limited", false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(r.headers()["x-ratelimit-reset-requests"], "7s");
+    let r = chat(&c, &sim, "dated", false).await.unwrap();
+    let date = httpdate::parse_http_date(r.headers()["retry-after"].to_str().unwrap()).unwrap();
+    let ahead = date.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!((88..=90).contains(&ahead.as_secs()), "{ahead:?}");
+    let r = chat(&c, &sim, "bare429", false).await.unwrap();
+    assert!(r.headers().get("retry-after").is_none());
+    assert_eq!(
+        chat(&c, &sim, "overloaded", false)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        529
+    );
+    let r = chat(&c, &sim, "too-long", false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        text(r)
+            .await
+            .contains("\"code\":\"context_length_exceeded\"")
+    );
+    let r = chat(&c, &sim, "filtered", false).await.unwrap();
+    assert!(text(r).await.contains("safety system"));
+    let r = chat(&c, &sim, "nobody", false).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn broken_streams_show_how_they_broke() {
+    let sim = Simulator::start([
+        (
+            "cut",
+            Script::new().always(Behaviour::StreamCut { after_tokens: 3 }),
+        ),
+        (
+            "malformed",
+            Script::new().always(Behaviour::MalformedChunk { at: 2 }),
+        ),
+        ("no-done", Script::new().always(Behaviour::MissingDone)),
+        (
+            "impostor",
+            Script::new().always(Behaviour::WrongModel("gpt-4o".into())),
+        ),
+    ])
+    .await
+    .unwrap();
+    let c = client();
+    let (content, done, finished, _) =
+        parse_sse(&text(chat(&c, &sim, "cut", true).await.unwrap()).await);
+    assert!(ANSWER.starts_with(&content) && content.len() < ANSWER.len());
+    assert!(
+        !done && !finished,
+        "a cut stream has neither a finish reason nor [DONE]"
+    );
+    let (content, done, _, malformed) =
+        parse_sse(&text(chat(&c, &sim, "malformed", true).await.unwrap()).await);
+    assert_eq!((malformed, done), (1, true));
+    assert_ne!(content, ANSWER);
+    let (content, done, finished, _) =
+        parse_sse(&text(chat(&c, &sim, "no-done", true).await.unwrap()).await);
+    assert_eq!((content.as_str(), done, finished), (ANSWER, false, true));
+    let body = text(chat(&c, &sim, "impostor", false).await.unwrap()).await;
+    assert!(body.contains("\"model\":\"gpt-4o\""));
+}
+
+#[tokio::test(start_paused = true)]
+async fn resets_hangs_stalls_and_slow_first_tokens() {
+    let sim = Simulator::start([
+        ("reset", Script::new().always(Behaviour::ResetBeforeHeaders)),
+        ("hang", Script::new().always(Behaviour::Hang)),
+        (
+            "stall",
+            Script::new().always(Behaviour::Stall { after_tokens: 2 }),
+        ),
+        (
+            "slow",
+            Script::new().always(Behaviour::SlowFirstToken(Duration::from_millis(300))),
+        ),
+    ])
+    .await
+    .unwrap();
+    let c = client();
+    let err = chat(&c, &sim, "reset", false).await.unwrap_err();
+    assert!(
+        err.to_string().contains("connection") || format!("{err:?}").contains("Incomplete"),
+        "{err:?}"
+    );
+    assert!(
+        timeout(Duration::from_millis(200), chat(&c, &sim, "hang", false))
+            .await
+            .is_err()
+    );
+    let stalled = chat(&c, &sim, "stall", true).await.unwrap();
+    assert!(
+        timeout(Duration::from_millis(200), text(stalled))
+            .await
+            .is_err(),
+        "a stall never ends"
+    );
+    let start = Instant::now();
+    let (content, ..) = parse_sse(&text(chat(&c, &sim, "slow", true).await.unwrap()).await);
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+    assert_eq!(content, ANSWER);
+}
+
+#[tokio::test(start_paused = true)]
+async fn scripts_follow_call_numbers_and_time() {
+    let sim = Simulator::start([(
+        "m",
+        Script::new().until_call(1, Behaviour::Status(500)).between(
+            Duration::from_secs(10),
+            Duration::from_secs(20),
+            Behaviour::Status(503),
+        ),
+    )])
+    .await
+    .unwrap();
+    let c = client();
+    assert_eq!(
+        chat(&c, &sim, "m", false).await.unwrap().status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        chat(&c, &sim, "m", false).await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        chat(&c, &sim, "m", false).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        chat(&c, &sim, "m", false).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let log: Vec<_> = sim
+        .attempts()
+        .iter()
+        .map(|a| (a.call, a.at.as_secs(), a.behaviour))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (0, 0, "status"),
+            (1, 0, "healthy"),
+            (2, 10, "status"),
+            (3, 20, "healthy")
+        ]
+    );
+}
