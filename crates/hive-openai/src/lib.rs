@@ -1,0 +1,51 @@
+//! An OpenAI-compatible chat-completions client as a tower `Service`, for the resilience
+//! layers to stand in front of.
+//!
+//! * [`OpenAiClient`]: pooled HTTP/1.1 and HTTP/2, TCP_NODELAY, rustls with webpki roots,
+//!   per-model base URL and headers; typed requests and answers that keep unknown fields;
+//!   the [`ApiKey`] never shows.
+//! * Streaming ([`ChatStream`]): limits on time to first token, idle time between chunks and
+//!   total time; a stream that ends without a finish reason is cut (a failure, never a short
+//!   answer); a stall is a failure; a malformed event is skipped and counted or fails the
+//!   attempt, by setting; a clean end without `[DONE]` finishes at once; usage when sent.
+//! * Provider errors ([`OpenAiError`]): 429 with `Retry-After` or `x-ratelimit-reset-*`, 408,
+//!   5xx, 529, refused or reset connections, no answer in time, context length exceeded,
+//!   content-policy refusals (with the provider's reason), 401/403, invalid JSON — each with
+//!   its resilience class ([`OpenAiError::outcome`], [`OpenAiClassifier`]).
+//! * Identity: an answer from another model than the one asked (or its aliases) is an
+//!   identity failure, never a success.
+//!
+//! ```no_run
+//! use hive_openai::{ApiKey, ChatRequest, ChatResponse, OpenAiClient};
+//! use tower::ServiceExt;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = OpenAiClient::builder("gpt-4o", "https://api.openai.com")
+//!     .api_key(ApiKey::new(std::env::var("OPENAI_API_KEY")?))
+//!     .alias("gpt-4o-2024-08-06")
+//!     .build()?;
+//! match client.oneshot(ChatRequest::new("gpt-4o", "Vote on BIP-01").streamed()).await? {
+//!     ChatResponse::Stream(stream) => println!("{}", stream.collect_text().await?),
+//!     ChatResponse::Complete(answer) => println!("{}", answer.text()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod classify;
+mod client;
+mod error;
+mod secret;
+mod stream;
+mod types;
+
+pub use classify::OpenAiClassifier;
+pub use client::{ChatResponse, OpenAiClient, OpenAiClientBuilder};
+pub use error::OpenAiError;
+pub use secret::ApiKey;
+pub use stream::ChatStream;
+pub use types::{
+    ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Extra, Message, Usage,
+};
