@@ -64,8 +64,9 @@ struct Inner {
 /// aliases); otherwise the call fails with [`OpenAiError::IdentityMismatch`]. The API key
 /// never appears in Debug output, logs or errors.
 ///
-/// A request whose `model` is empty is sent for this client's model. The future is boxed:
-/// one allocation per call, beside a network round trip.
+/// A request is always sent for this client's model, whatever its `model` says (a router
+/// sends one request to several models). The future is boxed: one allocation per call,
+/// beside a network round trip.
 #[derive(Clone)]
 pub struct OpenAiClient {
     inner: Arc<Inner>,
@@ -337,9 +338,8 @@ impl Inner {
     }
 
     async fn call(self: Arc<Self>, mut chat: ChatRequest) -> Result<ChatResponse, OpenAiError> {
-        if chat.model.is_empty() {
-            chat.model = self.model.as_str().to_owned();
-        }
+        // One client, one model: a router sends the same request to every model.
+        self.model.as_str().clone_into(&mut chat.model);
         let started = Instant::now();
         let body =
             serde_json::to_vec(&chat).map_err(|e| self.malformed(format!("request: {e}")))?;
