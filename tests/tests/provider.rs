@@ -9,39 +9,45 @@ use std::time::Duration;
 
 use hive_core::{BoxError, FailureClass, Outcome};
 use hive_fallback::Routed;
-use hive_openai::{ChatRequest, ChatResponse, OpenAiClassifier, OpenAiClient, OpenAiError};
+use hive_openai::{
+    ChatRequest, ChatResponse, Commit, CommitLayer, CommitService, OpenAiClassifier, OpenAiClient,
+    OpenAiError,
+};
 use hive_resilience::{ModelManager, ModelSpec};
 use hive_retry::Jitter;
 use hive_sim::{ANSWER, Behaviour, RetryAfter, Script, Simulator};
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
-type Manager = ModelManager<OpenAiClient, ChatResponse, OpenAiClassifier>;
+type Manager = ModelManager<CommitService<OpenAiClient>, ChatResponse, OpenAiClassifier>;
 
 /// A simulator with `primary` and `backup`, and a manager over them (3 attempts per model,
-/// 100 ms backoff without jitter, Retry-After up to 5 s, 1 s attempt timeout).
+/// 100 ms backoff without jitter, Retry-After up to 5 s, 1 s attempt timeout), streams
+/// passed through.
 async fn fleet(primary: Script, backup: Script) -> (Simulator, Manager) {
+    fleet_with(primary, backup, Commit::PassThrough).await
+}
+
+async fn fleet_with(primary: Script, backup: Script, commit: Commit) -> (Simulator, Manager) {
     let sim = Simulator::start([("primary", primary), ("backup", backup)])
         .await
         .unwrap();
     let client = |model: &str, window: u64| {
-        ModelSpec::new(
-            model.to_owned(),
-            OpenAiClient::builder(model.to_owned(), sim.base_url())
-                .first_token_timeout(Duration::from_millis(500))
-                .idle_timeout(Duration::from_millis(300))
-                .build()
-                .unwrap(),
-        )
-        .retry(|r| {
-            r.max_attempts(3)
-                .backoff(Duration::from_millis(100), Duration::from_secs(1))
-                .jitter(Jitter::None)
-                .retry_after(true, Duration::from_secs(5))
-        })
-        .breaker(|b| b.count_window(10).minimum_calls(5))
-        .attempt_timeout(Duration::from_secs(1))
-        .context_window(window)
+        let client = OpenAiClient::builder(model.to_owned(), sim.base_url())
+            .first_token_timeout(Duration::from_millis(500))
+            .idle_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        ModelSpec::new(model.to_owned(), CommitLayer::new(commit).layer(client))
+            .retry(|r| {
+                r.max_attempts(3)
+                    .backoff(Duration::from_millis(100), Duration::from_secs(1))
+                    .jitter(Jitter::None)
+                    .retry_after(true, Duration::from_secs(5))
+            })
+            .breaker(|b| b.count_window(10).minimum_calls(5))
+            .attempt_timeout(Duration::from_secs(1))
+            .context_window(window)
     };
     let manager = ModelManager::builder()
         .classifier(OpenAiClassifier)
@@ -266,4 +272,54 @@ async fn an_outage_window_opens_the_breaker_and_the_backup_serves() {
         ask(&m, false).await.map(|(r, _)| r.attempts),
         Ok(1)
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn buffered_streams_deliver_a_whole_answer_from_the_next_model() {
+    let (sim, m) = fleet_with(
+        Script::new().always(Behaviour::StreamCut { after_tokens: 3 }),
+        Script::new(),
+        Commit::Buffered,
+    )
+    .await;
+    let routed = m
+        .service()
+        .oneshot(ChatRequest::new("primary", "q").streamed())
+        .await
+        .unwrap();
+    assert_eq!(routed.model.unwrap().as_str(), "backup");
+    let ChatResponse::Complete(answer) = routed.response else {
+        panic!("a buffered stream arrives whole")
+    };
+    assert_eq!(answer.text(), ANSWER);
+    assert_eq!(answer.model, "backup");
+    assert_eq!(
+        sim.attempts_of("primary").len(),
+        3,
+        "each cut attempt was retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_the_first_chunk_failing_over_is_free() {
+    let (sim, m) = fleet_with(
+        Script::new().always(Behaviour::SlowFirstToken(Duration::from_secs(5))),
+        Script::new(),
+        Commit::FirstChunk,
+    )
+    .await;
+    let (routed, text) = ask(&m, true).await.unwrap();
+    assert_eq!((answered_by(&routed), text.as_str()), ("backup", ANSWER));
+    assert_eq!(sim.attempts_of("primary").len(), 3);
+    // With pass-through the same silence reaches the caller as an error.
+    let (_sim, m) = fleet(
+        Script::new().always(Behaviour::SlowFirstToken(Duration::from_secs(5))),
+        Script::new(),
+    )
+    .await;
+    let err = ask(&m, true).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<OpenAiError>().unwrap().outcome(),
+        Outcome::failure(FailureClass::Timeout)
+    );
 }

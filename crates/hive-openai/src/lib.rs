@@ -14,6 +14,10 @@
 //!   its resilience class ([`OpenAiError::outcome`], [`OpenAiClassifier`]).
 //! * Identity: an answer from another model than the one asked (or its aliases) is an
 //!   identity failure, never a success.
+//! * Streams and fallback ([`CommitLayer`]): before the first chunk reaches the caller a
+//!   failover is free; after it, pass-through ends with an error the caller sees, and
+//!   buffered reads the whole stream first so the caller always gets a whole answer — from
+//!   the next model when this one fails. A truncated answer is never a success.
 //!
 //! ```no_run
 //! use hive_openai::{ApiKey, ChatRequest, ChatResponse, OpenAiClient};
@@ -36,6 +40,7 @@
 
 mod classify;
 mod client;
+mod commit;
 mod error;
 mod secret;
 mod stream;
@@ -43,6 +48,7 @@ mod types;
 
 pub use classify::OpenAiClassifier;
 pub use client::{ChatResponse, OpenAiClient, OpenAiClientBuilder};
+pub use commit::{Commit, CommitLayer, CommitService};
 pub use error::OpenAiError;
 pub use secret::ApiKey;
 pub use stream::ChatStream;

@@ -35,6 +35,8 @@ pub struct ChatStream {
     ended: bool,
     usage: Option<Usage>,
     recorders: Vec<EosRecorder>,
+    /// A chunk read ahead (by a first-chunk commit), given out first.
+    peeked: Option<ChatChunk>,
 }
 
 impl ChatStream {
@@ -59,7 +61,13 @@ impl ChatStream {
             ended: false,
             usage: None,
             recorders: Vec::new(),
+            peeked: None,
         }
+    }
+
+    /// Puts a chunk back, to be given out first.
+    pub(crate) fn unread(&mut self, chunk: ChatChunk) {
+        self.peeked = Some(chunk);
     }
 
     pub(crate) fn attach(&mut self, recorder: EosRecorder) {
@@ -119,6 +127,9 @@ impl ChatStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<ChatChunk, OpenAiError>>> {
+        if let Some(chunk) = self.peeked.take() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
         loop {
             if self.ended {
                 return Poll::Ready(None);

@@ -1,0 +1,144 @@
+//! When a streamed answer is committed to the caller, and so when failing over stops being
+//! free.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{ChatChunk, ChatCompletion, ChatRequest, ChatResponse, Choice, Message, OpenAiError};
+
+/// The commit policy of streamed answers, for the layer right above the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Commit {
+    /// The stream goes to the caller as soon as its headers arrive; a failure after that
+    /// ends it with an error the caller sees.
+    PassThrough,
+    /// The stream goes to the caller once its first chunk arrived: a model that fails before
+    /// its first token (refused, silent, cut at once) fails the attempt, so retry and
+    /// fallback act for free. After that, as pass-through.
+    #[default]
+    FirstChunk,
+    /// The whole stream is read before anything goes to the caller, who gets a whole answer
+    /// ([`ChatResponse::Complete`]); a stream that fails anywhere fails the attempt, so the
+    /// next attempt or model answers instead.
+    Buffered,
+}
+
+/// Applies a [`Commit`] policy to streamed answers of the service below (the client).
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct CommitLayer {
+    commit: Commit,
+}
+
+impl CommitLayer {
+    /// A layer with this policy.
+    pub fn new(commit: Commit) -> Self {
+        Self { commit }
+    }
+}
+
+impl<S> Layer<S> for CommitLayer {
+    type Service = CommitService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CommitService {
+            inner,
+            commit: self.commit,
+        }
+    }
+}
+
+/// The service of [`CommitLayer`].
+#[derive(Clone, Debug)]
+pub struct CommitService<S> {
+    inner: S,
+    commit: Commit,
+}
+
+impl<S> Service<ChatRequest> for CommitService<S>
+where
+    S: Service<ChatRequest, Response = ChatResponse, Error = OpenAiError>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatResponse;
+    type Error = OpenAiError;
+    type Future = Pin<Box<dyn Future<Output = Result<ChatResponse, OpenAiError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ChatRequest) -> Self::Future {
+        let future = self.inner.call(request);
+        let commit = self.commit;
+        Box::pin(async move {
+            let response = future.await?;
+            let ChatResponse::Stream(mut stream) = response else {
+                return Ok(response);
+            };
+            match commit {
+                Commit::PassThrough => Ok(ChatResponse::Stream(stream)),
+                Commit::FirstChunk => match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        stream.unread(chunk);
+                        Ok(ChatResponse::Stream(stream))
+                    }
+                    Some(Err(error)) => Err(error),
+                    // Ended well with no chunk at all: an empty answer.
+                    None => Ok(ChatResponse::Stream(stream)),
+                },
+                Commit::Buffered => {
+                    let mut chunks = Vec::new();
+                    while let Some(chunk) = stream.next().await {
+                        chunks.push(chunk?);
+                    }
+                    Ok(ChatResponse::Complete(assemble(chunks, stream.usage())))
+                }
+            }
+        })
+    }
+}
+
+/// A whole answer from the chunks of a complete stream.
+fn assemble(chunks: Vec<ChatChunk>, usage: Option<crate::Usage>) -> ChatCompletion {
+    let mut text = String::new();
+    let mut finish_reason = None;
+    let mut model = String::new();
+    let mut id = String::new();
+    for chunk in chunks {
+        if model.is_empty() {
+            model = chunk.model;
+        }
+        if id.is_empty() {
+            if let Some(value) = chunk.extra.get("id").and_then(|v| v.as_str()) {
+                value.clone_into(&mut id);
+            }
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(content) = choice.delta.content {
+                text.push_str(&content);
+            }
+            if choice.finish_reason.is_some() {
+                finish_reason = choice.finish_reason;
+            }
+        }
+    }
+    ChatCompletion {
+        id,
+        model,
+        choices: vec![Choice {
+            index: 0,
+            message: Message::new("assistant", text),
+            finish_reason,
+            extra: Default::default(),
+        }],
+        usage,
+        extra: Default::default(),
+    }
+}
