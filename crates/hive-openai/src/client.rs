@@ -40,8 +40,8 @@ pub(crate) struct Limits {
 pub enum ChatResponse {
     /// A whole answer (the request did not ask to stream).
     Complete(ChatCompletion),
-    /// A streamed answer.
-    Stream(ChatStream),
+    /// A streamed answer (boxed: it is much larger than a whole answer).
+    Stream(Box<ChatStream>),
 }
 
 struct Inner {
@@ -363,13 +363,13 @@ impl Inner {
             return Err(self.status_error(parts.status, &parts.headers, &bytes));
         }
         if chat.stream {
-            return Ok(ChatResponse::Stream(ChatStream::new(
+            return Ok(ChatResponse::Stream(Box::new(ChatStream::new(
                 body,
                 self.model,
                 self.accepts(&chat.model),
                 self.limits,
                 started,
-            )));
+            ))));
         }
         let remaining = self.limits.total.saturating_sub(started.elapsed());
         let bytes = tokio::time::timeout(remaining, read(body, &self))
