@@ -43,6 +43,7 @@ mod client;
 mod commit;
 mod error;
 mod secret;
+mod sse;
 mod stream;
 mod types;
 
@@ -51,6 +52,7 @@ pub use client::{ChatResponse, OpenAiClient, OpenAiClientBuilder};
 pub use commit::{Commit, CommitLayer, CommitService};
 pub use error::OpenAiError;
 pub use secret::ApiKey;
+pub use sse::SseDecoder;
 pub use stream::ChatStream;
 pub use types::{
     ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Extra, Message, Usage,

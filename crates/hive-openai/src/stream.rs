@@ -8,13 +8,12 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use bytes::{Buf, BytesMut};
 use hive_core::{EosRecorder, ModelId, Outcome};
 use http_body::Body;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use crate::{ChatChunk, OpenAiError, Usage, client::Limits};
+use crate::{ChatChunk, OpenAiError, SseDecoder, Usage, client::Limits};
 
 /// A streamed answer: chunks as they arrive, then `None`. It ends with an error when the
 /// provider stops early (no finish reason: [`OpenAiError::StreamCut`]), stalls, takes too
@@ -23,7 +22,7 @@ use crate::{ChatChunk, OpenAiError, Usage, client::Limits};
 /// are told the outcome when it ends; a stream dropped early counts as cut.
 pub struct ChatStream {
     body: Incoming,
-    buffer: BytesMut,
+    events: SseDecoder,
     model: ModelId,
     accepts: Box<dyn Fn(&str) -> bool + Send + Sync>,
     limits: Limits,
@@ -49,7 +48,7 @@ impl ChatStream {
     ) -> Self {
         Self {
             body,
-            buffer: BytesMut::new(),
+            events: SseDecoder::new(),
             model,
             accepts,
             idle: Box::pin(tokio::time::sleep_until(started + limits.first_token)),
@@ -114,14 +113,6 @@ impl ChatStream {
         Poll::Ready(Some(Err(error)))
     }
 
-    /// Takes one complete event (`…\n\n`) out of the buffer.
-    fn take_event(&mut self) -> Option<String> {
-        let at = self.buffer.windows(2).position(|w| w == b"\n\n")?;
-        let event = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
-        self.buffer.advance(at + 2);
-        Some(event)
-    }
-
     /// Polls for the next chunk.
     pub fn poll_chunk(
         &mut self,
@@ -134,16 +125,7 @@ impl ChatStream {
             if self.ended {
                 return Poll::Ready(None);
             }
-            while let Some(event) = self.take_event() {
-                let data: String = event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if data.is_empty() {
-                    continue;
-                }
+            while let Some(data) = self.events.next_data() {
                 if data == "[DONE]" {
                     self.end(Outcome::Success);
                     return Poll::Ready(None);
@@ -201,7 +183,7 @@ impl ChatStream {
             match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
+                        self.events.push(&data);
                         let next = Instant::now() + self.limits.idle;
                         self.idle.as_mut().reset(next);
                     }
