@@ -16,8 +16,13 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tower::ServiceExt;
 
 fn client_call(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sim = runtime.block_on(Simulator::start([("m", Script::new())])).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = runtime
+        .block_on(Simulator::start([("m", Script::new())]))
+        .unwrap();
     let mut group = c.benchmark_group("client");
     group.throughput(Throughput::Elements(1));
 

@@ -323,3 +323,38 @@ async fn before_the_first_chunk_failing_over_is_free() {
         Outcome::failure(FailureClass::Timeout)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_chunk_is_skipped_and_counted_on_the_way_through() {
+    let (_sim, m) = fleet(
+        Script::new().always(Behaviour::MalformedChunk { at: 1 }),
+        Script::new(),
+    )
+    .await;
+    let routed = m
+        .service()
+        .oneshot(ChatRequest::new("primary", "q").streamed())
+        .await
+        .unwrap();
+    let ChatResponse::Stream(mut stream) = routed.response else {
+        panic!("streamed")
+    };
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        for choice in chunk.unwrap().choices {
+            text.push_str(&choice.delta.content.unwrap_or_default());
+        }
+    }
+    assert_eq!(stream.malformed(), 1, "skipped by default, and counted");
+    assert_ne!(
+        text, ANSWER,
+        "the provider's answer lost a token; the count says so"
+    );
+    drop(stream);
+    let breaker = m.control("primary").unwrap().breaker().metrics();
+    assert_eq!(
+        (breaker.calls, breaker.failed_calls),
+        (1, 0),
+        "a skipped event is not a failure"
+    );
+}

@@ -223,3 +223,25 @@ async fn the_api_key_never_shows() {
         .unwrap_err();
     assert_eq!(bad.field, "base_url");
 }
+
+#[tokio::test(start_paused = true)]
+async fn http2_with_prior_knowledge_and_invalid_json_bodies() {
+    let sim = sim(Script::new()).await;
+    let h2 = OpenAiClient::builder("m", sim.base_url())
+        .http2_prior_knowledge(true)
+        .build()
+        .unwrap();
+    assert_eq!(ask(&h2, false).await.unwrap(), ANSWER);
+    assert_eq!(ask(&h2, true).await.unwrap(), ANSWER);
+    // An unstreamed answer cut in the middle is invalid JSON: malformed, not a success.
+    let broken = Simulator::start([(
+        "m",
+        Script::new().always(Behaviour::StreamCut { after_tokens: 1 }),
+    )])
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome(ask(&client(&broken), false).await),
+        Outcome::failure(FailureClass::Malformed)
+    );
+}

@@ -284,3 +284,42 @@ async fn scripts_follow_call_numbers_and_time() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn latency_is_fixed_or_drawn_from_a_seeded_range() {
+    use hive_sim::Latency;
+    let sim = Simulator::start_seeded(
+        [
+            (
+                "fixed",
+                Script::new().latency(Latency::Fixed(Duration::from_millis(250))),
+            ),
+            (
+                "random",
+                Script::new().latency(Latency::Uniform(
+                    Duration::from_millis(100),
+                    Duration::from_millis(200),
+                )),
+            ),
+        ],
+        9,
+    )
+    .await
+    .unwrap();
+    let c = client();
+    let start = Instant::now();
+    chat(&c, &sim, "fixed", false).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        chat(&c, &sim, "random", false).await.unwrap();
+        seen.push(start.elapsed());
+    }
+    assert!(
+        seen.iter()
+            .all(|d| (Duration::from_millis(100)..=Duration::from_millis(201)).contains(d)),
+        "{seen:?}"
+    );
+    assert!(seen.windows(2).any(|w| w[0] != w[1]), "{seen:?}");
+}
