@@ -358,3 +358,43 @@ async fn a_malformed_chunk_is_skipped_and_counted_on_the_way_through() {
         "a skipped event is not a failure"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn rejected_credentials_are_not_retried_and_raise_an_event() {
+    let sim = Simulator::start([
+        ("primary", Script::new().always(Behaviour::Status(401))),
+        ("backup", Script::new()),
+    ])
+    .await
+    .unwrap();
+    let (sink, mut events) = hive_core::EventSink::channel(100);
+    let spec = |model: &str| {
+        let client = OpenAiClient::builder(model.to_owned(), sim.base_url())
+            .build()
+            .unwrap();
+        ModelSpec::new(
+            model.to_owned(),
+            CommitLayer::new(Commit::PassThrough).layer(client),
+        )
+    };
+    let m = ModelManager::builder()
+        .classifier(OpenAiClassifier)
+        .events(sink)
+        .model(spec("primary"))
+        .model(spec("backup"))
+        .build()
+        .unwrap();
+    let (routed, _) = ask(&m, false).await.unwrap();
+    assert_eq!(
+        answered_by(&routed),
+        "backup",
+        "another provider's credentials may work"
+    );
+    assert_eq!(sim.attempts_of("primary").len(), 1, "not retried");
+    let rejected: Vec<_> = events
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e, hive_core::ResilienceEvent::CredentialsRejected { .. }))
+        .collect();
+    assert_eq!(rejected.len(), 1);
+}

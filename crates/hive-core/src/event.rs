@@ -210,6 +210,12 @@ pub enum ResilienceEvent {
         /// Time spent on `from`.
         latency: Duration,
     },
+    /// A provider refused the credentials (HTTP 401/403): not retried, and an operator must
+    /// act — alerting raises it.
+    CredentialsRejected {
+        /// The model whose provider refused.
+        model: ModelId,
+    },
     /// A hedging router started another model while the first was still working.
     Hedge {
         /// The model still working (the one started first).
@@ -261,7 +267,8 @@ impl ResilienceEvent {
             | Self::Retry { model, .. }
             | Self::RetryStopped { model, .. }
             | Self::HealthChanged { model, .. }
-            | Self::Control { model, .. } => model,
+            | Self::Control { model, .. }
+            | Self::CredentialsRejected { model } => model,
             Self::Failover { from, .. } | Self::Hedge { from, .. } => from,
         }
     }

@@ -272,6 +272,12 @@ impl Cursor {
         if let Some(observe) = &route.observer {
             observe(&outcome, latency);
         }
+        if outcome == Outcome::ClientError(hive_core::ClientErrorClass::Unauthorized) {
+            tracing::warn!(model = %route.model, "credentials rejected");
+            shared
+                .events
+                .emit(|| ResilienceEvent::CredentialsRejected { model: route.model });
+        }
         let mut decision = shared.policy.decide(&outcome);
         if decision == Decision::LargerContext {
             let here = route.context_window.unwrap_or(0);
