@@ -218,7 +218,8 @@ impl<S, C> ModelManagerBuilder<S, C> {
         self
     }
 
-    /// Uses this health registry (default: a new one with default settings).
+    /// Uses this health registry (default: a new one with default settings, reporting to
+    /// [`events`](Self::events)).
     pub fn registry(mut self, registry: HealthRegistry) -> Self {
         self.registry = Some(registry);
         self
@@ -268,7 +269,11 @@ impl<S, C> ModelManagerBuilder<S, C> {
         S::Error: Into<BoxError>,
         C: Clone,
     {
-        let registry = self.registry.unwrap_or_default();
+        // A registry of our own reports its health changes where every layer reports.
+        let registry = match self.registry {
+            Some(registry) => registry,
+            None => HealthRegistry::builder().events(self.events.clone()).build()?,
+        };
         let random = SharedRandom::new(self.seed);
         let registry_sink = registry.event_sink();
         let user_sink = self.events.clone();
