@@ -272,7 +272,9 @@ impl<S, C> ModelManagerBuilder<S, C> {
         // A registry of our own reports its health changes where every layer reports.
         let registry = match self.registry {
             Some(registry) => registry,
-            None => HealthRegistry::builder().events(self.events.clone()).build()?,
+            None => HealthRegistry::builder()
+                .events(self.events.clone())
+                .build()?,
         };
         let random = SharedRandom::new(self.seed);
         let registry_sink = registry.event_sink();
