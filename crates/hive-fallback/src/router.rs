@@ -58,6 +58,10 @@ pub(crate) struct Shared<S, Res> {
 ///
 /// `poll_ready` is always ready: each model's service is polled ready inside the response
 /// future, just before it is called, so one busy model never blocks the others.
+///
+/// To call it from spawned tasks, wrap it in `tower::util::BoxCloneSyncService`: with
+/// `BoxError` errors inside, rustc cannot always prove the unboxed future `Send`
+/// ("implementation of `From` is not general enough"), a known limit of its inference.
 pub struct FallbackRouter<S, Res, C = ErrorClassifier> {
     shared: Arc<Shared<S, Res>>,
     classifier: C,
