@@ -170,18 +170,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let shared = Arc::clone(this.shared);
+        let shared: &Shared<S, Res> = this.shared;
         let cursor = this.cursor;
         if this.timer.as_mut().expired(cx) {
             if let StateProj::Calling { .. } = this.state.as_mut().project() {
-                cursor.timed_out(&shared, *this.current);
+                cursor.timed_out(shared, *this.current);
             }
             this.state.set(State::Done);
-            return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
+            return Poll::Ready(cursor.finish(shared, Ending::Deadline));
         }
         loop {
             match this.state.as_mut().project() {
-                StateProj::Pick => match cursor.pick(&shared) {
+                StateProj::Pick => match cursor.pick(shared) {
                     Pick::Route(index) => {
                         *this.current = index;
                         this.state.set(State::Readying {
@@ -190,21 +190,21 @@ where
                     }
                     Pick::NoneLeft => {
                         this.state.set(State::Done);
-                        return Poll::Ready(cursor.finish(&shared, Ending::Exhausted));
+                        return Poll::Ready(cursor.finish(shared, Ending::Exhausted));
                     }
                     Pick::NoTime => {
                         this.state.set(State::Done);
-                        return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
+                        return Poll::Ready(cursor.finish(shared, Ending::Deadline));
                     }
                 },
                 StateProj::Readying { service } => match service.poll_ready(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(error)) => {
-                        cursor.not_ready(&shared, *this.current, error.into());
+                        cursor.not_ready(shared, *this.current, error.into());
                         this.state.set(State::Pick);
                     }
                     Poll::Ready(Ok(())) => {
-                        *this.started = Cursor::clock(&shared);
+                        *this.started = Cursor::clock(shared);
                         let future = cursor.call(service, this.request.clone());
                         this.state.set(State::Calling { future });
                     }
@@ -214,7 +214,7 @@ where
                     let outcome = outcome_of(this.classifier, &result);
                     let index = *this.current;
                     let latency = this.started.map_or(Duration::ZERO, |s| s.elapsed());
-                    let decision = cursor.outcome(&shared, index, outcome, latency);
+                    let decision = cursor.outcome(shared, index, outcome, latency);
                     match decision {
                         Decision::Answer | Decision::Return => {
                             this.state.set(State::Done);
@@ -224,11 +224,11 @@ where
                                     keep(response);
                                 }
                             }
-                            return Poll::Ready(result.map(|r| cursor.routed(&shared, index, r)));
+                            return Poll::Ready(result.map(|r| cursor.routed(shared, index, r)));
                         }
                         Decision::Fallback | Decision::LargerContext => {
                             let error = result.err().map(Into::into);
-                            cursor.failed_attempt(&shared, index, outcome, latency, error);
+                            cursor.failed_attempt(shared, index, outcome, latency, error);
                             this.state.set(State::Pick);
                         }
                     }

@@ -138,17 +138,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let shared = Arc::clone(this.shared);
+        let shared: &Shared<S, Res> = this.shared;
         let cursor = this.cursor;
         if *this.done {
             return Poll::Ready(Err("fallback router future polled after completion".into()));
         }
         if this.timer.as_mut().expired(cx) {
             for attempt in this.in_flight.drain(..) {
-                cursor.timed_out(&shared, attempt.index);
+                cursor.timed_out(shared, attempt.index);
             }
             *this.done = true;
-            return Poll::Ready(cursor.finish(&shared, Ending::Deadline));
+            return Poll::Ready(cursor.finish(shared, Ending::Deadline));
         }
         if !*this.started {
             *this.started = true;
@@ -156,10 +156,10 @@ where
                 Strategy::Parallel { first } => first.unwrap_or(shared.routes.len()),
                 _ => 1,
             };
-            while this.in_flight.len() < at_once && launch(&shared, cursor, this.in_flight) {}
+            while this.in_flight.len() < at_once && launch(shared, cursor, this.in_flight) {}
             if let Strategy::Hedged { .. } = shared.strategy {
                 let first = this.in_flight.first().map(|a| a.index);
-                let at = Instant::now() + hedge_delay(&shared, first);
+                let at = Instant::now() + hedge_delay(shared, first);
                 this.hedge_timer.as_mut().reset(at);
                 *this.hedge_armed = !this.in_flight.is_empty();
             }
@@ -174,9 +174,9 @@ where
                 {
                     let first = this.in_flight.first().map(|a| (a.index, a.started));
                     let allowed = *this.hedges < *max_hedges
-                        && cursor.has_more(&shared)
+                        && cursor.has_more(shared)
                         && budget.as_ref().is_none_or(|b| b.withdraw());
-                    if allowed && launch(&shared, cursor, this.in_flight) {
+                    if allowed && launch(shared, cursor, this.in_flight) {
                         *this.hedges += 1;
                         progressed = true;
                         if let (Some((index, started)), Some(hedge)) =
@@ -190,7 +190,7 @@ where
                                 .events
                                 .emit(|| ResilienceEvent::Hedge { from, to, after });
                         }
-                        let at = Instant::now() + hedge_delay(&shared, first.map(|f| f.0));
+                        let at = Instant::now() + hedge_delay(shared, first.map(|f| f.0));
                         this.hedge_timer.as_mut().reset(at);
                         *this.hedge_armed = true;
                     }
@@ -205,8 +205,8 @@ where
                         Poll::Pending => i += 1,
                         Poll::Ready(Err(error)) => {
                             this.in_flight.swap_remove(i);
-                            cursor.not_ready(&shared, index, error.into());
-                            launch(&shared, cursor, this.in_flight);
+                            cursor.not_ready(shared, index, error.into());
+                            launch(shared, cursor, this.in_flight);
                             progressed = true;
                         }
                         Poll::Ready(Ok(())) => {
@@ -223,7 +223,7 @@ where
                         };
                         let latency = attempt.started.elapsed();
                         let outcome = outcome_of(this.classifier, &result);
-                        match cursor.outcome(&shared, index, outcome, latency) {
+                        match cursor.outcome(shared, index, outcome, latency) {
                             decision @ (Decision::Answer | Decision::Return) => {
                                 // The others lose: dropping them cancels them.
                                 this.in_flight.clear();
@@ -236,14 +236,14 @@ where
                                     }
                                 }
                                 return Poll::Ready(
-                                    result.map(|r| cursor.routed(&shared, index, r)),
+                                    result.map(|r| cursor.routed(shared, index, r)),
                                 );
                             }
                             Decision::Fallback | Decision::LargerContext => {
                                 this.in_flight.swap_remove(i);
                                 let error = result.err().map(Into::into);
-                                cursor.failed_attempt(&shared, index, outcome, latency, error);
-                                launch(&shared, cursor, this.in_flight);
+                                cursor.failed_attempt(shared, index, outcome, latency, error);
+                                launch(shared, cursor, this.in_flight);
                                 progressed = true;
                             }
                         }
@@ -257,7 +257,7 @@ where
                 } else {
                     Ending::Exhausted
                 };
-                return Poll::Ready(cursor.finish(&shared, ending));
+                return Poll::Ready(cursor.finish(shared, ending));
             }
             if !progressed {
                 return Poll::Pending;
