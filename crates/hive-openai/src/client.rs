@@ -26,6 +26,19 @@ use crate::{ApiKey, ChatCompletion, ChatRequest, ChatStream, OpenAiError, error:
 /// The largest whole answer read (a bigger one is malformed).
 const MAX_ANSWER: usize = 16 << 20;
 
+/// The names a model may answer as: its own and its aliases, fixed when the client is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    names: Arc<[String]>,
+}
+
+impl Identity {
+    /// Whether `answered` is one of the names (case aside).
+    pub(crate) fn accepts(&self, answered: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(answered))
+    }
+}
+
 /// Time limits of one attempt, and what a malformed event does.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -51,7 +64,7 @@ struct Inner {
     models: Uri,
     api_key: Option<ApiKey>,
     headers: HeaderMap,
-    aliases: Vec<String>,
+    identity: Identity,
     limits: Limits,
 }
 
@@ -114,7 +127,7 @@ impl OpenAiClient {
         let inner = &self.inner;
         let mut request = Request::get(inner.models.clone());
         if let Some(headers) = request.headers_mut() {
-            *headers = inner.request_headers();
+            inner.headers.clone_into(headers);
         }
         let request = request
             .body(Full::new(Bytes::new()))
@@ -280,7 +293,11 @@ impl OpenAiClientBuilder {
                 models,
                 api_key: self.api_key,
                 headers,
-                aliases: self.aliases,
+                identity: Identity {
+                    names: std::iter::once(self.model.as_str().to_owned())
+                        .chain(self.aliases)
+                        .collect(),
+                },
                 limits: self.limits,
             }),
         })
@@ -288,10 +305,6 @@ impl OpenAiClientBuilder {
 }
 
 impl Inner {
-    fn request_headers(&self) -> HeaderMap {
-        self.headers.clone()
-    }
-
     fn connect(&self, error: hyper_util::client::legacy::Error) -> OpenAiError {
         OpenAiError::Connect {
             model: self.model,
@@ -330,13 +343,6 @@ impl Inner {
         }
     }
 
-    fn accepts(&self, asked: &str) -> Box<dyn Fn(&str) -> bool + Send + Sync> {
-        let names: Vec<String> = std::iter::once(asked.to_owned())
-            .chain(self.aliases.iter().cloned())
-            .collect();
-        Box::new(move |answered| names.iter().any(|n| n.eq_ignore_ascii_case(answered)))
-    }
-
     async fn call(self: Arc<Self>, mut chat: ChatRequest) -> Result<ChatResponse, OpenAiError> {
         // One client, one model: a router sends the same request to every model.
         self.model.as_str().clone_into(&mut chat.model);
@@ -345,7 +351,7 @@ impl Inner {
             serde_json::to_vec(&chat).map_err(|e| self.malformed(format!("request: {e}")))?;
         let mut request = Request::post(self.completions.clone());
         if let Some(headers) = request.headers_mut() {
-            *headers = self.request_headers();
+            self.headers.clone_into(headers);
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
@@ -366,7 +372,7 @@ impl Inner {
             return Ok(ChatResponse::Stream(Box::new(ChatStream::new(
                 body,
                 self.model,
-                self.accepts(&chat.model),
+                self.identity.clone(),
                 self.limits,
                 started,
             ))));
@@ -380,7 +386,7 @@ impl Inner {
             })??;
         let completion: ChatCompletion =
             serde_json::from_slice(&bytes).map_err(|e| self.malformed(e.to_string()))?;
-        if !(self.accepts(&chat.model))(&completion.model) {
+        if !self.identity.accepts(&completion.model) {
             return Err(OpenAiError::IdentityMismatch {
                 expected: self.model,
                 answered: completion.model,
@@ -413,7 +419,7 @@ impl fmt::Debug for OpenAiClient {
             .field("model", &self.inner.model)
             .field("completions", &self.inner.completions)
             .field("api_key", &self.inner.api_key)
-            .field("aliases", &self.inner.aliases)
+            .field("answers_as", &self.inner.identity.names)
             .field("limits", &self.inner.limits)
             .finish()
     }

@@ -13,7 +13,10 @@ use http_body::Body;
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use crate::{ChatChunk, OpenAiError, SseDecoder, Usage, client::Limits};
+use crate::{
+    ChatChunk, OpenAiError, SseDecoder, Usage,
+    client::{Identity, Limits},
+};
 
 /// A streamed answer: chunks as they arrive, then `None`. It ends with an error when the
 /// provider stops early (no finish reason: [`OpenAiError::StreamCut`]), stalls, takes too
@@ -24,7 +27,7 @@ pub struct ChatStream {
     body: Incoming,
     events: SseDecoder,
     model: ModelId,
-    accepts: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    identity: Identity,
     limits: Limits,
     idle: Pin<Box<Sleep>>,
     total: Pin<Box<Sleep>>,
@@ -42,7 +45,7 @@ impl ChatStream {
     pub(crate) fn new(
         body: Incoming,
         model: ModelId,
-        accepts: Box<dyn Fn(&str) -> bool + Send + Sync>,
+        identity: Identity,
         limits: Limits,
         started: Instant,
     ) -> Self {
@@ -50,7 +53,7 @@ impl ChatStream {
             body,
             events: SseDecoder::new(),
             model,
-            accepts,
+            identity,
             idle: Box::pin(tokio::time::sleep_until(started + limits.first_token)),
             total: Box::pin(tokio::time::sleep_until(started + limits.total)),
             limits,
@@ -132,7 +135,7 @@ impl ChatStream {
                 }
                 match serde_json::from_str::<ChatChunk>(&data) {
                     Ok(chunk) => {
-                        if !chunk.model.is_empty() && !(self.accepts)(&chunk.model) {
+                        if !chunk.model.is_empty() && !self.identity.accepts(&chunk.model) {
                             let error = OpenAiError::IdentityMismatch {
                                 expected: self.model,
                                 answered: chunk.model,
