@@ -72,21 +72,13 @@ impl SlowStart {
     }
 }
 
-/// Whether the router may send a request to a model now: its breaker would admit it, its
-/// health allows it, it is not drained, and slow start lets this one through.
-pub(crate) struct ModelAvailability {
-    breaker: BreakerHandle,
-    health: HealthHandle,
-    drained: Arc<AtomicBool>,
-    slow_start: Arc<SlowStart>,
-}
+/// What the router asks before each attempt on a model: is it up, and does slow start let
+/// this request through.
+pub(crate) struct RouteGate(ModelControl);
 
-impl Available for ModelAvailability {
+impl Available for RouteGate {
     fn available(&self) -> bool {
-        !self.drained.load(Ordering::Acquire)
-            && self.breaker.available()
-            && self.health.available()
-            && self.slow_start.admits()
+        self.0.is_up() && self.0.slow_start.admits()
     }
 }
 
@@ -104,13 +96,14 @@ pub struct ModelControl {
 }
 
 impl ModelControl {
-    pub(crate) fn availability(&self) -> ModelAvailability {
-        ModelAvailability {
-            breaker: self.breaker.clone(),
-            health: self.health.clone(),
-            drained: Arc::clone(&self.drained),
-            slow_start: Arc::clone(&self.slow_start),
-        }
+    pub(crate) fn route_gate(&self) -> RouteGate {
+        RouteGate(self.clone())
+    }
+
+    /// Whether it could take a call now: not drained, its breaker would admit one, its health
+    /// allows it (slow start aside).
+    pub fn is_up(&self) -> bool {
+        !self.is_drained() && self.breaker.available() && self.health.available()
     }
 
     fn audit(&self, action: ControlAction, by: Actor) {

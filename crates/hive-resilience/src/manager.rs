@@ -335,7 +335,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
                     breaker.layer(TimeoutLayer::new(spec.attempt_timeout).layer(spec.service)),
                 ));
             let mut route = Route::new(model, stack)
-                .available_when(control.availability())
+                .available_when(control.route_gate())
                 .min_attempt_time(spec.min_attempt_time);
             if let Some(window) = spec.context_window {
                 route = route.context_window(window);
@@ -458,7 +458,6 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
 
     /// Which models can take calls now, and the requests answered over the window.
     pub fn availability(&self) -> Availability {
-        use hive_core::Available;
         let (answered, requests) = self.window.counts();
         Availability {
             window: self.window.span(),
@@ -467,16 +466,13 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
             models: self
                 .controls
                 .iter()
-                .map(|c| {
-                    let up = !c.is_drained() && c.breaker.available() && c.health.available();
-                    ModelAvailability {
-                        model: c.model,
-                        health: c.health.status(),
-                        breaker: c.breaker.state(),
-                        drained: c.is_drained(),
-                        traffic_share: c.traffic_share(),
-                        up,
-                    }
+                .map(|c| ModelAvailability {
+                    model: c.model,
+                    health: c.health.status(),
+                    breaker: c.breaker.state(),
+                    drained: c.is_drained(),
+                    traffic_share: c.traffic_share(),
+                    up: c.is_up(),
                 })
                 .collect(),
         }
