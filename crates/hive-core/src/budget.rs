@@ -1,17 +1,9 @@
 //! [`Budget`]: a token bucket that caps extra work (retries, hedges) to a share of requests
 //! (Finagle's `RetryBudget`, tower's `TpsBudget`), lock-free.
 
-use std::{
-    fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicI64, AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use crate::ConfigError;
-use tokio::time::Instant;
+use crate::{ConfigError, SlidingCounters};
 
 const SLOTS: usize = 10;
 const TOKEN: i64 = 1000;
@@ -30,20 +22,13 @@ pub struct Budget {
 }
 
 struct Inner {
-    epoch: Instant,
-    slot_us: u64,
-    slots: [Slot; SLOTS],
+    /// Deposits minus withdrawals over the last `ttl`, in milli-tokens.
+    balance: SlidingCounters<1>,
     deposit: i64,
     reserve: i64,
     ttl: Duration,
     min_per_sec: u32,
     ratio: f64,
-}
-
-#[derive(Default)]
-struct Slot {
-    epoch: AtomicU64,
-    balance: AtomicI64,
 }
 
 impl Budget {
@@ -65,9 +50,7 @@ impl Budget {
         let reserve = i64::from(min_per_sec) * ttl.as_millis() as i64;
         Ok(Self {
             inner: Arc::new(Inner {
-                epoch: Instant::now(),
-                slot_us: (ttl.as_micros() / SLOTS as u128) as u64,
-                slots: Default::default(),
+                balance: SlidingCounters::new(ttl, SLOTS),
                 deposit: (ratio * TOKEN as f64).round() as i64,
                 reserve,
                 ttl,
@@ -81,9 +64,7 @@ impl Budget {
     pub fn linkerd_default() -> Self {
         Self {
             inner: Arc::new(Inner {
-                epoch: Instant::now(),
-                slot_us: 1_000_000,
-                slots: Default::default(),
+                balance: SlidingCounters::new(Duration::from_secs(10), SLOTS),
                 deposit: 200,
                 reserve: 10 * 10 * TOKEN,
                 ttl: Duration::from_secs(10),
@@ -96,15 +77,13 @@ impl Budget {
     /// Records an original request (a deposit of `ratio` tokens).
     #[inline]
     pub fn deposit(&self) {
-        let (slot, _) = self.inner.current();
-        slot.balance.fetch_add(self.inner.deposit, Ordering::AcqRel);
+        self.inner.balance.add(0, self.inner.deposit);
     }
 
     /// Takes one token for an extra call; `false` when the budget is spent.
     pub fn withdraw(&self) -> bool {
-        let (slot, now) = self.inner.current();
-        if self.inner.balance_at(now) >= TOKEN {
-            slot.balance.fetch_sub(TOKEN, Ordering::AcqRel);
+        if self.inner.available() >= TOKEN {
+            self.inner.balance.add(0, -TOKEN);
             true
         } else {
             false
@@ -113,39 +92,15 @@ impl Budget {
 
     /// Extra calls allowed now (whole tokens).
     pub fn balance(&self) -> i64 {
-        let (_, now) = self.inner.current();
-        self.inner.balance_at(now) / TOKEN
+        self.inner.available() / TOKEN
     }
 }
 
 impl Inner {
-    /// The slot of now, emptied first if it last served an older period.
-    fn current(&self) -> (&Slot, u64) {
-        let now = Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_micros() as u64
-            / self.slot_us.max(1);
-        let slot = &self.slots[(now % SLOTS as u64) as usize];
-        let seen = slot.epoch.load(Ordering::Acquire);
-        if seen != now
-            && slot
-                .epoch
-                .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            slot.balance.store(0, Ordering::Release);
-        }
-        (slot, now)
-    }
-
-    fn balance_at(&self, now: u64) -> i64 {
-        let live: i64 = self
-            .slots
-            .iter()
-            .filter(|s| now.saturating_sub(s.epoch.load(Ordering::Acquire)) < SLOTS as u64)
-            .map(|s| s.balance.load(Ordering::Acquire))
-            .sum();
-        self.reserve + live
+    /// Milli-tokens available now: the floor plus the live balance.
+    fn available(&self) -> i64 {
+        let [balance] = self.balance.sums();
+        self.reserve + balance
     }
 }
 

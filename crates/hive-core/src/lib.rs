@@ -36,6 +36,7 @@ mod model;
 mod outcome;
 mod random;
 mod retry_after;
+mod sliding;
 
 pub use availability::Available;
 pub use budget::Budget;
@@ -54,3 +55,4 @@ pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
+pub use sliding::SlidingCounters;

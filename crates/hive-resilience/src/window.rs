@@ -1,83 +1,42 @@
-//! [`RequestWindow`]: how many requests were answered over the last minute, in per-second
-//! slices, with atomics only.
+//! [`RequestWindow`]: how many requests were answered over the last span, per second.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
-use tokio::time::Instant;
+use hive_core::SlidingCounters;
 
-#[derive(Debug, Default)]
-struct Slice {
-    /// The second (since the window's epoch) this slice counts, plus one; 0 = never used.
-    second: AtomicU64,
-    answered: AtomicU64,
-    total: AtomicU64,
-}
+const ANSWERED: usize = 0;
+const TOTAL: usize = 1;
 
-/// Requests and answers over the last `slices` seconds.
+/// Requests and answers over the last `span` (whole seconds, at least 1).
 #[derive(Debug)]
 pub(crate) struct RequestWindow {
-    epoch: Instant,
-    slices: Box<[Slice]>,
+    counts: SlidingCounters<2>,
 }
 
 impl RequestWindow {
     pub(crate) fn new(span: Duration) -> Self {
-        let slices = span.as_secs().max(1) as usize;
+        let seconds = span.as_secs().max(1);
         Self {
-            epoch: Instant::now(),
-            slices: (0..slices).map(|_| Slice::default()).collect(),
+            counts: SlidingCounters::new(Duration::from_secs(seconds), seconds as usize),
         }
     }
 
-    fn second(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-    }
-
     pub(crate) fn span(&self) -> Duration {
-        Duration::from_secs(self.slices.len() as u64)
+        self.counts.span()
     }
 
     /// Counts one request.
     pub(crate) fn record(&self, answered: bool) {
-        let second = self.second();
-        let slice = &self.slices[(second % self.slices.len() as u64) as usize];
-        let seen = slice.second.load(Ordering::Acquire);
-        if seen != second + 1
-            && slice
-                .second
-                .compare_exchange(seen, second + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            slice.answered.store(0, Ordering::Release);
-            slice.total.store(0, Ordering::Release);
-        }
-        slice.total.fetch_add(1, Ordering::AcqRel);
+        self.counts.add(TOTAL, 1);
         if answered {
-            slice.answered.fetch_add(1, Ordering::AcqRel);
+            self.counts.add(ANSWERED, 1);
         }
     }
 
     /// (answered, total) over the window.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let now = self.second();
-        let span = self.slices.len() as u64;
-        self.slices
-            .iter()
-            .filter(|s| {
-                let second = s.second.load(Ordering::Acquire);
-                second > 0 && now + 1 - second < span
-            })
-            .fold((0, 0), |(a, t), s| {
-                (
-                    a + s.answered.load(Ordering::Acquire),
-                    t + s.total.load(Ordering::Acquire),
-                )
-            })
+        let sums = self.counts.sums();
+        (sums[ANSWERED].max(0) as u64, sums[TOTAL].max(0) as u64)
     }
 }
 
