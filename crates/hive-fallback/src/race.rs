@@ -105,6 +105,42 @@ fn launch<S: Clone, Res, F>(
     }
 }
 
+/// Starts a hedge beside the first model when the strategy, the count and the budget allow,
+/// and reports it; `true` if one started.
+fn hedge<S: Clone, Res, F>(
+    shared: &Shared<S, Res>,
+    cursor: &mut Cursor,
+    in_flight: &mut Vec<Attempt<S, F>>,
+    hedges: &mut u32,
+) -> bool {
+    let Strategy::Hedged {
+        max_hedges, budget, ..
+    } = &shared.strategy
+    else {
+        return false;
+    };
+    let Some((first, started)) = in_flight.first().map(|a| (a.index, a.started)) else {
+        return false;
+    };
+    let allowed = *hedges < *max_hedges
+        && cursor.has_more(shared)
+        && budget.as_ref().is_none_or(|b| b.withdraw());
+    if !(allowed && launch(shared, cursor, in_flight)) {
+        return false;
+    }
+    *hedges += 1;
+    if let Some(hedge) = in_flight.last() {
+        let from = shared.routes[first].model;
+        let to = shared.routes[hedge.index].model;
+        let after = started.elapsed();
+        tracing::debug!(%from, %to, ?after, "hedge");
+        shared
+            .events
+            .emit(|| ResilienceEvent::Hedge { from, to, after });
+    }
+    true
+}
+
 /// The wait before the next hedge, from the first model's live latencies when asked.
 fn hedge_delay<S, Res>(shared: &Shared<S, Res>, first: Option<usize>) -> Duration {
     match &shared.strategy {
@@ -168,32 +204,12 @@ where
             let mut progressed = false;
             if *this.hedge_armed && this.hedge_timer.as_mut().poll(cx).is_ready() {
                 *this.hedge_armed = false;
-                if let Strategy::Hedged {
-                    max_hedges, budget, ..
-                } = &shared.strategy
-                {
-                    let first = this.in_flight.first().map(|a| (a.index, a.started));
-                    let allowed = *this.hedges < *max_hedges
-                        && cursor.has_more(shared)
-                        && budget.as_ref().is_none_or(|b| b.withdraw());
-                    if allowed && launch(shared, cursor, this.in_flight) {
-                        *this.hedges += 1;
-                        progressed = true;
-                        if let (Some((index, started)), Some(hedge)) =
-                            (first, this.in_flight.last())
-                        {
-                            let from = shared.routes[index].model;
-                            let to = shared.routes[hedge.index].model;
-                            let after = started.elapsed();
-                            tracing::debug!(%from, %to, ?after, "hedge");
-                            shared
-                                .events
-                                .emit(|| ResilienceEvent::Hedge { from, to, after });
-                        }
-                        let at = Instant::now() + hedge_delay(shared, first.map(|f| f.0));
-                        this.hedge_timer.as_mut().reset(at);
-                        *this.hedge_armed = true;
-                    }
+                if hedge(shared, cursor, this.in_flight, this.hedges) {
+                    progressed = true;
+                    let first = this.in_flight.first().map(|a| a.index);
+                    let at = Instant::now() + hedge_delay(shared, first);
+                    this.hedge_timer.as_mut().reset(at);
+                    *this.hedge_armed = true;
                 }
             }
             let mut i = 0;
