@@ -188,7 +188,7 @@ impl Classify<TokenStream, std::io::Error> for StreamClassifier {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stream_counts_when_it_ends_and_a_cut_or_abandoned_one_is_a_failure() {
+async fn a_stream_counts_when_it_ends_a_cut_one_is_a_failure_and_an_abandoned_one_is_ignored() {
     let layer = CircuitBreakerLayer::new(
         CircuitBreakerConfig::builder()
             .count_window(3)
@@ -228,10 +228,19 @@ async fn a_stream_counts_when_it_ends_and_a_cut_or_abandoned_one_is_a_failure() 
         (1, 0)
     );
 
-    let cut = svc.clone().oneshot(vec!["The ", "ans"]).await.unwrap();
-    assert_eq!(cut.read_all().await, Err("stream cut"));
+    // The caller stops reading (a disconnect, a stop button): not the model's fault.
     let abandoned = svc.clone().oneshot(vec!["The "]).await.unwrap();
     drop(abandoned);
+    let m = handle.metrics();
+    assert_eq!(
+        (m.calls, m.failed_calls),
+        (1, 0),
+        "an abandoned stream is ignored"
+    );
+    for _ in 0..2 {
+        let cut = svc.clone().oneshot(vec!["The ", "ans"]).await.unwrap();
+        assert_eq!(cut.read_all().await, Err("stream cut"));
+    }
     let m = handle.metrics();
     assert_eq!((m.calls, m.failed_calls), (3, 2));
     assert_eq!(

@@ -80,14 +80,10 @@ impl Budget {
         self.inner.balance.add(0, self.inner.deposit);
     }
 
-    /// Takes one token for an extra call; `false` when the budget is spent.
+    /// Takes one token for an extra call; `false` when the budget is spent. The check and
+    /// the withdrawal are one atomic step: concurrent callers never share a token.
     pub fn withdraw(&self) -> bool {
-        if self.inner.available() >= TOKEN {
-            self.inner.balance.add(0, -TOKEN);
-            true
-        } else {
-            false
-        }
+        self.inner.balance.try_add(0, -TOKEN, -self.inner.reserve)
     }
 
     /// Extra calls allowed now (whole tokens).
@@ -144,6 +140,40 @@ mod tests {
         assert_eq!(granted, 6);
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!((0..100).filter(|_| budget.withdraw()).count(), 6);
+    }
+
+    /// At 100% failure every thread wants a retry at once: the tokens granted are exactly
+    /// the tokens there are.
+    #[test]
+    fn concurrent_withdrawals_never_share_a_token() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        for round in 0..200 {
+            let budget = Budget::new(Duration::from_secs(10), 0, 1.0).unwrap();
+            let tokens = round % 4 + 1;
+            for _ in 0..tokens {
+                budget.deposit();
+            }
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (budget, barrier) = (budget.clone(), barrier.clone());
+                    let handle = runtime.handle().clone();
+                    std::thread::spawn(move || {
+                        let _guard = handle.enter();
+                        barrier.wait();
+                        (0..4).filter(|_| budget.withdraw()).count()
+                    })
+                })
+                .collect();
+            let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            assert_eq!(granted, tokens, "round {round}");
+            assert_eq!(budget.balance(), 0);
+        }
     }
 
     #[test]

@@ -5,10 +5,17 @@
 //! [`Classified::AtEndOfStream`] for a response whose verdict is only known once its stream
 //! ends. For those, the layer hands an [`EosRecorder`] to
 //! [`Classify::attach_end_of_stream`], and the response records its outcome when its
-//! stream finishes; a recorder dropped unfinished records [`FailureClass::StreamCut`], so a
-//! stream that dies mid-answer can never count as a success.
+//! stream finishes. The stream itself tells a provider's cut, stall or garbage (a failure)
+//! from a caller who stopped reading: a recorder dropped unfinished (the caller dropped the
+//! stream: a disconnect, a stop button) records [`Outcome::Ignored`], which is neither the
+//! model's success nor its failure.
 
-use std::{convert::Infallible, error::Error, fmt, io, time::SystemTime};
+use std::{
+    convert::Infallible,
+    error::Error,
+    fmt, io,
+    time::{Duration, SystemTime},
+};
 
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 
@@ -42,13 +49,23 @@ pub trait Classify<T, E> {
         let _ = response;
         recorder.finish(Outcome::Ignored);
     }
+
+    /// The HTTP status the model answered with, when the result carries one: a router keeps
+    /// it with each failed attempt, so a server in front can answer with the right status.
+    /// Called only on failures. The default knows none.
+    fn status(&self, result: &Result<T, E>) -> Option<StatusCode> {
+        let _ = result;
+        None
+    }
 }
 
 /// Records the outcome of a streamed response when its stream ends.
 ///
-/// Finish it with the stream's outcome. Dropped unfinished (the stream was abandoned or cut),
-/// it records `Failure(StreamCut)`.
-#[must_use = "a dropped recorder records a stream cut"]
+/// Finish it with the stream's outcome: success at a proper end, the failure when the
+/// provider cut, stalled or garbled the stream. Dropped unfinished, it records
+/// [`Outcome::Ignored`]: the caller abandoned the stream, which says nothing about the model
+/// (a breaker gives the half-open permit back and counts nothing).
+#[must_use = "a dropped recorder records the stream as abandoned (ignored)"]
 pub struct EosRecorder {
     record: Option<Box<dyn FnOnce(Outcome) + Send + 'static>>,
 }
@@ -72,7 +89,7 @@ impl EosRecorder {
 impl Drop for EosRecorder {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
-            record(Outcome::failure(FailureClass::StreamCut));
+            record(Outcome::Ignored);
         }
     }
 }
@@ -160,36 +177,48 @@ pub fn classify_error(err: &(dyn Error + 'static)) -> Outcome {
     Outcome::failure(FailureClass::Unavailable)
 }
 
-/// Classifies an HTTP status (with its headers, for `Retry-After`) as of `now`.
+/// Whether a provider's wait hint (`Retry-After` and kin) counts on an answer with this
+/// status: 429 (RFC 6585), 503 (RFC 9110) and 529 (overloaded). A hint on any other status
+/// is ignored. The one rule every classifier applies.
+pub const fn status_carries_retry_after(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 503 | 529)
+}
+
+/// Classifies an HTTP status given the wait hint the provider sent with it, if any: the one
+/// HTTP status table of the project.
 ///
 /// 1xx–3xx succeed. 429 is rate-limited, 408 and 504 timeouts, 529 overloaded, other 5xx
-/// unavailable; a `Retry-After` (seconds or HTTP date) on 429/503/529 becomes the hint.
-/// 401/403 are unauthorized, 413 context length exceeded, 451 content policy, other 4xx bad
-/// request.
-pub fn classify_status(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
-    let code = status.as_u16();
-    let failure = |class, hinted: bool| Outcome::Failure {
+/// unavailable. 401/403 are unauthorized, 413 context length exceeded, 451 content policy,
+/// other 4xx bad request. The hint is kept only where [`status_carries_retry_after`] says.
+pub fn classify_status_hinted(status: StatusCode, hint: Option<Duration>) -> Outcome {
+    let failure = |class| Outcome::Failure {
         class,
-        retry_after: if hinted {
-            headers
-                .get(RETRY_AFTER)
-                .and_then(|v| parse_retry_after(v, now))
-        } else {
-            None
-        },
+        retry_after: hint.filter(|_| status_carries_retry_after(status)),
     };
-    match code {
+    match status.as_u16() {
         100..=399 => Outcome::Success,
-        429 => failure(FailureClass::RateLimited, true),
-        408 | 504 => failure(FailureClass::Timeout, false),
-        529 => failure(FailureClass::Overloaded, true),
-        503 => failure(FailureClass::Unavailable, true),
-        500..=599 => failure(FailureClass::Unavailable, false),
+        429 => failure(FailureClass::RateLimited),
+        408 | 504 => failure(FailureClass::Timeout),
+        529 => failure(FailureClass::Overloaded),
+        500..=599 => failure(FailureClass::Unavailable),
         401 | 403 => Outcome::ClientError(ClientErrorClass::Unauthorized),
         413 => Outcome::ClientError(ClientErrorClass::ContextLengthExceeded),
         451 => Outcome::ClientError(ClientErrorClass::ContentPolicy),
         _ => Outcome::ClientError(ClientErrorClass::BadRequest),
     }
+}
+
+/// Classifies an HTTP status (with its headers, for `Retry-After` in seconds or as an HTTP
+/// date) as of `now`, by [`classify_status_hinted`].
+pub fn classify_status(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
+    let hint = if status_carries_retry_after(status) {
+        headers
+            .get(RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v, now))
+    } else {
+        None
+    };
+    classify_status_hinted(status, hint)
 }
 
 /// The default classifier for `http::Response<B>` results: status codes and `Retry-After`
@@ -209,6 +238,10 @@ impl<B, E: AsError> Classify<http::Response<B>, E> for HttpClassifier {
             }
             Err(err) => classify_error(err.as_error()),
         })
+    }
+
+    fn status(&self, result: &Result<http::Response<B>, E>) -> Option<StatusCode> {
+        result.as_ref().ok().map(http::Response::status)
     }
 }
 
@@ -321,11 +354,26 @@ mod tests {
                 retry_after: Some(Duration::from_secs(90)),
             }
         );
-        // A hint on a status that does not carry one is ignored.
+        // A hint on a status that does not carry one is ignored, by both entry points.
         assert_eq!(
             classify(response(500, Some("7"))),
             Classified::Now(Outcome::failure(FailureClass::Unavailable))
         );
+        let seven = Some(Duration::from_secs(7));
+        for (status, kept) in [
+            (429, true),
+            (503, true),
+            (529, true),
+            (500, false),
+            (504, false),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                classify_status_hinted(status, seven).retry_after(),
+                seven.filter(|_| kept),
+                "{status}"
+            );
+        }
     }
 
     #[test]
@@ -361,14 +409,16 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_recorder_records_a_stream_cut_and_a_finished_one_its_outcome() {
+    fn a_dropped_recorder_records_an_abandoned_stream_and_a_finished_one_its_outcome() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let tx2 = tx.clone();
+        let (tx2, tx3) = (tx.clone(), tx.clone());
         drop(EosRecorder::new(move |o| tx.send(o).unwrap()));
         EosRecorder::new(move |o| tx2.send(o).unwrap()).finish(Outcome::Success);
+        let cut = Outcome::failure(FailureClass::StreamCut);
+        EosRecorder::new(move |o| tx3.send(o).unwrap()).finish(cut);
         assert_eq!(
             rx.try_iter().collect::<Vec<_>>(),
-            vec![Outcome::failure(FailureClass::StreamCut), Outcome::Success]
+            vec![Outcome::Ignored, Outcome::Success, cut]
         );
     }
 }

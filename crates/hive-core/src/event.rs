@@ -167,6 +167,11 @@ pub enum RetryStop {
 #[non_exhaustive]
 pub enum ResilienceEvent {
     /// A circuit breaker changed state (emitted exactly once per transition).
+    ///
+    /// Events are emitted after the breaker's state has changed, outside its lock, so under
+    /// concurrency a listener may receive two transitions out of order (`HalfOpen → Closed`
+    /// before `Open → HalfOpen`). `generation` orders them: apply a transition only if its
+    /// generation is newer than the last one applied, as the health registry does.
     CircuitTransition {
         /// The model the breaker guards.
         model: ModelId,
@@ -276,11 +281,22 @@ impl ResilienceEvent {
 
 type Listener = dyn Fn(&ResilienceEvent) + Send + Sync;
 
+/// A listener and the count of its panics.
+struct Shared {
+    listener: Box<Listener>,
+    panics: AtomicU64,
+}
+
 /// Where layers send their events. Cheap to clone; the default has no listener and costs one
 /// branch per emit.
+///
+/// A listener runs on the thread that emits, inside the layer that emits, so it is isolated:
+/// a listener that panics loses that event (the panic is caught, counted in
+/// [`panics`](Self::panics) and logged), and the request that triggered the event carries on
+/// with its own result.
 #[derive(Clone, Default)]
 pub struct EventSink {
-    listener: Option<Arc<Listener>>,
+    listener: Option<Arc<Shared>>,
 }
 
 impl EventSink {
@@ -293,7 +309,10 @@ impl EventSink {
     /// listener must not block.
     pub fn from_fn(listener: impl Fn(&ResilienceEvent) + Send + Sync + 'static) -> Self {
         Self {
-            listener: Some(Arc::new(listener)),
+            listener: Some(Arc::new(Shared {
+                listener: Box::new(listener),
+                panics: AtomicU64::new(0),
+            })),
         }
     }
 
@@ -320,9 +339,28 @@ impl EventSink {
     /// Emits the event built by `make`, which runs only when somebody listens.
     #[inline]
     pub fn emit(&self, make: impl FnOnce() -> ResilienceEvent) {
-        if let Some(listener) = &self.listener {
-            listener(&make());
+        if let Some(shared) = &self.listener {
+            deliver(shared, &make());
         }
+    }
+
+    /// How many times the listener panicked (each time an event was lost).
+    pub fn panics(&self) -> u64 {
+        self.listener
+            .as_ref()
+            .map_or(0, |shared| shared.panics.load(Ordering::Relaxed))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn deliver(shared: &Shared, event: &ResilienceEvent) {
+    let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (shared.listener)(event);
+    }));
+    if delivered.is_err() {
+        shared.panics.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(model = %event.model(), "an event listener panicked; the event is lost");
     }
 }
 
@@ -377,6 +415,30 @@ mod tests {
     #[test]
     fn no_listener_never_builds_the_event() {
         EventSink::none().emit(|| unreachable!("built an event nobody listens to"));
+    }
+
+    #[test]
+    fn a_panicking_listener_loses_the_event_not_the_caller() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&seen);
+        let sink = EventSink::from_fn(move |event| {
+            if let ResilienceEvent::CallRejected {
+                reason: RejectReason::ForcedOpen,
+                ..
+            } = event
+            {
+                panic!("listener bug");
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        sink.emit(rejected);
+        sink.clone().emit(rejected);
+        sink.emit(|| ResilienceEvent::CredentialsRejected {
+            model: ModelId::new("m"),
+        });
+        assert_eq!(sink.panics(), 2);
+        assert_eq!(seen.load(Ordering::Relaxed), 1, "later events still arrive");
+        assert_eq!(EventSink::none().panics(), 0);
     }
 
     #[test]

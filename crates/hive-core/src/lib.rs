@@ -32,6 +32,7 @@ mod deadline;
 mod error;
 mod event;
 mod ewma;
+mod limits;
 mod model;
 mod outcome;
 mod random;
@@ -42,7 +43,8 @@ pub use availability::Available;
 pub use budget::Budget;
 pub use classify::{
     AsError, Classified, Classify, ClassifyFn, EosRecorder, ErrorClassifier, HttpClassifier,
-    classify_error, classify_fn, classify_status,
+    classify_error, classify_fn, classify_status, classify_status_hinted,
+    status_carries_retry_after,
 };
 pub use deadline::{Deadline, Scoped};
 pub use error::{BoxError, ConfigError, Rejected};
@@ -51,6 +53,7 @@ pub use event::{
     RetryStop,
 };
 pub use ewma::AtomicEwma;
+pub use limits::{MAX_DURATION, check_duration, micros};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};

@@ -28,12 +28,8 @@ impl ModelId {
     /// A model id from its name; the name is interned on first use.
     pub fn new(name: impl AsRef<str>) -> Self {
         let name = name.as_ref();
-        let known = interner()
-            .read()
-            .map(|names| names.get(name).copied())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().get(name).copied());
-        if let Some(interned) = known {
-            return Self(interned);
+        if let Some(known) = Self::lookup(name) {
+            return known;
         }
         let mut names = interner()
             .write()
@@ -44,6 +40,17 @@ impl ModelId {
         let interned: &'static str = Box::leak(name.to_owned().into_boxed_str());
         names.insert(interned);
         Self(interned)
+    }
+
+    /// The id of `name` if the process already created it with [`new`](Self::new), interning
+    /// nothing: the lookup for names that come from outside (a request's `model` field), so
+    /// that a stream of made-up names cannot grow the interner.
+    pub fn lookup(name: &str) -> Option<Self> {
+        interner()
+            .read()
+            .map(|names| names.get(name).copied())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().get(name).copied())
+            .map(Self)
     }
 
     /// The model's name.
@@ -113,5 +120,13 @@ mod tests {
         assert_eq!(a, ModelId::from_static("gpt-4o"));
         assert_eq!(a, "gpt-4o");
         assert_eq!(format!("{a} {a:?}"), "gpt-4o \"gpt-4o\"");
+    }
+
+    #[test]
+    fn lookup_finds_known_names_and_interns_nothing() {
+        assert_eq!(ModelId::lookup("never-configured-model-7f3a"), None);
+        assert_eq!(ModelId::lookup("never-configured-model-7f3a"), None);
+        let known = ModelId::new("claude-4-sonnet");
+        assert_eq!(ModelId::lookup("claude-4-sonnet"), Some(known));
     }
 }
