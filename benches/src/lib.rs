@@ -115,15 +115,15 @@ pub type Router = hive_fallback::FallbackRouter<HiveRetryBreaker, u64>;
 /// open so every call goes to the second model.
 #[allow(clippy::expect_used)]
 pub fn router(strategy: hive_fallback::Strategy, primary_open: bool) -> Router {
-    let primary = breaker_layer();
-    if primary_open {
-        primary.handle().force_open();
-    }
+    let primary = breaker_layer().layer(InstantModel);
     let handle = primary.handle();
+    if primary_open {
+        handle.force_open();
+    }
     hive_fallback::FallbackRouter::builder()
         .strategy(strategy)
         .route(
-            hive_fallback::Route::new("primary", retry_layer().layer(primary.layer(InstantModel)))
+            hive_fallback::Route::new("primary", retry_layer().layer(primary))
                 .available_when(handle),
         )
         .route(hive_fallback::Route::new("fallback", hive_retry_breaker()))

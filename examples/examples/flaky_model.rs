@@ -147,7 +147,7 @@ async fn main() -> Result<(), BoxError> {
         }
     });
 
-    let breaker = CircuitBreakerLayer::new(
+    let (breaker, handle) = CircuitBreakerLayer::shared(
         CircuitBreakerConfig::builder()
             .model("flaky-llm")
             .count_window(10)
@@ -157,9 +157,8 @@ async fn main() -> Result<(), BoxError> {
             .half_open_permits(2)
             .events(events.clone())
             .build()?,
-    )
-    .with_classifier(HttpClassifier);
-    let handle = breaker.handle();
+    );
+    let breaker = breaker.with_classifier(HttpClassifier);
     let retry = RetryLayer::new(
         RetryConfig::builder()
             .model("flaky-llm")

@@ -22,7 +22,7 @@ async fn a_gate_rejection_is_neither_retried_nor_counted_whatever_the_order() {
     let registry = HealthRegistry::new();
     let health = registry.register("m");
     health.force(HealthStatus::Unhealthy);
-    let breaker = CircuitBreakerLayer::new(
+    let (breaker, handle) = CircuitBreakerLayer::shared(
         CircuitBreakerConfig::builder()
             .model("m")
             .count_window(2)
@@ -30,7 +30,6 @@ async fn a_gate_rejection_is_neither_retried_nor_counted_whatever_the_order() {
             .build()
             .unwrap(),
     );
-    let handle = breaker.handle();
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
     // The gate innermost, the unusual order, so retry and breaker both see its rejection.

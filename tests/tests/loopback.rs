@@ -73,16 +73,15 @@ async fn retry_after_from_a_real_server_is_honoured_and_the_answer_arrives() {
     let (address, mut arrivals) =
         provider(vec![(429, Some("2")), (503, Some("3")), (200, None)]).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let breaker = CircuitBreakerLayer::new(
+    let (breaker, handle) = CircuitBreakerLayer::shared(
         CircuitBreakerConfig::builder()
             .model("loopback")
             .count_window(10)
             .minimum_calls(10)
             .build()
             .unwrap(),
-    )
-    .with_classifier(HttpClassifier);
-    let handle = breaker.handle();
+    );
+    let breaker = breaker.with_classifier(HttpClassifier);
     let svc = ServiceBuilder::new()
         .layer(
             RetryLayer::new(

@@ -28,7 +28,7 @@ fn stack(
     failing: bool,
 ) -> (Stack, BreakerHandle, HealthHandle, Arc<AtomicU32>) {
     let health = registry.register(name);
-    let breaker = CircuitBreakerLayer::new(
+    let (breaker, handle) = CircuitBreakerLayer::shared(
         CircuitBreakerConfig::builder()
             .model(name)
             .count_window(2)
@@ -37,7 +37,6 @@ fn stack(
             .build()
             .unwrap(),
     );
-    let handle = breaker.handle();
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
     let svc = ServiceBuilder::new()

@@ -77,13 +77,12 @@ fn stack(
     hive_core::EventReceiver,
 ) {
     let (sink, events) = EventSink::channel(1000);
-    let breaker = breaker(window, sink.clone());
-    let handle = breaker.handle();
     let (model, calls) = model(script);
     let svc = ServiceBuilder::new()
-        .layer(retry(max_attempts, sink))
-        .layer(breaker)
+        .layer(retry(max_attempts, sink.clone()))
+        .layer(breaker(window, sink))
         .service(model);
+    let handle = svc.get_ref().handle();
     (BoxCloneService::new(svc), handle, calls, events)
 }
 
@@ -189,16 +188,15 @@ impl Classify<TokenStream, std::io::Error> for StreamClassifier {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_counts_when_it_ends_a_cut_one_is_a_failure_and_an_abandoned_one_is_ignored() {
-    let layer = CircuitBreakerLayer::new(
+    let (layer, handle) = CircuitBreakerLayer::shared(
         CircuitBreakerConfig::builder()
             .count_window(3)
             .minimum_calls(3)
             .failure_rate_threshold(0.6)
             .build()
             .unwrap(),
-    )
-    .with_classifier(StreamClassifier);
-    let handle = layer.handle();
+    );
+    let layer = layer.with_classifier(StreamClassifier);
     let svc =
         ServiceBuilder::new()
             .layer(layer)

@@ -7,18 +7,24 @@
 //! generation when the result arrives. Results that arrive later are dropped and counted as
 //! late. Permits are taken and returned with a compare-and-swap on the same word, so a permit
 //! of an old generation can never leak into a new one.
+//!
+//! Transitions happen under the spin lock; their events are emitted after it is released, so
+//! a listener may see two of them out of order. Each event carries the generation it starts,
+//! which orders them.
 
 use std::{
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
     time::Duration,
 };
 
-use hive_core::{CircuitState, Outcome, RejectReason, ResilienceEvent};
+use hive_core::{CircuitState, Outcome, RejectReason, ResilienceEvent, micros};
 use tokio::time::Instant;
 
 use crate::{
     config::{CircuitBreakerConfig, SlidingWindow},
+    snapshot::BreakerMetrics,
     spin::SpinLock,
+    trial::{self, Judge},
     window::{CALL, CountWindow, FAILURE, SLOW, TimeWindow, Window, WindowCounts},
 };
 
@@ -70,12 +76,6 @@ fn tag_of(state: CircuitState) -> u64 {
     }
 }
 
-/// Half-open trial counters: calls, failures and slow calls (10 bits each) and the low 32
-/// bits of the generation they belong to.
-const fn pack_trial(generation: u64, calls: u64, failures: u64, slow: u64) -> u64 {
-    (generation & 0xFFFF_FFFF) << 32 | slow << 20 | failures << 10 | calls
-}
-
 /// What a call's result must be recorded against: its generation, whether it holds a
 /// half-open permit, and (with slow-call detection) when it started. Two words, so that
 /// futures stay small.
@@ -122,19 +122,36 @@ pub(crate) enum Admission {
     Rejected(RejectReason),
 }
 
-/// What changed a state, for the event.
+/// The counts that caused a transition, for its event.
 #[derive(Clone, Copy)]
 struct Rates(Option<WindowCounts>);
+
+/// Times, in µs of the breaker's clock (since `epoch`).
+#[derive(Debug, Default)]
+struct Clocks {
+    /// When an open break ends.
+    open_until: AtomicU64,
+    /// When the part of the break a provider's `Retry-After` asked for ends.
+    hint_until: AtomicU64,
+    /// When a half-open trial runs out of time.
+    half_open_until: AtomicU64,
+    /// When the next early probe may go.
+    early_probe_after: AtomicU64,
+}
 
 #[derive(Debug)]
 pub(crate) struct Breaker {
     pub(crate) config: CircuitBreakerConfig,
+    judge: Judge,
     epoch: Instant,
     state: AtomicU64,
-    open_until_us: AtomicU64,
-    retry_after_until_us: AtomicU64,
+    clocks: Clocks,
     consecutive_opens: AtomicU32,
+    /// Failures in a row while closed.
+    streak: AtomicU32,
     trial: AtomicU64,
+    /// The latest end of the `Retry-After` hints of the current trial's failed probes.
+    trial_hint_until: AtomicU64,
     window: Window,
     transitions: SpinLock,
     rejected: AtomicU64,
@@ -146,18 +163,26 @@ impl Breaker {
         let window = match config.window {
             SlidingWindow::Count { size } => Window::Count(CountWindow::new(size)),
             SlidingWindow::Time { duration, buckets } => Window::Time(TimeWindow::new(
-                (duration.as_micros() / u128::from(buckets)) as u64,
+                micros(duration) / u64::from(buckets),
                 buckets,
             )),
         };
         Self {
+            judge: Judge {
+                permits: u64::from(config.half_open_permits),
+                failure_rate_threshold: config.failure_rate_threshold,
+                slow_call_rate_threshold: config
+                    .slow_call_duration
+                    .map(|_| config.slow_call_rate_threshold),
+            },
             config,
             epoch: Instant::now(),
             state: AtomicU64::new(pack(CLOSED, 0, 0)),
-            open_until_us: AtomicU64::new(0),
-            retry_after_until_us: AtomicU64::new(0),
+            clocks: Clocks::default(),
             consecutive_opens: AtomicU32::new(0),
+            streak: AtomicU32::new(0),
             trial: AtomicU64::new(0),
+            trial_hint_until: AtomicU64::new(0),
             window,
             transitions: SpinLock::default(),
             rejected: AtomicU64::new(0),
@@ -166,10 +191,7 @@ impl Breaker {
     }
 
     fn now_us(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_micros()
-            .min(u128::from(u64::MAX / 2)) as u64
+        micros(Instant::now().saturating_duration_since(self.epoch)).min(u64::MAX / 2)
     }
 
     /// Decides whether a call may go to the model. One atomic load when closed.
@@ -185,7 +207,7 @@ impl Breaker {
                 FORCED_OPEN => return self.reject(RejectReason::ForcedOpen),
                 OPEN => {
                     let now = self.now_us();
-                    let until = self.open_until_us.load(Ordering::Acquire);
+                    let until = self.clocks.open_until.load(Ordering::Acquire);
                     if now < until {
                         return self.reject(RejectReason::CircuitOpen {
                             retry_in: Duration::from_micros(until - now),
@@ -195,6 +217,11 @@ impl Breaker {
                     word = self.state.load(Ordering::Acquire);
                 }
                 _ => {
+                    if self.trial_expired() {
+                        self.expire_trial(word);
+                        word = self.state.load(Ordering::Acquire);
+                        continue;
+                    }
                     if permits(word) == 0 {
                         return self.reject(RejectReason::HalfOpenBusy);
                     }
@@ -234,6 +261,19 @@ impl Breaker {
         Admission::Rejected(reason)
     }
 
+    /// Whether the half-open trial has run out of time.
+    fn trial_expired(&self) -> bool {
+        self.now_us() >= self.clocks.half_open_until.load(Ordering::Acquire)
+    }
+
+    /// Ends a half-open trial that ran out of time: the probes still out count as failed.
+    #[cold]
+    fn expire_trial(&self, word: u64) {
+        let counts = trial::counts_of(self.trial.load(Ordering::Acquire));
+        let (to, counts) = self.judge.verdict_at_expiry(counts);
+        self.transition(Some(word), to, Rates(Some(counts)));
+    }
+
     /// Records the outcome of a call admitted with `ticket`.
     #[inline(always)]
     pub(crate) fn record(&self, ticket: Ticket, outcome: Outcome) {
@@ -242,7 +282,8 @@ impl Breaker {
             && self.config.slow_call_duration.is_none()
             && self.window.is_full_of_successes()
         {
-            // Recording it would change nothing, in whatever generation.
+            // Recording it would change nothing, in whatever generation: a window full of
+            // successes has no failure streak either.
             return;
         }
         self.record_change(ticket, outcome);
@@ -266,7 +307,7 @@ impl Breaker {
         let now_us = if needs_clock { self.now_us() } else { 0 };
         if let Some(slow) = self.config.slow_call_duration {
             // Equal to the threshold is not slow.
-            if now_us.saturating_sub(ticket.start_us) > slow.as_micros() as u64 {
+            if now_us.saturating_sub(ticket.start_us) > micros(slow) {
                 code |= SLOW;
             }
         }
@@ -275,19 +316,43 @@ impl Breaker {
             self.late.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Some(hint) = outcome.retry_after() {
-            let until = now_us.saturating_add(hint.as_micros() as u64);
-            self.retry_after_until_us.fetch_max(until, Ordering::AcqRel);
-        }
+        let hint_until = outcome
+            .retry_after()
+            .map_or(0, |hint| now_us.saturating_add(micros(hint)));
         match tag(word) {
-            CLOSED | METRICS_ONLY => {
-                if let Some(counts) = self.window.record(code, now_us) {
-                    if tag(word) == CLOSED && self.trips(&counts) {
-                        self.transition(Some(word), CircuitState::Open, Rates(Some(counts)));
-                    }
-                }
+            CLOSED | METRICS_ONLY => self.record_closed(word, code, now_us, hint_until),
+            HALF_OPEN => self.record_trial(word, code, hint_until),
+            _ => {}
+        }
+    }
+
+    /// Records a result while closed (or metrics-only) and trips the breaker when a rule
+    /// says so.
+    fn record_closed(&self, word: u64, code: u8, now_us: u64, hint_until: u64) {
+        let streak = if code & FAILURE != 0 {
+            self.streak.fetch_add(1, Ordering::AcqRel).saturating_add(1)
+        } else {
+            if self.streak.load(Ordering::Relaxed) != 0 {
+                self.streak.store(0, Ordering::Release);
             }
-            HALF_OPEN => self.record_trial(word, code),
+            0
+        };
+        let counts = self.window.record(code, now_us, hint_until);
+        if tag(word) != CLOSED {
+            return;
+        }
+        let by_streak = self
+            .config
+            .consecutive_failures
+            .is_some_and(|limit| streak >= limit);
+        match counts {
+            Some(counts) if by_streak || self.trips(&counts) => {
+                self.transition(Some(word), CircuitState::Open, Rates(Some(counts)));
+            }
+            None if by_streak => {
+                let counts = self.window.counts(now_us);
+                self.transition(Some(word), CircuitState::Open, Rates(Some(counts)));
+            }
             _ => {}
         }
     }
@@ -299,43 +364,38 @@ impl Breaker {
                     && counts.slow_call_rate() >= self.config.slow_call_rate_threshold))
     }
 
+    /// Records a probe's result; decides as soon as the verdict is certain.
     #[cold]
-    fn record_trial(&self, word: u64, code: u8) {
+    fn record_trial(&self, word: u64, code: u8, hint_until: u64) {
         let generation32 = generation(word) & 0xFFFF_FFFF;
-        let mut trial = self.trial.load(Ordering::Acquire);
+        if hint_until != 0 {
+            self.trial_hint_until
+                .fetch_max(hint_until, Ordering::AcqRel);
+        }
+        let mut packed = self.trial.load(Ordering::Acquire);
         loop {
-            if trial >> 32 != generation32 {
+            if trial::generation_of(packed) != generation32 {
                 self.late.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            let calls = (trial & 0x3FF) + 1;
-            let failures = ((trial >> 10) & 0x3FF) + u64::from(code & FAILURE != 0);
-            let slow = ((trial >> 20) & 0x3FF) + u64::from(code & SLOW != 0);
-            let next = pack_trial(generation(word), calls, failures, slow);
-            match self
-                .trial
-                .compare_exchange_weak(trial, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            let mut counts = trial::counts_of(packed);
+            counts.calls += 1;
+            counts.failures += u64::from(code & FAILURE != 0);
+            counts.slow += u64::from(code & SLOW != 0);
+            let next = trial::pack(generation(word), counts);
+            match self.trial.compare_exchange_weak(
+                packed,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
-                    if calls == u64::from(self.config.half_open_permits) {
-                        let counts = WindowCounts {
-                            calls,
-                            failures,
-                            slow,
-                        };
-                        let to = if counts.failure_rate() >= self.config.failure_rate_threshold
-                            || (self.config.slow_call_duration.is_some()
-                                && counts.slow_call_rate() >= self.config.slow_call_rate_threshold)
-                        {
-                            CircuitState::Open
-                        } else {
-                            CircuitState::Closed
-                        };
+                    if let Some(to) = self.judge.verdict(counts) {
                         self.transition(Some(word), to, Rates(Some(counts)));
                     }
                     return;
                 }
-                Err(actual) => trial = actual,
+                Err(actual) => packed = actual,
             }
         }
     }
@@ -356,54 +416,90 @@ impl Breaker {
         }
     }
 
-    /// Moves to `to`, if the state is still `expected` (any state when `None`). Returns
-    /// whether this call made the transition; only the one that does emits the event.
+    /// Moves to `to`, if the state is still `expected` (any state but `to` itself when
+    /// `None`). Returns whether this call made the transition; only the one that does emits
+    /// the event, after the lock is released.
     fn transition(&self, expected: Option<u64>, to: CircuitState, rates: Rates) -> bool {
         let guard = self.transitions.lock();
         let current = self.state.load(Ordering::Acquire);
-        if let Some(expected) = expected {
-            if tag(current) != tag(expected) || generation(current) != generation(expected) {
-                return false;
+        let still = match expected {
+            Some(expected) => {
+                current >> GEN_SHIFT == expected >> GEN_SHIFT && tag(current) == tag(expected)
             }
+            None => tag(current) != tag_of(to),
+        };
+        if !still {
+            return false;
         }
         let from = state_of(tag(current));
         let next_generation = generation(current) + 1;
         let now = self.now_us();
-        let mut permits = 0;
-        match to {
-            CircuitState::Open => {
-                let n = self.consecutive_opens.fetch_add(1, Ordering::AcqRel) + 1;
-                let open_for = self.config.open_duration.nth(n).as_micros() as u64;
-                let hinted = self.retry_after_until_us.load(Ordering::Acquire);
-                self.open_until_us
-                    .store(now.saturating_add(open_for).max(hinted), Ordering::Release);
-            }
-            CircuitState::HalfOpen => {
-                permits = u64::from(self.config.half_open_permits);
-                self.trial
-                    .store(pack_trial(next_generation, 0, 0, 0), Ordering::Release);
-            }
-            CircuitState::Closed | CircuitState::MetricsOnly | CircuitState::Disabled => {
-                if to == CircuitState::Closed {
-                    self.consecutive_opens.store(0, Ordering::Release);
-                }
-                self.window.reset(now);
-            }
-            CircuitState::ForcedOpen => {}
-        }
-        self.retry_after_until_us.store(0, Ordering::Release);
+        let permits = self.enter(from, to, now, next_generation);
         self.state.store(
             pack(tag_of(to), permits, next_generation),
             Ordering::Release,
         );
         drop(guard);
+        self.announce(from, to, next_generation, rates);
+        true
+    }
 
+    /// Sets up what state `to` needs (under the transition lock); returns its free permits.
+    fn enter(&self, from: CircuitState, to: CircuitState, now: u64, next_generation: u64) -> u64 {
+        match to {
+            CircuitState::Open => {
+                let n = self.consecutive_opens.fetch_add(1, Ordering::AcqRel) + 1;
+                let open_for = micros(self.config.open_duration.nth(n));
+                // Only the hints of the failures that caused this break count: those still in
+                // the window, or of the probes that failed.
+                let hinted = match from {
+                    CircuitState::Closed => self.window.hint_until(now),
+                    CircuitState::HalfOpen => self.trial_hint_until.load(Ordering::Acquire),
+                    _ => 0,
+                }
+                .min(now.saturating_add(micros(self.config.max_retry_after_open)));
+                self.clocks.hint_until.store(hinted, Ordering::Release);
+                self.clocks
+                    .open_until
+                    .store(now.saturating_add(open_for).max(hinted), Ordering::Release);
+                0
+            }
+            CircuitState::HalfOpen => {
+                self.trial.store(
+                    trial::pack(next_generation, WindowCounts::default()),
+                    Ordering::Release,
+                );
+                self.trial_hint_until.store(0, Ordering::Release);
+                self.clocks.half_open_until.store(
+                    now.saturating_add(micros(self.config.max_wait_in_half_open)),
+                    Ordering::Release,
+                );
+                u64::from(self.config.half_open_permits)
+            }
+            CircuitState::Closed | CircuitState::MetricsOnly | CircuitState::Disabled => {
+                if to == CircuitState::Closed {
+                    self.consecutive_opens.store(0, Ordering::Release);
+                }
+                self.clear_window(now);
+                0
+            }
+            CircuitState::ForcedOpen => 0,
+        }
+    }
+
+    fn clear_window(&self, now: u64) {
+        self.window.reset(now);
+        self.streak.store(0, Ordering::Release);
+    }
+
+    /// Logs a transition and emits its event.
+    fn announce(&self, from: CircuitState, to: CircuitState, generation: u64, rates: Rates) {
         let Rates(counts) = rates;
         tracing::info!(
             model = %self.config.model,
             %from,
             %to,
-            generation = next_generation,
+            generation,
             failure_rate = counts.map(|c| c.failure_rate()),
             "circuit breaker state change"
         );
@@ -413,45 +509,100 @@ impl Breaker {
                 model: self.config.model,
                 from,
                 to,
-                generation: next_generation,
+                generation,
                 failure_rate: counts.map(|c| c.failure_rate()),
                 slow_call_rate: counts.map(|c| c.slow_call_rate()),
             });
-        true
     }
 
-    /// Moves to `to` whatever the state (operator action).
-    pub(crate) fn force(&self, to: CircuitState) {
-        self.transition(None, to, Rates(None));
+    /// Moves to `to` whatever the state (operator action). Forcing the state the breaker is
+    /// already in changes nothing (no event, no new generation), except that forcing
+    /// `Closed` on a closed breaker empties its window. Returns whether the state changed.
+    pub(crate) fn force(&self, to: CircuitState) -> bool {
+        let moved = self.transition(None, to, Rates(None));
+        if !moved && to == CircuitState::Closed {
+            let _guard = self.transitions.lock();
+            if tag(self.state.load(Ordering::Acquire)) == CLOSED {
+                self.clear_window(self.now_us());
+            }
+        }
+        moved
+    }
+
+    /// Moves from open to half-open, only if the breaker is open now (one conditional step).
+    pub(crate) fn half_open_if_open(&self) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        tag(word) == OPEN && self.transition(Some(word), CircuitState::HalfOpen, Rates(None))
+    }
+
+    /// Time until the breaker admits a call by itself: zero when it would now, the rest of
+    /// the break when open (`None` inside a provider's `Retry-After`), `None` when it will
+    /// not by itself (forced open, half-open with every permit taken).
+    pub(crate) fn ready_in(&self) -> Option<Duration> {
+        let word = self.state.load(Ordering::Acquire);
+        match tag(word) {
+            CLOSED | METRICS_ONLY | DISABLED => Some(Duration::ZERO),
+            OPEN => {
+                let now = self.now_us();
+                if now < self.clocks.hint_until.load(Ordering::Acquire) {
+                    return None;
+                }
+                let until = self.clocks.open_until.load(Ordering::Acquire);
+                Some(Duration::from_micros(until.saturating_sub(now)))
+            }
+            HALF_OPEN if permits(word) > 0 && !self.trial_expired() => Some(Duration::ZERO),
+            _ => None,
+        }
+    }
+
+    /// Ends an open break early for one probe (a router's last resort when every model is
+    /// unavailable): only if open, outside the provider's `Retry-After`, and at most once
+    /// per `min_interval`. Returns whether a call now would be admitted.
+    pub(crate) fn probe_early(&self, min_interval: Duration) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        if tag(word) != OPEN {
+            return self.would_admit();
+        }
+        let now = self.now_us();
+        if now < self.clocks.hint_until.load(Ordering::Acquire) {
+            return false;
+        }
+        let after = self.clocks.early_probe_after.load(Ordering::Acquire);
+        if now < after
+            || self
+                .clocks
+                .early_probe_after
+                .compare_exchange(
+                    after,
+                    now.saturating_add(micros(min_interval)),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        self.transition(Some(word), CircuitState::HalfOpen, Rates(None)) || self.would_admit()
     }
 
     /// Whether a call now would be admitted, without taking a permit or changing state.
     pub(crate) fn would_admit(&self) -> bool {
-        let word = self.state.load(Ordering::Acquire);
-        match tag(word) {
-            CLOSED | METRICS_ONLY | DISABLED => true,
-            OPEN => self.now_us() >= self.open_until_us.load(Ordering::Acquire),
-            HALF_OPEN => permits(word) > 0,
-            _ => false,
-        }
+        self.ready_in() == Some(Duration::ZERO)
     }
 
     pub(crate) fn state(&self) -> CircuitState {
         state_of(tag(self.state.load(Ordering::Acquire)))
     }
 
-    pub(crate) fn snapshot(&self) -> crate::BreakerMetrics {
+    pub(crate) fn snapshot(&self) -> BreakerMetrics {
         let word = self.state.load(Ordering::Acquire);
         let now = self.now_us();
         let counts = self.window.counts(now);
-        let open_remaining = (tag(word) == OPEN).then(|| {
-            Duration::from_micros(
-                self.open_until_us
-                    .load(Ordering::Acquire)
-                    .saturating_sub(now),
-            )
-        });
-        crate::BreakerMetrics {
+        let left = |until: &AtomicU64| {
+            let until = until.load(Ordering::Acquire);
+            (tag(word) == OPEN && until > now).then(|| Duration::from_micros(until - now))
+        };
+        BreakerMetrics {
             state: state_of(tag(word)),
             generation: generation(word),
             calls: counts.calls,
@@ -464,7 +615,10 @@ impl Breaker {
             } else {
                 0
             },
-            open_remaining,
+            open_remaining: (tag(word) == OPEN)
+                .then(|| left(&self.clocks.open_until).unwrap_or(Duration::ZERO)),
+            retry_after_remaining: left(&self.clocks.hint_until),
+            consecutive_failures: self.streak.load(Ordering::Acquire),
             rejected_calls: self.rejected.load(Ordering::Relaxed),
             late_results: self.late.load(Ordering::Relaxed),
         }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hive_core::{ConfigError, EventSink, ModelId};
+use hive_core::{ConfigError, EventSink, ModelId, check_duration};
 
 /// How the breaker remembers recent calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,14 +75,39 @@ pub struct CircuitBreakerConfig {
     pub(crate) slow_call_duration: Option<Duration>,
     pub(crate) window: SlidingWindow,
     pub(crate) minimum_calls: u32,
+    pub(crate) consecutive_failures: Option<u32>,
     pub(crate) open_duration: OpenDuration,
+    pub(crate) max_retry_after_open: Duration,
     pub(crate) half_open_permits: u32,
+    pub(crate) max_wait_in_half_open: Duration,
     pub(crate) events: EventSink,
 }
 
+/// The defaults, each argued in [`CircuitBreakerConfig::builder`].
+const DEFAULT_OPEN: OpenDuration = OpenDuration::Growing {
+    base: Duration::from_secs(5),
+    multiplier: 2.0,
+    max: Duration::from_secs(30),
+};
+
 impl CircuitBreakerConfig {
-    /// A builder with the defaults: count window of 20 calls, at least 10 calls, trips at a
-    /// 50% failure rate, no slow-call detection, open for 30 s, 3 half-open permits.
+    /// A builder with the defaults, chosen for model providers:
+    ///
+    /// * **Trip on 5 consecutive failures** (Envoy's `consecutive_5xx`), beside the rate
+    ///   window: a dead model is cut off after a handful of failures instead of after the
+    ///   window's minimum number of calls.
+    /// * **A count window of 20 calls, at least 10, tripping at a 50% failure rate**
+    ///   (Resilience4j's rate rule) for models that fail often without failing always. No
+    ///   slow-call detection.
+    /// * **A growing open duration: 5 s, doubling on each reopening, at most 30 s, back to
+    ///   5 s once closed.** A blip costs seconds; a long outage is probed twice a minute.
+    /// * **At least the provider's `Retry-After`**, when the failures that tripped the
+    ///   breaker (those still in its window) carried one, **up to 5 minutes**.
+    /// * **One half-open probe** (as Polly and Hystrix): a dead model gets one call per
+    ///   break, and its verdict closes or reopens the breaker at once.
+    /// * **At most 60 s in half-open**: a probe that never answers (a hung call, a stream
+    ///   nobody reads) cannot hold the breaker half-open; the unanswered probe counts as
+    ///   failed.
     pub fn builder() -> CircuitBreakerConfigBuilder {
         CircuitBreakerConfigBuilder {
             config: Self {
@@ -92,8 +117,11 @@ impl CircuitBreakerConfig {
                 slow_call_duration: None,
                 window: SlidingWindow::Count { size: 20 },
                 minimum_calls: 10,
-                open_duration: OpenDuration::Fixed(Duration::from_secs(30)),
-                half_open_permits: 3,
+                consecutive_failures: Some(5),
+                open_duration: DEFAULT_OPEN,
+                max_retry_after_open: Duration::from_secs(5 * 60),
+                half_open_permits: 1,
+                max_wait_in_half_open: Duration::from_secs(60),
                 events: EventSink::none(),
             },
         }
@@ -112,6 +140,16 @@ impl CircuitBreakerConfig {
     /// The number of half-open permits, which is also the number of probe calls that decide.
     pub fn half_open_permits(&self) -> u32 {
         self.half_open_permits
+    }
+
+    /// How long the breaker stays open.
+    pub fn open_duration(&self) -> OpenDuration {
+        self.open_duration
+    }
+
+    /// The longest the breaker waits in half-open for its probes.
+    pub fn max_wait_in_half_open(&self) -> Duration {
+        self.max_wait_in_half_open
     }
 }
 
@@ -167,7 +205,14 @@ impl CircuitBreakerConfigBuilder {
         self
     }
 
-    /// A fixed open duration. Default 30 s.
+    /// Opens the breaker after this many failures in a row while closed, whatever the
+    /// window says (`None`: only the rate rules trip it). Default 5.
+    pub fn consecutive_failures(mut self, failures: Option<u32>) -> Self {
+        self.config.consecutive_failures = failures;
+        self
+    }
+
+    /// A fixed open duration (the default grows: see [`builder`](CircuitBreakerConfig::builder)).
     pub fn open_duration(mut self, duration: Duration) -> Self {
         self.config.open_duration = OpenDuration::Fixed(duration);
         self
@@ -183,9 +228,27 @@ impl CircuitBreakerConfigBuilder {
         self
     }
 
-    /// Probe calls let through while half-open; all of them decide. Default 3.
+    /// The longest a provider's `Retry-After` can keep the breaker open (beyond the open
+    /// duration). Default 5 minutes.
+    pub fn max_retry_after_open(mut self, cap: Duration) -> Self {
+        self.config.max_retry_after_open = cap;
+        self
+    }
+
+    /// Probe calls let through while half-open. Their verdict comes as soon as it is certain:
+    /// the breaker reopens once enough probes failed that the rest cannot bring the rate
+    /// under the threshold, and closes once enough succeeded that the rest cannot bring it
+    /// up to it. Default 1.
     pub fn half_open_permits(mut self, permits: u32) -> Self {
         self.config.half_open_permits = permits;
+        self
+    }
+
+    /// The longest the breaker stays half-open waiting for its probes (Resilience4j's
+    /// `maxWaitDurationInHalfOpenState`). When it passes, the probes that have not answered
+    /// count as failed, the breaker decides, and their permits are void. Default 60 s.
+    pub fn max_wait_in_half_open(mut self, wait: Duration) -> Self {
+        self.config.max_wait_in_half_open = wait;
         self
     }
 
@@ -200,9 +263,17 @@ impl CircuitBreakerConfigBuilder {
         let c = &self.config;
         rate("failure_rate_threshold", c.failure_rate_threshold)?;
         rate("slow_call_rate_threshold", c.slow_call_rate_threshold)?;
-        if c.slow_call_duration == Some(Duration::ZERO) {
-            return Err(ConfigError::new("slow_call_duration", "must be above zero"));
+        if let Some(slow) = c.slow_call_duration {
+            check_duration("slow_call_duration", slow, false)?;
         }
+        if c.consecutive_failures == Some(0) {
+            return Err(ConfigError::new(
+                "consecutive_failures",
+                "must be at least 1 (or None to trip on rates only)",
+            ));
+        }
+        check_duration("max_retry_after_open", c.max_retry_after_open, true)?;
+        check_duration("max_wait_in_half_open", c.max_wait_in_half_open, false)?;
         match c.window {
             SlidingWindow::Count { size } => {
                 if size == 0 || size > MAX_WINDOW_SIZE {
@@ -222,12 +293,7 @@ impl CircuitBreakerConfigBuilder {
                 }
             }
             SlidingWindow::Time { duration, buckets } => {
-                if duration.is_zero() {
-                    return Err(ConfigError::new(
-                        "time_window",
-                        "duration must be above zero",
-                    ));
-                }
+                check_duration("time_window", duration, false)?;
                 if buckets == 0 || buckets > 10_000 {
                     return Err(ConfigError::new(
                         "time_window",
@@ -258,20 +324,16 @@ impl CircuitBreakerConfigBuilder {
             ));
         }
         match c.open_duration {
-            OpenDuration::Fixed(d) if d.is_zero() => {
-                return Err(ConfigError::new("open_duration", "must be above zero"));
+            OpenDuration::Fixed(d) => {
+                check_duration("open_duration", d, false)?;
             }
             OpenDuration::Growing {
                 base,
                 multiplier,
                 max,
             } => {
-                if base.is_zero() {
-                    return Err(ConfigError::new(
-                        "growing_open_duration",
-                        "base must be above zero",
-                    ));
-                }
+                check_duration("growing_open_duration", base, false)?;
+                check_duration("growing_open_duration", max, false)?;
                 if !(multiplier.is_finite() && multiplier >= 1.0) {
                     return Err(ConfigError::new(
                         "growing_open_duration",
@@ -285,7 +347,6 @@ impl CircuitBreakerConfigBuilder {
                     ));
                 }
             }
-            OpenDuration::Fixed(_) => {}
         }
         Ok(self.config)
     }
@@ -363,6 +424,26 @@ mod tests {
             field_of(b().slow_call_duration(Duration::ZERO)),
             "slow_call_duration"
         );
+        assert_eq!(
+            field_of(b().consecutive_failures(Some(0))),
+            "consecutive_failures"
+        );
+        assert_eq!(
+            field_of(b().max_wait_in_half_open(Duration::ZERO)),
+            "max_wait_in_half_open"
+        );
+        // A duration so long that it would wrap in microseconds, or overflow an instant.
+        let forever = Duration::from_secs(u64::MAX / 4);
+        assert_eq!(field_of(b().open_duration(forever)), "open_duration");
+        assert_eq!(
+            field_of(b().growing_open_duration(s, 2.0, forever)),
+            "growing_open_duration"
+        );
+        assert_eq!(
+            field_of(b().max_retry_after_open(forever)),
+            "max_retry_after_open"
+        );
+        assert_eq!(field_of(b().time_window(forever, 1)), "time_window");
         assert!(b().build().is_ok());
     }
 

@@ -1,42 +1,16 @@
+//! [`BreakerHandle`]: reads and controls one breaker from outside the request path.
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use hive_core::{CircuitState, ModelId};
 
-use crate::breaker::Breaker;
+use crate::{breaker::Breaker, snapshot::BreakerMetrics};
 
 /// Reads and controls one breaker from outside the request path (dashboards, recovery,
 /// operators). Cheap to clone.
 #[derive(Clone)]
 pub struct BreakerHandle {
     breaker: Arc<Breaker>,
-}
-
-/// A snapshot of a breaker's state and window.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BreakerMetrics {
-    /// The state now. An open breaker whose open duration has passed still reads `Open`
-    /// until the next call moves it to half-open.
-    pub state: CircuitState,
-    /// Transitions so far.
-    pub generation: u64,
-    /// Calls in the window.
-    pub calls: u64,
-    /// Failed calls in the window.
-    pub failed_calls: u64,
-    /// Slow calls in the window.
-    pub slow_calls: u64,
-    /// Failure rate of the window (0..=1).
-    pub failure_rate: f64,
-    /// Slow-call rate of the window (0..=1).
-    pub slow_call_rate: f64,
-    /// Probe permits free now, when half-open.
-    pub half_open_permits_free: u32,
-    /// Time until probes may go, when open.
-    pub open_remaining: Option<Duration>,
-    /// Calls rejected since the breaker was built.
-    pub rejected_calls: u64,
-    /// Results that arrived after the breaker left the generation they started in.
-    pub late_results: u64,
 }
 
 impl BreakerHandle {
@@ -59,31 +33,42 @@ impl BreakerHandle {
         self.breaker.snapshot()
     }
 
-    /// Rejects every call until [`reset`](Self::reset) (or another forced state).
-    pub fn force_open(&self) {
-        self.breaker.force(CircuitState::ForcedOpen);
+    /// Rejects every call until [`reset`](Self::reset) (or another forced state). Returns
+    /// whether the state changed (forcing the state the breaker is in does nothing: no
+    /// event, no new generation).
+    pub fn force_open(&self) -> bool {
+        self.breaker.force(CircuitState::ForcedOpen)
     }
 
-    /// Closes the breaker with an empty window, whatever its state.
-    pub fn reset(&self) {
-        self.breaker.force(CircuitState::Closed);
+    /// Closes the breaker with an empty window, whatever its state (a closed breaker keeps
+    /// its generation and only empties its window). Returns whether the state changed.
+    pub fn reset(&self) -> bool {
+        self.breaker.force(CircuitState::Closed)
     }
 
-    /// Moves to half-open now, so probes go without waiting out the open duration (used by
-    /// recovery when a health checker sees the model back).
-    pub fn half_open(&self) {
-        self.breaker.force(CircuitState::HalfOpen);
+    /// Moves to half-open now, whatever the state, so probes go without waiting out the
+    /// open duration (an operator's action). Returns whether the state changed.
+    pub fn half_open(&self) -> bool {
+        self.breaker.force(CircuitState::HalfOpen)
     }
 
-    /// Lets every call through and records nothing until [`reset`](Self::reset).
-    pub fn disable(&self) {
-        self.breaker.force(CircuitState::Disabled);
+    /// Moves to half-open only if the breaker is open now, in one conditional step (what
+    /// automatic recovery does when a health check sees the model back: a breaker that
+    /// closed or was forced open meanwhile is left alone). Returns whether it moved.
+    pub fn half_open_if_open(&self) -> bool {
+        self.breaker.half_open_if_open()
+    }
+
+    /// Lets every call through and records nothing until [`reset`](Self::reset). Returns
+    /// whether the state changed.
+    pub fn disable(&self) -> bool {
+        self.breaker.force(CircuitState::Disabled)
     }
 
     /// Lets every call through and records outcomes, never changing state, until
-    /// [`reset`](Self::reset).
-    pub fn metrics_only(&self) {
-        self.breaker.force(CircuitState::MetricsOnly);
+    /// [`reset`](Self::reset). Returns whether the state changed.
+    pub fn metrics_only(&self) -> bool {
+        self.breaker.force(CircuitState::MetricsOnly)
     }
 }
 
@@ -92,6 +77,20 @@ impl hive_core::Available for BreakerHandle {
     /// a free permit, or open past its open duration.
     fn available(&self) -> bool {
         self.breaker.would_admit()
+    }
+
+    /// Zero when a call would be admitted now; the rest of the break when open, except
+    /// inside a provider's `Retry-After` (`None`); `None` when forced open or when every
+    /// half-open permit is taken.
+    fn ready_in(&self) -> Option<Duration> {
+        self.breaker.ready_in()
+    }
+
+    /// Ends an open break early for one probe (the breaker goes half-open), unless a
+    /// provider's `Retry-After` still runs or an early probe went less than `min_interval`
+    /// ago.
+    fn probe_early(&self, min_interval: Duration) -> bool {
+        self.breaker.probe_early(min_interval)
     }
 }
 

@@ -1,3 +1,5 @@
+//! [`CircuitBreakerLayer`]: wraps services in a circuit breaker.
+
 use std::sync::Arc;
 
 use hive_core::{ConfigError, ErrorClassifier};
@@ -7,22 +9,44 @@ use crate::{BreakerHandle, CircuitBreaker, CircuitBreakerConfig, breaker::Breake
 
 /// Applies a circuit breaker to a service.
 ///
-/// Every service this layer builds shares **one** breaker (one model, one state); build one
-/// layer per model. [`handle`](Self::handle) reads and controls that breaker.
+/// As tower layers do with their state, each service this layer builds gets a breaker of
+/// its own (clones of that service share it): reusing one layer for two models never makes
+/// them share a breaker by accident. Read and control a service's breaker with
+/// [`CircuitBreaker::handle`]. To share one breaker between services on purpose (two
+/// routes to one model), build the layer with [`shared`](Self::shared).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct CircuitBreakerLayer<C = ErrorClassifier> {
-    breaker: Arc<Breaker>,
+    config: CircuitBreakerConfig,
+    /// The breaker every service shares, for a layer built with [`shared`](Self::shared).
+    shared: Option<Arc<Breaker>>,
     classifier: C,
 }
 
 impl CircuitBreakerLayer {
-    /// A layer with a validated config and the default [`ErrorClassifier`].
+    /// A layer with a validated config and the default [`ErrorClassifier`]; each service it
+    /// builds gets its own breaker.
     pub fn new(config: CircuitBreakerConfig) -> Self {
         Self {
-            breaker: Arc::new(Breaker::new(config)),
+            config,
+            shared: None,
             classifier: ErrorClassifier,
         }
+    }
+
+    /// A layer whose services all share one breaker, and the handle on that breaker (as
+    /// tower-http's `InFlightRequestsLayer::pair`).
+    pub fn shared(config: CircuitBreakerConfig) -> (Self, BreakerHandle) {
+        let breaker = Arc::new(Breaker::new(config.clone()));
+        let handle = BreakerHandle::new(Arc::clone(&breaker));
+        (
+            Self {
+                config,
+                shared: Some(breaker),
+                classifier: ErrorClassifier,
+            },
+            handle,
+        )
     }
 
     /// A layer with the default settings for `model` (see
@@ -38,14 +62,15 @@ impl<C> CircuitBreakerLayer<C> {
     /// Uses `classifier` to decide what counts as a failure.
     pub fn with_classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
         CircuitBreakerLayer {
-            breaker: self.breaker,
+            config: self.config,
+            shared: self.shared,
             classifier,
         }
     }
 
-    /// A handle on the breaker shared by every service of this layer.
-    pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle::new(Arc::clone(&self.breaker))
+    /// The settings of the breakers this layer builds.
+    pub fn config(&self) -> &CircuitBreakerConfig {
+        &self.config
     }
 }
 
@@ -53,6 +78,10 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::new(inner, Arc::clone(&self.breaker), self.classifier.clone())
+        let breaker = match &self.shared {
+            Some(shared) => Arc::clone(shared),
+            None => Arc::new(Breaker::new(self.config.clone())),
+        };
+        CircuitBreaker::new(inner, breaker, self.classifier.clone())
     }
 }

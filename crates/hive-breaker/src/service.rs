@@ -1,3 +1,5 @@
+//! [`CircuitBreaker`]: the service a [`CircuitBreakerLayer`](crate::CircuitBreakerLayer) builds.
+
 use std::{
     sync::Arc,
     task::{Context, Poll},
@@ -74,11 +76,13 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         match self.breaker.admit() {
-            Admission::Tracked(ticket) => ResponseFuture::called(
-                self.inner.call(request),
-                Recording::new(Arc::clone(&self.breaker), ticket),
-                self.classifier.clone(),
-            ),
+            Admission::Tracked(ticket) => {
+                // The recording guards the ticket before the inner service runs: if `call`
+                // panics, dropping it gives a half-open permit back.
+                let recording = Recording::new(Arc::clone(&self.breaker), ticket);
+                let future = self.inner.call(request);
+                ResponseFuture::called(future, recording, self.classifier.clone())
+            }
             Admission::Untracked => ResponseFuture::passthrough(self.inner.call(request)),
             Admission::Rejected(reason) => ResponseFuture::rejected(Rejected {
                 model: self.breaker.config.model,

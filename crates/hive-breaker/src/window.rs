@@ -5,6 +5,12 @@
 //! of two codes, and a success in a window of successes writes nothing at all. The time
 //! window adds to the current slice and to the aggregate, and subtracts a slice's counts
 //! when time moves past it.
+//!
+//! Beside the counts, each window remembers the `Retry-After` hints of the failures it holds
+//! (as the instant the hint ends, in µs of the breaker's clock; 0 for none), so that when the
+//! breaker trips, only the hints of the failures still in the window stretch the break. They
+//! are written only when a failure enters or leaves a place, and read only when the breaker
+//! trips.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -64,14 +70,23 @@ pub(crate) enum Window {
 }
 
 impl Window {
-    /// Records `code` at `now_us` (ignored by count windows). Returns the counts after the
-    /// change, or `None` when nothing changed (or a concurrent update is half done), so the
-    /// caller need not evaluate the thresholds.
+    /// Records `code` at `now_us` (ignored by count windows), with the end of its
+    /// `Retry-After` hint (`hint_until_us`, 0 for none). Returns the counts after the change,
+    /// or `None` when nothing changed (or a concurrent update is half done), so the caller
+    /// need not evaluate the thresholds.
     #[inline]
-    pub(crate) fn record(&self, code: u8, now_us: u64) -> Option<WindowCounts> {
+    pub(crate) fn record(&self, code: u8, now_us: u64, hint_until_us: u64) -> Option<WindowCounts> {
         match self {
-            Self::Count(w) => w.record(code),
-            Self::Time(w) => w.record(code, now_us),
+            Self::Count(w) => w.record(code, hint_until_us),
+            Self::Time(w) => w.record(code, now_us, hint_until_us),
+        }
+    }
+
+    /// The latest end of the `Retry-After` hints of the failures in the window (0: none).
+    pub(crate) fn hint_until(&self, now_us: u64) -> u64 {
+        match self {
+            Self::Count(w) => w.hint_until(),
+            Self::Time(w) => w.hint_until(now_us),
         }
     }
 
@@ -117,6 +132,8 @@ const fn encode(code: u8) -> u64 {
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     slots: Box<[AtomicU8]>,
+    /// The end of the `Retry-After` hint of the failure in the same place of `slots`.
+    hints: Box<[AtomicU64]>,
     next: AtomicU64,
     aggregate: AtomicU64,
 }
@@ -125,21 +142,26 @@ impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         Self {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
+            hints: (0..size).map(|_| AtomicU64::new(0)).collect(),
             next: AtomicU64::new(0),
             aggregate: AtomicU64::new(0),
         }
     }
 
     #[inline]
-    fn record(&self, code: u8) -> Option<WindowCounts> {
+    fn record(&self, code: u8, hint_until_us: u64) -> Option<WindowCounts> {
         // A window full of plain successes stays so after another success, wherever the ring
         // stands: in a ring, a later failure stays exactly `size` calls wherever it lands. So
         // the steady-state success is one load and no write.
         if code == CALL && self.is_full_of_successes() {
             return None;
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
-        let evicted = self.slots[index as usize].swap(code, Ordering::AcqRel);
+        let index = (self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64) as usize;
+        let evicted = self.slots[index].swap(code, Ordering::AcqRel);
+        if (code | evicted) & FAILURE != 0 {
+            // A failure enters or leaves this place: its hint goes with it.
+            self.hints[index].store(hint_until_us, Ordering::Release);
+        }
         if evicted == code {
             return None;
         }
@@ -174,9 +196,18 @@ impl CountWindow {
             .unwrap_or_default()
     }
 
+    fn hint_until(&self) -> u64 {
+        self.hints
+            .iter()
+            .map(|h| h.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn reset(&self) {
-        for slot in self.slots.iter() {
+        for (slot, hint) in self.slots.iter().zip(self.hints.iter()) {
             slot.store(0, Ordering::Relaxed);
+            hint.store(0, Ordering::Relaxed);
         }
         self.next.store(0, Ordering::Relaxed);
         self.aggregate.store(0, Ordering::Release);
@@ -188,14 +219,19 @@ struct Counters {
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
+    /// The latest end of the `Retry-After` hints of these failures (0: none).
+    hint_until: AtomicU64,
 }
 
 impl Counters {
     #[inline]
-    fn add(&self, code: u8) {
+    fn add(&self, code: u8, hint_until_us: u64) {
         self.calls.fetch_add(1, Ordering::AcqRel);
         if code & FAILURE != 0 {
             self.failures.fetch_add(1, Ordering::AcqRel);
+            if hint_until_us != 0 {
+                self.hint_until.fetch_max(hint_until_us, Ordering::AcqRel);
+            }
         }
         if code & SLOW != 0 {
             self.slow.fetch_add(1, Ordering::AcqRel);
@@ -203,6 +239,7 @@ impl Counters {
     }
 
     fn take(&self) -> [u64; 3] {
+        self.hint_until.store(0, Ordering::Release);
         [
             self.calls.swap(0, Ordering::AcqRel),
             self.failures.swap(0, Ordering::AcqRel),
@@ -252,7 +289,7 @@ impl TimeWindow {
     }
 
     #[inline]
-    fn record(&self, code: u8, now_us: u64) -> Option<WindowCounts> {
+    fn record(&self, code: u8, now_us: u64, hint_until_us: u64) -> Option<WindowCounts> {
         let slice = now_us / self.bucket_us;
         self.advance(slice);
         let len = self.buckets.len() as u64;
@@ -260,9 +297,18 @@ impl TimeWindow {
             // Read its clock before another call moved the window past it.
             return None;
         }
-        self.buckets[(slice % len) as usize].add(code);
-        self.total.add(code);
+        self.buckets[(slice % len) as usize].add(code, hint_until_us);
+        self.total.add(code, 0);
         Some(self.total.read())
+    }
+
+    fn hint_until(&self, now_us: u64) -> u64 {
+        self.advance(now_us / self.bucket_us);
+        self.buckets
+            .iter()
+            .map(|b| b.hint_until.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Expires the slices that time has moved past.
@@ -329,7 +375,7 @@ mod tests {
         ) {
             let window = CountWindow::new(size);
             for (i, c) in codes.iter().enumerate() {
-                let changed = window.record(*c);
+                let changed = window.record(*c, 0);
                 let expected = recount(&codes[(i + 1).saturating_sub(size as usize)..=i]);
                 prop_assert_eq!(window.counts(), expected);
                 if let Some(reported) = changed {
@@ -349,7 +395,7 @@ mod tests {
             let mut log: Vec<(u64, u8)> = Vec::new();
             for (dt, c) in steps {
                 now += dt;
-                window.record(c, now);
+                window.record(c, now, 0);
                 log.push((now, c));
                 let slice = now / bucket_us;
                 let live: Vec<u8> = log
@@ -365,11 +411,11 @@ mod tests {
     #[test]
     fn a_success_replacing_a_success_writes_nothing() {
         let window = CountWindow::new(2);
-        assert!(window.record(CALL).is_some());
-        assert!(window.record(CALL).is_some());
-        assert_eq!(window.record(CALL), None);
+        assert!(window.record(CALL, 0).is_some());
+        assert!(window.record(CALL, 0).is_some());
+        assert_eq!(window.record(CALL, 0), None);
         assert_eq!(
-            window.record(CALL | FAILURE),
+            window.record(CALL | FAILURE, 0),
             Some(WindowCounts {
                 calls: 2,
                 failures: 1,
@@ -379,11 +425,50 @@ mod tests {
     }
 
     #[test]
+    fn a_hint_lives_as_long_as_its_failure_stays_in_the_window() {
+        let window = CountWindow::new(3);
+        window.record(CALL | FAILURE, 9_000);
+        window.record(CALL | FAILURE, 4_000);
+        assert_eq!(window.hint_until(), 9_000);
+        window.record(CALL, 0);
+        assert_eq!(
+            window.hint_until(),
+            9_000,
+            "both failures are still among the last 3"
+        );
+        window.record(CALL, 0);
+        assert_eq!(
+            window.hint_until(),
+            4_000,
+            "the first failure left, its hint with it"
+        );
+        window.record(CALL, 0);
+        assert_eq!(window.hint_until(), 0);
+        // A failure without a hint that replaces one with a hint clears it.
+        window.record(CALL | FAILURE, 7_000);
+        window.record(CALL, 0);
+        window.record(CALL, 0);
+        window.record(CALL | FAILURE, 0);
+        assert_eq!(window.hint_until(), 0);
+
+        let window = TimeWindow::new(100, 10);
+        window.record(CALL | FAILURE, 0, 50_000);
+        window.record(CALL | FAILURE, 500, 20_000);
+        assert_eq!(window.hint_until(999), 50_000);
+        assert_eq!(
+            window.hint_until(1_000),
+            20_000,
+            "the first slice left the window"
+        );
+        assert_eq!(window.hint_until(1_500), 0);
+    }
+
+    #[test]
     fn a_slice_expires_exactly_at_the_window_edge() {
         // 10 slices of 100 µs: a call at t = 0 counts until t = 999 µs and not at 1000 µs.
         let window = TimeWindow::new(100, 10);
-        window.record(CALL | FAILURE, 0);
-        window.record(CALL, 950);
+        window.record(CALL | FAILURE, 0, 0);
+        window.record(CALL, 950, 0);
         assert_eq!(window.counts(999).failures, 1);
         assert_eq!(window.counts(999).calls, 2);
         assert_eq!(

@@ -31,8 +31,7 @@ async fn exactly_n_half_open_permits_among_many_callers_and_one_event_per_transi
         .events(sink)
         .build()
         .unwrap();
-    let layer = CircuitBreakerLayer::new(config);
-    let handle = layer.handle();
+    let (layer, handle) = CircuitBreakerLayer::shared(config);
     let gate = Arc::new(Semaphore::new(0));
     let reached = Arc::new(AtomicUsize::new(0));
     let svc = ServiceBuilder::new().layer(layer).service_fn({
@@ -117,11 +116,11 @@ async fn concurrent_failures_open_the_breaker_exactly_once() {
     let config = CircuitBreakerConfig::builder()
         .count_window(50)
         .minimum_calls(10)
+        .consecutive_failures(None)
         .events(sink)
         .build()
         .unwrap();
-    let layer = CircuitBreakerLayer::new(config);
-    let handle = layer.handle();
+    let (layer, handle) = CircuitBreakerLayer::shared(config);
     let reached = Arc::new(AtomicUsize::new(0));
     let svc = ServiceBuilder::new().layer(layer).service_fn({
         let reached = reached.clone();

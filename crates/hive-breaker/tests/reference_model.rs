@@ -1,7 +1,8 @@
 //! Property test: the breaker, driven by random sequences of calls and clock advances,
 //! behaves exactly like a naive reference model of the Resilience4j state machine (every
 //! call kept in a `VecDeque` and the window recounted on every call), for count and time
-//! windows.
+//! windows, with the consecutive-failure trip, the half-open verdict as soon as it is
+//! certain, and the maximum wait in half-open.
 
 #![allow(clippy::unwrap_used)]
 
@@ -34,6 +35,9 @@ struct Settings {
     threshold: f64,
     open_ms: u64,
     permits: usize,
+    /// Failures in a row that trip the breaker, if that rule is on.
+    consecutive: Option<usize>,
+    max_wait_ms: u64,
 }
 
 fn settings() -> impl Strategy<Value = Settings> {
@@ -45,19 +49,25 @@ fn settings() -> impl Strategy<Value = Settings> {
         1u32..=10,
         100u64..2_000,
         1usize..4,
+        prop_oneof![Just(None), (1usize..6).prop_map(Some)],
+        100u64..5_000,
     )
         .prop_map(
-            |(time, window, minimum, tenths, open_ms, permits)| Settings {
-                time,
-                window,
-                minimum: if time.is_some() {
-                    minimum
-                } else {
-                    minimum.min(window)
-                },
-                threshold: f64::from(tenths) / 10.0,
-                open_ms,
-                permits,
+            |(time, window, minimum, tenths, open_ms, permits, consecutive, max_wait_ms)| {
+                Settings {
+                    time,
+                    window,
+                    minimum: if time.is_some() {
+                        minimum
+                    } else {
+                        minimum.min(window)
+                    },
+                    threshold: f64::from(tenths) / 10.0,
+                    open_ms,
+                    permits,
+                    consecutive,
+                    max_wait_ms,
+                }
             },
         )
 }
@@ -70,12 +80,36 @@ enum Reference {
     Open {
         until_ms: u64,
     },
-    HalfOpen(Vec<bool>),
+    /// The probes' results, and when the trial began.
+    HalfOpen {
+        results: Vec<bool>,
+        since_ms: u64,
+    },
 }
 
 impl Reference {
     fn rate(results: &[bool]) -> f64 {
         results.iter().filter(|f| **f).count() as f64 / results.len() as f64
+    }
+
+    /// The trial's verdict once certain: `Some(true)` to open, `Some(false)` to close.
+    fn verdict(s: &Settings, results: &[bool]) -> Option<bool> {
+        let failed = results.iter().filter(|f| **f).count();
+        let out = s.permits - results.len();
+        let share = |n: usize| n as f64 / s.permits as f64;
+        if share(failed) >= s.threshold {
+            Some(true)
+        } else if share(failed + out) < s.threshold {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn open(s: &Settings, now_ms: u64) -> Self {
+        Reference::Open {
+            until_ms: now_ms + s.open_ms,
+        }
     }
 
     /// Returns whether the call was admitted.
@@ -84,28 +118,40 @@ impl Reference {
             if now_ms < until_ms {
                 return false;
             }
-            *self = Reference::HalfOpen(Vec::new());
+            *self = Reference::HalfOpen {
+                results: Vec::new(),
+                since_ms: now_ms,
+            };
+        }
+        if let Reference::HalfOpen { results, since_ms } = self {
+            if now_ms >= *since_ms + s.max_wait_ms {
+                // Out of time: the probes still out count as failed.
+                let mut all = results.clone();
+                all.resize(s.permits, true);
+                if Self::rate(&all) >= s.threshold {
+                    *self = Self::open(s, now_ms);
+                    return false;
+                }
+                *self = Reference::Closed(VecDeque::new());
+            }
         }
         match self {
             Reference::Closed(window) => {
                 window.push_back((now_ms, fails));
+                let streak = window.iter().rev().take_while(|(_, f)| *f).count();
                 let all = Self::live(s, window, now_ms);
-                if all.len() >= s.minimum && Self::rate(&all) >= s.threshold {
-                    *self = Reference::Open {
-                        until_ms: now_ms + s.open_ms,
-                    };
+                let by_rate = all.len() >= s.minimum && Self::rate(&all) >= s.threshold;
+                let by_streak = s.consecutive.is_some_and(|n| streak >= n);
+                if by_rate || by_streak {
+                    *self = Self::open(s, now_ms);
                 }
             }
-            Reference::HalfOpen(trial) => {
-                trial.push(fails);
-                if trial.len() == s.permits {
-                    *self = if Self::rate(trial) >= s.threshold {
-                        Reference::Open {
-                            until_ms: now_ms + s.open_ms,
-                        }
-                    } else {
-                        Reference::Closed(VecDeque::new())
-                    };
+            Reference::HalfOpen { results, .. } => {
+                results.push(fails);
+                match Self::verdict(s, results) {
+                    Some(true) => *self = Self::open(s, now_ms),
+                    Some(false) => *self = Reference::Closed(VecDeque::new()),
+                    None => {}
                 }
             }
             Reference::Open { .. } => unreachable!(),
@@ -135,7 +181,7 @@ impl Reference {
         match self {
             Reference::Closed(_) => CircuitState::Closed,
             Reference::Open { .. } => CircuitState::Open,
-            Reference::HalfOpen(_) => CircuitState::HalfOpen,
+            Reference::HalfOpen { .. } => CircuitState::HalfOpen,
         }
     }
 
@@ -166,20 +212,21 @@ proptest! {
                 Some((slice_ms, slices)) => CircuitBreakerConfig::builder()
                     .time_window(Duration::from_millis(slice_ms * u64::from(slices)), slices),
             };
-            let layer = CircuitBreakerLayer::new(
+            let (layer, handle) = CircuitBreakerLayer::shared(
                 builder
                     .minimum_calls(s.minimum as u32)
                     .failure_rate_threshold(s.threshold)
+                    .consecutive_failures(s.consecutive.map(|n| n as u32))
                     .open_duration(Duration::from_millis(s.open_ms))
                     .half_open_permits(s.permits as u32)
+                    .max_wait_in_half_open(Duration::from_millis(s.max_wait_ms))
                     .build()
                     .unwrap(),
-            )
-            .with_classifier(classify_fn(|r: &Result<bool, Infallible>| match r {
+            );
+            let layer = layer.with_classifier(classify_fn(|r: &Result<bool, Infallible>| match r {
                 Ok(true) => Outcome::failure(FailureClass::Unavailable),
                 _ => Outcome::Success,
             }));
-            let handle = layer.handle();
             let mut svc = tower::ServiceBuilder::new()
                 .layer(layer)
                 .service_fn(|fails: bool| async move { Ok::<_, Infallible>(fails) });

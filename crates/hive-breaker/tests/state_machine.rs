@@ -59,10 +59,10 @@ fn fixture(
     let config = configure(CircuitBreakerConfig::builder().model("m").events(sink))
         .build()
         .unwrap();
-    let layer = CircuitBreakerLayer::new(config).with_classifier(classify_fn(
+    let (layer, handle) = CircuitBreakerLayer::shared(config);
+    let layer = layer.with_classifier(classify_fn(
         classify as fn(&Result<Call, Infallible>) -> Outcome,
     ) as Classifier);
-    let handle = layer.handle();
     let svc = tower::ServiceBuilder::new()
         .layer(layer)
         .service_fn(|call: Call| async move {
@@ -140,7 +140,11 @@ async fn fffss_at_50_percent_reads_60_and_opens_on_the_fifth_call_not_before() {
 
 #[tokio::test(start_paused = true)]
 async fn nine_of_nine_failures_with_minimum_ten_stays_closed() {
-    let mut f = fixture(|b| b.count_window(10).minimum_calls(10));
+    let mut f = fixture(|b| {
+        b.count_window(10)
+            .minimum_calls(10)
+            .consecutive_failures(None)
+    });
     f.run(&[Call::Fail; 9]).await;
     let m = f.handle.metrics();
     assert_eq!((m.state, m.calls, m.failed_calls), (Closed, 9, 9));
@@ -458,4 +462,307 @@ async fn available_tells_whether_a_call_would_be_admitted() {
     assert!(!f.handle.available());
     f.handle.disable();
     assert!(f.handle.available());
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_failures_in_a_row_trip_before_the_minimum_of_calls() {
+    // The defaults: a window of 20 calls, at least 10, and 5 failures in a row.
+    let mut f = fixture(|b| b);
+    f.run(&[Call::Fail; 4]).await;
+    f.run(&[Call::Ok]).await;
+    f.run(&[Call::Fail; 4]).await;
+    let m = f.handle.metrics();
+    assert_eq!((m.state, m.consecutive_failures), (Closed, 4));
+    f.run(&[Call::Fail]).await;
+    let m = f.handle.metrics();
+    assert_eq!((m.state, m.calls, m.failed_calls), (Open, 10, 9));
+    assert_eq!(f.transitions(), [(Closed, Open)]);
+    // A blip costs the first, short break of the growing default: 5 s.
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(5)
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_verdict_comes_as_soon_as_it_is_certain() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(1))
+            .half_open_permits(3)
+            .failure_rate_threshold(0.5)
+    });
+    f.run(&[Call::Fail]).await;
+    advance(Duration::from_secs(1)).await;
+    f.run(&[Call::Fail]).await;
+    assert_eq!(f.handle.state(), HalfOpen, "1 of 3 failed: not certain yet");
+    f.run(&[Call::Fail]).await;
+    assert_eq!(
+        f.handle.state(),
+        Open,
+        "2 of 3 failed reach 50% whatever the third does: reopen at once"
+    );
+    advance(Duration::from_secs(1)).await;
+    f.run(&[Call::Ok, Call::Ok]).await;
+    assert_eq!(
+        f.handle.state(),
+        Closed,
+        "2 of 3 succeeded: the third cannot reach 50%"
+    );
+    assert_eq!(
+        f.transitions(),
+        [
+            (Closed, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Open),
+            (Open, HalfOpen),
+            (HalfOpen, Closed)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_probe_cannot_hold_the_breaker_half_open() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(2))
+            .max_wait_in_half_open(Duration::from_secs(10))
+    });
+    f.run(&[Call::Fail]).await;
+    advance(Duration::from_secs(2)).await;
+    // The only probe never answers (a hung call, a stream nobody reads).
+    let hung = tokio::spawn(f.svc.clone().oneshot(Call::Slow(3_600_000)));
+    tokio::task::yield_now().await;
+    assert_eq!(f.handle.state(), HalfOpen);
+    advance(Duration::from_millis(9_999)).await;
+    assert_eq!(f.rejected().await, RejectReason::HalfOpenBusy);
+    advance(Duration::from_millis(1)).await;
+    // Out of time: the unanswered probe counts as failed, the breaker reopens, and its
+    // permit is void.
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(
+        f.transitions(),
+        [(Closed, Open), (Open, HalfOpen), (HalfOpen, Open)]
+    );
+    advance(Duration::from_secs(2)).await;
+    f.run(&[Call::Ok]).await;
+    assert_eq!(f.handle.state(), Closed, "a new probe decides");
+    advance(Duration::from_secs(3_600)).await;
+    hung.await.unwrap().unwrap();
+    assert_eq!(
+        f.handle.metrics().late_results,
+        1,
+        "its late answer is dropped"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_inner_call_gives_the_half_open_permit_back() {
+    let config = CircuitBreakerConfig::builder()
+        .count_window(1)
+        .minimum_calls(1)
+        .open_duration(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (layer, handle) = CircuitBreakerLayer::shared(config);
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|panics: bool| {
+            assert!(!panics, "the model client panicked in call");
+            async { Err::<(), _>(std::io::Error::other("503")) }
+        });
+    let _ = svc.ready().await.unwrap().call(false).await;
+    advance(Duration::from_secs(1)).await;
+    let _ = svc.ready().await.unwrap().call(false).await;
+    advance(Duration::from_secs(1)).await;
+    let ready = svc.ready().await.unwrap();
+    let panicked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(ready.call(true))));
+    assert!(panicked.is_err());
+    let m = handle.metrics();
+    assert_eq!(
+        (m.state, m.half_open_permits_free),
+        (HalfOpen, 1),
+        "the permit taken before the panic is back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forcing_the_state_the_breaker_is_in_changes_nothing() {
+    let mut f = fixture(|b| b.count_window(4).minimum_calls(4));
+    assert!(f.handle.force_open());
+    let generation = f.handle.metrics().generation;
+    assert!(!f.handle.force_open());
+    assert_eq!(f.handle.metrics().generation, generation);
+    assert!(f.handle.reset());
+    // A call in flight when the operator forces the state it is already in still counts.
+    let in_flight = tokio::spawn(f.svc.clone().oneshot(Call::SlowFail(1_000)));
+    tokio::task::yield_now().await;
+    f.run(&[Call::Fail]).await;
+    assert!(!f.handle.reset(), "closed already");
+    assert_eq!(
+        f.handle.metrics().calls,
+        0,
+        "resetting a closed breaker empties its window"
+    );
+    advance(Duration::from_secs(1)).await;
+    in_flight.await.unwrap().unwrap();
+    let m = f.handle.metrics();
+    assert_eq!((m.calls, m.late_results), (1, 0));
+    assert_eq!(
+        f.transitions(),
+        [(Closed, ForcedOpen), (ForcedOpen, Closed)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_half_opens_only_a_breaker_that_is_still_open() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(30))
+    });
+    assert!(!f.handle.half_open_if_open(), "closed: left alone");
+    f.run(&[Call::Fail]).await;
+    assert!(f.handle.half_open_if_open());
+    assert!(!f.handle.half_open_if_open(), "half-open already");
+    f.handle.force_open();
+    assert!(
+        !f.handle.half_open_if_open(),
+        "an operator's forced open wins"
+    );
+    assert_eq!(
+        f.transitions(),
+        [(Closed, Open), (Open, HalfOpen), (HalfOpen, ForcedOpen)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_hints_of_failures_still_in_the_window_stretch_the_break() {
+    let mut f = fixture(|b| {
+        b.count_window(4)
+            .minimum_calls(4)
+            .consecutive_failures(None)
+            .open_duration(Duration::from_secs(5))
+    });
+    // A 429 asking for 1000 s, then the model recovers for a while.
+    f.run(&[Call::Limited(1_000)]).await;
+    f.run(&[Call::Ok; 4]).await;
+    advance(Duration::from_secs(60)).await;
+    // A later, unrelated outage trips the breaker: the old hint has left the window.
+    f.run(&[Call::Fail; 4]).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(5)
+        }
+    );
+    // A hint still in the window counts, up to its own cap (5 minutes by default).
+    let mut g = fixture(|b| {
+        b.count_window(2)
+            .minimum_calls(2)
+            .open_duration(Duration::from_secs(5))
+    });
+    g.run(&[Call::Limited(100_000), Call::Fail]).await;
+    assert_eq!(
+        g.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(300)
+        }
+    );
+    assert_eq!(
+        g.handle.metrics().retry_after_remaining,
+        Some(Duration::from_secs(300))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_probes_hint_stretches_the_reopening() {
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(5))
+    });
+    f.run(&[Call::Fail]).await;
+    advance(Duration::from_secs(5)).await;
+    f.run(&[Call::Limited(40)]).await;
+    assert_eq!(
+        f.rejected().await,
+        RejectReason::CircuitOpen {
+            retry_in: Duration::from_secs(40)
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_early_probe_ends_a_break_once_per_interval_and_never_inside_a_retry_after() {
+    use hive_core::Available;
+    let mut f = fixture(|b| {
+        b.count_window(1)
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(30))
+    });
+    f.run(&[Call::Fail]).await;
+    assert_eq!(f.handle.ready_in(), Some(Duration::from_secs(30)));
+    assert!(f.handle.probe_early(Duration::from_secs(1)));
+    assert_eq!(f.handle.state(), HalfOpen);
+    f.run(&[Call::Fail]).await; // the probe fails: open again
+    assert!(
+        !f.handle.probe_early(Duration::from_secs(1)),
+        "at most one per interval"
+    );
+    advance(Duration::from_secs(1)).await;
+    assert!(f.handle.probe_early(Duration::from_secs(1)));
+    f.run(&[Call::Limited(20)]).await; // reopens, for at least the hint
+    assert_eq!(
+        f.handle.ready_in(),
+        None,
+        "inside the provider's Retry-After"
+    );
+    advance(Duration::from_secs(5)).await;
+    assert!(!f.handle.probe_early(Duration::from_secs(1)));
+    advance(Duration::from_secs(15)).await;
+    assert_eq!(
+        f.handle.ready_in(),
+        Some(Duration::from_secs(10)),
+        "the hint has run out; 10 s of the 30 s break are left"
+    );
+    assert!(f.handle.probe_early(Duration::from_secs(1)));
+    f.handle.force_open();
+    assert_eq!(f.handle.ready_in(), None);
+    assert!(
+        !f.handle.probe_early(Duration::ZERO),
+        "an operator's forced open wins"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_layer_reused_for_two_services_gives_each_its_own_breaker() {
+    let config = CircuitBreakerConfig::builder()
+        .count_window(1)
+        .minimum_calls(1)
+        .build()
+        .unwrap();
+    let failing =
+        || tower::service_fn(|_: ()| async { Err::<(), _>(std::io::Error::other("503")) });
+    let layer = CircuitBreakerLayer::new(config.clone());
+    let a = tower::Layer::layer(&layer, failing());
+    let b = tower::Layer::layer(&layer, failing());
+    let _ = a.clone().oneshot(()).await;
+    assert_eq!((a.handle().state(), b.handle().state()), (Open, Closed));
+
+    let (shared, handle) = CircuitBreakerLayer::shared(config);
+    let a = tower::Layer::layer(&shared, failing());
+    let b = tower::Layer::layer(&shared, failing());
+    let _ = a.oneshot(()).await;
+    assert_eq!((b.handle().state(), handle.state()), (Open, Open));
 }

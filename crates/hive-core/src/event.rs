@@ -64,8 +64,9 @@ pub enum HealthStatus {
     Unknown = 0,
     /// Answering well.
     Healthy = 1,
-    /// Answering, but failing checks below the unhealthy threshold, slow, or with its
-    /// breaker open; calls go through.
+    /// Answering, but failing checks below the unhealthy threshold, slow, failing often in
+    /// live traffic (its failure average above the registry's `degraded_error_rate`), or
+    /// with its breaker open; calls go through.
     Degraded = 2,
     /// Failed enough checks in a row (or an operator said so); the health gate rejects
     /// calls.
@@ -160,6 +161,23 @@ pub enum RetryStop {
     DeadlineTooClose,
     /// The provider asked for a wait longer than the retry-after cap.
     RetryAfterTooLong,
+    /// The model cannot take another call now (its breaker opened on this failure, or the
+    /// failed attempt was a half-open probe): the request moves on to the next model at
+    /// once instead of waiting out a backoff to be rejected.
+    Unavailable,
+}
+
+impl RetryStop {
+    /// A short stable name, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Exhausted => "exhausted",
+            Self::BudgetDenied => "budget_denied",
+            Self::DeadlineTooClose => "deadline_too_close",
+            Self::RetryAfterTooLong => "retry_after_too_long",
+            Self::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Something a layer did that an operator may want to see.
@@ -230,6 +248,15 @@ pub enum ResilienceEvent {
         /// How long after the first the hedge started.
         after: Duration,
     },
+    /// Every model of a request was unavailable (breakers open): the router sent one probe
+    /// to the model whose break ends first instead of failing the request at once (in the
+    /// spirit of Envoy's panic threshold).
+    LastResort {
+        /// The model probed.
+        model: ModelId,
+        /// What was left of its break.
+        break_left: Duration,
+    },
     /// A control action on a model (the audit trail of manual and automatic recovery).
     Control {
         /// The model.
@@ -273,6 +300,7 @@ impl ResilienceEvent {
             | Self::RetryStopped { model, .. }
             | Self::HealthChanged { model, .. }
             | Self::Control { model, .. }
+            | Self::LastResort { model, .. }
             | Self::CredentialsRejected { model } => model,
             Self::Failover { from, .. } | Self::Hedge { from, .. } => from,
         }

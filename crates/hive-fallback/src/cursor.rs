@@ -9,13 +9,30 @@ use std::{
 };
 
 use hive_core::{
-    BoxError, Deadline, FailureClass, ModelId, Outcome, RejectReason, ResilienceEvent, Scoped,
+    BoxError, Classified, Classify, Deadline, FailureClass, ModelId, Outcome, RejectReason,
+    ResilienceEvent, Scoped,
 };
+use http::StatusCode;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use crate::{FailedAttempt, FallbackError, Routed, policy::Decision, router::Shared};
+use crate::{
+    FailedAttempt, FallbackError,
+    policy::Step,
+    shared::{Routed, Shared},
+};
+
+/// The classified outcome of an attempt; a streamed answer that has begun is the answer.
+pub(crate) fn outcome_of<C: Classify<T, E>, T, E>(
+    classifier: &C,
+    result: &Result<T, E>,
+) -> Outcome {
+    match classifier.classify(result) {
+        Classified::Now(outcome) => outcome,
+        Classified::AtEndOfStream => Outcome::Success,
+    }
+}
 
 pin_project! {
     /// One call to a model: under the request's deadline when there is one (its
@@ -113,6 +130,8 @@ pub(crate) struct Cursor {
     pub(crate) attempts: u32,
     /// Set when the deadline left too little time for the next route.
     pub(crate) out_of_time: bool,
+    /// Set once the request made its last-resort probe.
+    last_resort_used: bool,
 }
 
 impl Cursor {
@@ -131,6 +150,7 @@ impl Cursor {
             cold: None,
             attempts: 0,
             out_of_time: false,
+            last_resort_used: false,
         }
     }
 
@@ -184,16 +204,16 @@ impl Cursor {
                 }
             }
             if !route.is_available() {
-                let skipped = Outcome::Rejected(RejectReason::Unavailable);
-                self.leave(shared, route.model, skipped, Duration::ZERO, None);
+                let skipped = FailedAttempt {
+                    model: route.model,
+                    outcome: Outcome::Rejected(RejectReason::Unavailable),
+                    status: None,
+                    error: None,
+                };
+                self.leave(shared, skipped, Duration::ZERO);
                 continue;
             }
-            if self
-                .deadline
-                .is_some_and(|d| d.remaining() <= route.min_attempt_time)
-            {
-                self.next = shared.routes.len();
-                self.out_of_time = true;
+            if self.no_time_for(route) {
                 return Pick::NoTime;
             }
             if let Some((from, reason, latency)) = self.cold.as_mut().and_then(|c| c.leaving.take())
@@ -203,28 +223,62 @@ impl Cursor {
             self.attempts += 1;
             return Pick::Route(index);
         }
-        Pick::NoneLeft
+        self.last_resort(shared)
+    }
+
+    /// Whether the deadline leaves too little time for `route` (and so for any).
+    fn no_time_for<S>(&mut self, route: &crate::Route<S>) -> bool {
+        if self
+            .deadline
+            .is_some_and(|d| d.remaining() <= route.min_attempt_time)
+        {
+            self.next = usize::MAX;
+            self.out_of_time = true;
+            return true;
+        }
+        false
+    }
+
+    /// Every route was skipped as unavailable: one probe, once per request, to the model
+    /// whose break ends first, when its breaker lets one through early.
+    #[cold]
+    fn last_resort<S, Res>(&mut self, shared: &Shared<S, Res>) -> Pick {
+        if self.attempts > 0 || self.last_resort_used {
+            return Pick::NoneLeft;
+        }
+        self.last_resort_used = true;
+        let Some((index, break_left)) = shared.last_resort() else {
+            return Pick::NoneLeft;
+        };
+        let route = &shared.routes[index];
+        if self.no_time_for(route) {
+            return Pick::NoTime;
+        }
+        if let Some(cold) = self.cold.as_mut() {
+            cold.leaving = None;
+        }
+        tracing::info!(model = %route.model, ?break_left, "every model unavailable: last-resort probe");
+        shared.events.emit(|| ResilienceEvent::LastResort {
+            model: route.model,
+            break_left,
+        });
+        self.attempts += 1;
+        Pick::Route(index)
     }
 
     /// Records a failed (or skipped) route; the next route picked gets the failover event.
     fn leave<S, Res>(
         &mut self,
         shared: &Shared<S, Res>,
-        model: ModelId,
-        outcome: Outcome,
+        attempt: FailedAttempt,
         latency: Duration,
-        error: Option<BoxError>,
     ) {
         let cold = self.cold.get_or_insert_default();
         if let Some((from, reason, latency)) = cold.leaving.take() {
-            failover(shared, from, model, reason, latency);
+            failover(shared, from, attempt.model, reason, latency);
         }
-        cold.leaving = Some((model, outcome, latency));
-        cold.failed.push(FailedAttempt {
-            model,
-            outcome,
-            error,
-        });
+        cold.leaving = Some((attempt.model, attempt.outcome, latency));
+        cold.failed.push(attempt);
     }
 
     /// A route's service failed to become ready.
@@ -234,14 +288,13 @@ impl Cursor {
         index: usize,
         error: BoxError,
     ) {
-        let outcome = hive_core::classify_error(&*error);
-        self.leave(
-            shared,
-            shared.routes[index].model,
-            outcome,
-            Duration::ZERO,
-            Some(error),
-        );
+        let attempt = FailedAttempt {
+            model: shared.routes[index].model,
+            outcome: hive_core::classify_error(&*error),
+            status: None,
+            error: Some(error),
+        };
+        self.leave(shared, attempt, Duration::ZERO);
     }
 
     /// A route was still working when the deadline passed.
@@ -252,6 +305,7 @@ impl Cursor {
             .push(FailedAttempt {
                 model: shared.routes[index].model,
                 outcome: Outcome::failure(FailureClass::Timeout),
+                status: None,
                 error: None,
             });
     }
@@ -264,7 +318,7 @@ impl Cursor {
         index: usize,
         outcome: Outcome,
         latency: Duration,
-    ) -> Decision {
+    ) -> Step {
         let route = &shared.routes[index];
         if shared.track_stats {
             route.stats.record(outcome == Outcome::Success, latency);
@@ -278,8 +332,8 @@ impl Cursor {
                 .events
                 .emit(|| ResilienceEvent::CredentialsRejected { model: route.model });
         }
-        let mut decision = shared.policy.decide(&outcome);
-        if decision == Decision::LargerContext {
+        let mut step = shared.policy.decide(&outcome);
+        if step == Step::LargerContext {
             let here = route.context_window.unwrap_or(0);
             let larger = (self.next..shared.routes.len())
                 .map(|p| self.order.route_at(p))
@@ -287,40 +341,60 @@ impl Cursor {
             if larger {
                 self.cold.get_or_insert_default().min_context = Some(here);
             } else {
-                decision = Decision::Return;
+                step = Step::Return;
             }
         }
-        decision
+        step
     }
 
-    /// Records an attempt the request moved on from.
-    pub(crate) fn failed_attempt<S, Res>(
+    /// Records an attempt the request moved on from: its outcome, the HTTP status its
+    /// classifier knows, and its error if it returned one.
+    pub(crate) fn failed_attempt<S, Res, T, E: Into<BoxError>, C: Classify<T, E>>(
         &mut self,
         shared: &Shared<S, Res>,
         index: usize,
-        outcome: Outcome,
-        latency: Duration,
-        error: Option<BoxError>,
+        (outcome, latency): (Outcome, Duration),
+        classifier: &C,
+        result: Result<T, E>,
     ) {
-        self.leave(shared, shared.routes[index].model, outcome, latency, error);
+        let status: Option<StatusCode> = classifier.status(&result);
+        let attempt = FailedAttempt {
+            model: shared.routes[index].model,
+            outcome,
+            status,
+            error: result.err().map(Into::into),
+        };
+        self.leave(shared, attempt, latency);
     }
 
-    /// The answer of route `index`, and where it came from.
-    pub(crate) fn routed<S, Res, T>(
+    /// The result of route `index` goes to the caller (its answer, or its error when the
+    /// policy returns it): kept as the last good answer when it is one, counted, and told
+    /// where it came from.
+    pub(crate) fn respond<S, Res, E: Into<BoxError>>(
         &self,
         shared: &Shared<S, Res>,
         index: usize,
-        response: T,
-    ) -> Routed<T> {
+        (step, outcome): (Step, Outcome),
+        result: Result<Res, E>,
+    ) -> Result<Routed<Res>, BoxError> {
         if let Some(record) = &shared.on_result {
-            record(true);
+            record(!matches!(
+                outcome,
+                Outcome::Failure { .. } | Outcome::Rejected(_)
+            ));
         }
-        Routed {
+        let response = result.map_err(Into::into)?;
+        if step == Step::Answer {
+            if let Some(keep) = &shared.on_answer {
+                keep(&response);
+            }
+        }
+        Ok(Routed {
             response,
             model: Some(shared.routes[index].model),
             attempts: self.attempts,
             degraded: false,
-        }
+        })
     }
 
     /// No model answered: the degraded answer if there is one, else the typed error with

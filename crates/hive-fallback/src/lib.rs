@@ -11,8 +11,12 @@
 //! * One deadline covers every attempt ([`FallbackRouterBuilder::timeout`]); each attempt
 //!   runs under it as its [`Deadline`](hive_core::Deadline), so retries below never outlive
 //!   it, and an attempt that cannot fit is not started.
+//! * When every model is unavailable (every breaker open after a blip), one last-resort
+//!   probe goes to the model whose break ends first, never inside a `Retry-After`, at most
+//!   once per interval ([`FallbackRouterBuilder::last_resort`]).
 //! * When no model answers: a degraded answer (static or last good), marked
-//!   [`Routed::degraded`], or a [`FallbackError`] listing every attempt.
+//!   [`Routed::degraded`], or a [`FallbackError`] listing every attempt with its status and
+//!   class (never the provider's text in its `Display`).
 //! * The answer tells which model gave it and after how many attempts ([`Routed`]).
 //!
 //! ```
@@ -43,6 +47,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// The modules form a line, each using only those before it: error, policy, stats, strategy;
+// route; shared; cursor; sequential and race; future; router.
 mod cursor;
 mod error;
 mod future;
@@ -50,6 +56,8 @@ mod policy;
 mod race;
 mod route;
 mod router;
+mod sequential;
+mod shared;
 mod stats;
 mod strategy;
 
@@ -57,5 +65,7 @@ pub use error::{FailedAttempt, FallbackError};
 pub use future::ResponseFuture;
 pub use policy::{ClientErrorAction, FallbackPolicy};
 pub use route::Route;
-pub use router::{FallbackRouter, FallbackRouterBuilder, Routed};
+pub use router::{DEFAULT_LAST_RESORT_INTERVAL, FallbackRouter, FallbackRouterBuilder};
+pub use shared::{LastResort, Routed};
+pub use stats::RouteStats;
 pub use strategy::{HedgeDelay, Strategy};

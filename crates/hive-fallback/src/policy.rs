@@ -46,9 +46,9 @@ impl Default for FallbackPolicy {
     }
 }
 
-/// What the router does with one attempt's outcome.
+/// What the router does next with one attempt's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub(crate) enum Step {
     Answer,
     Return,
     Fallback,
@@ -56,19 +56,19 @@ pub(crate) enum Decision {
 }
 
 impl FallbackPolicy {
-    pub(crate) fn decide(&self, outcome: &Outcome) -> Decision {
+    pub(crate) fn decide(&self, outcome: &Outcome) -> Step {
         let action = |a: ClientErrorAction| match a {
-            ClientErrorAction::Return => Decision::Return,
-            ClientErrorAction::Fallback => Decision::Fallback,
-            ClientErrorAction::LargerContext => Decision::LargerContext,
+            ClientErrorAction::Return => Step::Return,
+            ClientErrorAction::Fallback => Step::Fallback,
+            ClientErrorAction::LargerContext => Step::LargerContext,
         };
         match outcome {
-            Outcome::Success => Decision::Answer,
-            Outcome::Ignored => Decision::Return,
-            Outcome::Failure { class, .. } if self.failures.contains(*class) => Decision::Fallback,
-            Outcome::Failure { .. } => Decision::Return,
-            Outcome::Rejected(_) if self.rejected => Decision::Fallback,
-            Outcome::Rejected(_) => Decision::Return,
+            Outcome::Success => Step::Answer,
+            Outcome::Ignored => Step::Return,
+            Outcome::Failure { class, .. } if self.failures.contains(*class) => Step::Fallback,
+            Outcome::Failure { .. } => Step::Return,
+            Outcome::Rejected(_) if self.rejected => Step::Fallback,
+            Outcome::Rejected(_) => Step::Return,
             Outcome::ClientError(class) => action(match class {
                 ClientErrorClass::BadRequest => self.bad_request,
                 ClientErrorClass::ContextLengthExceeded => self.context_length_exceeded,

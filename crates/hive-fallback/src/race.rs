@@ -9,17 +9,16 @@ use std::{
     time::Duration,
 };
 
-use hive_core::{BoxError, ResilienceEvent};
+use hive_core::{BoxError, Classify, ResilienceEvent};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::{
-    HedgeDelay, Routed, Strategy,
-    cursor::{AttemptFuture, Cursor, Ending, Order, Pick, Timer},
-    future::outcome_of,
-    policy::Decision,
-    router::Shared,
+    HedgeDelay, Strategy,
+    cursor::{AttemptFuture, Cursor, Ending, Order, Pick, Timer, outcome_of},
+    policy::Step,
+    shared::{Routed, Shared},
 };
 
 /// One model in flight. Its call is boxed: a race holds a varying number of them.
@@ -55,6 +54,16 @@ pin_project! {
         started: bool,
         done: bool,
     }
+}
+
+/// What one pass over the attempts in flight came to.
+enum Progress<T> {
+    /// Nothing moved: wait to be woken.
+    Idle,
+    /// Something moved (an attempt started, failed or was replaced): look again.
+    Moved,
+    /// The race is over with this result.
+    Finished(T),
 }
 
 impl<S, Req, Res, C> Race<S, Req, Res, C>
@@ -163,119 +172,168 @@ fn hedge_delay<S, Res>(shared: &Shared<S, Res>, first: Option<usize>) -> Duratio
     }
 }
 
-impl<S, Req, Res, C> Future for Race<S, Req, Res, C>
+type Output<Res> = Result<Routed<Res>, BoxError>;
+
+impl<S, Req, Res, C> Race<S, Req, Res, C>
 where
     S: Service<Req, Response = Res> + Clone,
     S::Error: Into<BoxError>,
-    C: hive_core::Classify<Res, S::Error>,
+    C: Classify<Res, S::Error>,
     Req: Clone,
 {
-    type Output = Result<Routed<Res>, BoxError>;
+    /// At the first poll: starts the first models (all of a parallel race's, one for a
+    /// hedge) and arms the hedge timer.
+    fn start(self: Pin<&mut Self>) {
+        let this = self.project();
+        let shared: &Shared<S, Res> = this.shared;
+        let at_once = match &shared.strategy {
+            Strategy::Parallel { first } => first.unwrap_or(shared.routes.len()),
+            _ => 1,
+        };
+        while this.in_flight.len() < at_once && launch(shared, this.cursor, this.in_flight) {}
+        if let Strategy::Hedged { .. } = shared.strategy {
+            let first = this.in_flight.first().map(|a| a.index);
+            this.hedge_timer
+                .reset(Instant::now() + hedge_delay(shared, first));
+            *this.hedge_armed = !this.in_flight.is_empty();
+        }
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Starts a hedge when its timer fired; re-arms the timer for the next one.
+    fn poll_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let mut this = self.project();
+        if !*this.hedge_armed || this.hedge_timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        *this.hedge_armed = false;
+        let shared: &Shared<S, Res> = this.shared;
+        if !hedge(shared, this.cursor, this.in_flight, this.hedges) {
+            return false;
+        }
+        let first = this.in_flight.first().map(|a| a.index);
+        this.hedge_timer
+            .as_mut()
+            .reset(Instant::now() + hedge_delay(shared, first));
+        *this.hedge_armed = true;
+        true
+    }
+
+    /// Polls every attempt in flight once: readies and calls them, takes outcomes, replaces
+    /// failed ones with the next model, and ends the race on an answer.
+    fn poll_attempts(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Progress<Output<Res>> {
+        let this = self.project();
         let shared: &Shared<S, Res> = this.shared;
         let cursor = this.cursor;
-        if *this.done {
-            return Poll::Ready(Err("fallback router future polled after completion".into()));
-        }
-        if this.timer.as_mut().expired(cx) {
-            for attempt in this.in_flight.drain(..) {
-                cursor.timed_out(shared, attempt.index);
-            }
-            *this.done = true;
-            return Poll::Ready(cursor.finish(shared, Ending::Deadline));
-        }
-        if !*this.started {
-            *this.started = true;
-            let at_once = match &shared.strategy {
-                Strategy::Parallel { first } => first.unwrap_or(shared.routes.len()),
-                _ => 1,
-            };
-            while this.in_flight.len() < at_once && launch(shared, cursor, this.in_flight) {}
-            if let Strategy::Hedged { .. } = shared.strategy {
-                let first = this.in_flight.first().map(|a| a.index);
-                let at = Instant::now() + hedge_delay(shared, first);
-                this.hedge_timer.as_mut().reset(at);
-                *this.hedge_armed = !this.in_flight.is_empty();
-            }
-        }
-        loop {
-            let mut progressed = false;
-            if *this.hedge_armed && this.hedge_timer.as_mut().poll(cx).is_ready() {
-                *this.hedge_armed = false;
-                if hedge(shared, cursor, this.in_flight, this.hedges) {
-                    progressed = true;
-                    let first = this.in_flight.first().map(|a| a.index);
-                    let at = Instant::now() + hedge_delay(shared, first);
-                    this.hedge_timer.as_mut().reset(at);
-                    *this.hedge_armed = true;
-                }
-            }
-            let mut i = 0;
-            while i < this.in_flight.len() {
-                let attempt = &mut this.in_flight[i];
-                let index = attempt.index;
-                match &mut attempt.state {
-                    AttemptState::Readying(service) => match service.poll_ready(cx) {
-                        Poll::Pending => i += 1,
-                        Poll::Ready(Err(error)) => {
+        let mut progress = Progress::Idle;
+        let mut i = 0;
+        while i < this.in_flight.len() {
+            let attempt = &mut this.in_flight[i];
+            let index = attempt.index;
+            match &mut attempt.state {
+                AttemptState::Readying(service) => match service.poll_ready(cx) {
+                    Poll::Pending => i += 1,
+                    Poll::Ready(Err(error)) => {
+                        this.in_flight.swap_remove(i);
+                        cursor.not_ready(shared, index, error.into());
+                        launch(shared, cursor, this.in_flight);
+                        progress = Progress::Moved;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let future = cursor.call(service, this.request.clone());
+                        attempt.started = Instant::now();
+                        attempt.state = AttemptState::Calling(Box::pin(future));
+                        progress = Progress::Moved;
+                    }
+                },
+                AttemptState::Calling(future) => {
+                    let Poll::Ready(result) = future.as_mut().poll(cx) else {
+                        i += 1;
+                        continue;
+                    };
+                    let latency = attempt.started.elapsed();
+                    let outcome = outcome_of(this.classifier, &result);
+                    match cursor.outcome(shared, index, outcome, latency) {
+                        step @ (Step::Answer | Step::Return) => {
+                            // The others lose: dropping them cancels them.
+                            this.in_flight.clear();
+                            *this.done = true;
+                            let output = cursor.respond(shared, index, (step, outcome), result);
+                            return Progress::Finished(output);
+                        }
+                        Step::Fallback | Step::LargerContext => {
                             this.in_flight.swap_remove(i);
-                            cursor.not_ready(shared, index, error.into());
+                            let attempt = (outcome, latency);
+                            cursor.failed_attempt(shared, index, attempt, this.classifier, result);
                             launch(shared, cursor, this.in_flight);
-                            progressed = true;
-                        }
-                        Poll::Ready(Ok(())) => {
-                            let future = cursor.call(service, this.request.clone());
-                            attempt.started = Instant::now();
-                            attempt.state = AttemptState::Calling(Box::pin(future));
-                            progressed = true;
-                        }
-                    },
-                    AttemptState::Calling(future) => {
-                        let Poll::Ready(result) = future.as_mut().poll(cx) else {
-                            i += 1;
-                            continue;
-                        };
-                        let latency = attempt.started.elapsed();
-                        let outcome = outcome_of(this.classifier, &result);
-                        match cursor.outcome(shared, index, outcome, latency) {
-                            decision @ (Decision::Answer | Decision::Return) => {
-                                // The others lose: dropping them cancels them.
-                                this.in_flight.clear();
-                                *this.done = true;
-                                let result = result.map_err(Into::into);
-                                if decision == Decision::Answer {
-                                    if let (Ok(response), Some(keep)) = (&result, &shared.on_answer)
-                                    {
-                                        keep(response);
-                                    }
-                                }
-                                return Poll::Ready(
-                                    result.map(|r| cursor.routed(shared, index, r)),
-                                );
-                            }
-                            Decision::Fallback | Decision::LargerContext => {
-                                this.in_flight.swap_remove(i);
-                                let error = result.err().map(Into::into);
-                                cursor.failed_attempt(shared, index, outcome, latency, error);
-                                launch(shared, cursor, this.in_flight);
-                                progressed = true;
-                            }
+                            progress = Progress::Moved;
                         }
                     }
                 }
             }
-            if this.in_flight.is_empty() {
-                *this.done = true;
-                let ending = if cursor.out_of_time {
-                    Ending::Deadline
-                } else {
-                    Ending::Exhausted
-                };
-                return Poll::Ready(cursor.finish(shared, ending));
+        }
+        progress
+    }
+
+    /// Ends the race with no answer when nothing is left in flight.
+    fn finish_if_empty(self: Pin<&mut Self>) -> Option<Output<Res>> {
+        let this = self.project();
+        if !this.in_flight.is_empty() {
+            return None;
+        }
+        *this.done = true;
+        let ending = if this.cursor.out_of_time {
+            Ending::Deadline
+        } else {
+            Ending::Exhausted
+        };
+        Some(this.cursor.finish(this.shared, ending))
+    }
+
+    /// Ends the race when the request's deadline passed: what is in flight timed out.
+    fn poll_deadline(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Option<Output<Res>> {
+        let this = self.project();
+        if !this.timer.expired(cx) {
+            return None;
+        }
+        let shared: &Shared<S, Res> = this.shared;
+        for attempt in this.in_flight.drain(..) {
+            this.cursor.timed_out(shared, attempt.index);
+        }
+        *this.done = true;
+        Some(this.cursor.finish(shared, Ending::Deadline))
+    }
+}
+
+impl<S, Req, Res, C> Future for Race<S, Req, Res, C>
+where
+    S: Service<Req, Response = Res> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Res, S::Error>,
+    Req: Clone,
+{
+    type Output = Output<Res>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            return Poll::Ready(Err("fallback router future polled after completion".into()));
+        }
+        if let Some(output) = self.as_mut().poll_deadline(cx) {
+            return Poll::Ready(output);
+        }
+        if !self.started {
+            *self.as_mut().project().started = true;
+            self.as_mut().start();
+        }
+        loop {
+            let hedged = self.as_mut().poll_hedge(cx);
+            let progress = self.as_mut().poll_attempts(cx);
+            if let Progress::Finished(output) = progress {
+                return Poll::Ready(output);
             }
-            if !progressed {
+            if let Some(output) = self.as_mut().finish_if_empty() {
+                return Poll::Ready(output);
+            }
+            if !hedged && matches!(progress, Progress::Idle) {
                 return Poll::Pending;
             }
         }

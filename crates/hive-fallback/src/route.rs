@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use hive_core::{Available, ModelId, Outcome};
 
-use crate::stats::RouteStats;
+use crate::RouteStats;
 
 /// One model behind the router: its name, its service (usually its whole resilience stack),
 /// its context window, and what says whether it can take a call now.
@@ -14,7 +14,7 @@ pub struct Route<S> {
     pub(crate) context_window: Option<u64>,
     pub(crate) availability: Vec<Arc<dyn Available>>,
     pub(crate) min_attempt_time: Duration,
-    pub(crate) stats: RouteStats,
+    pub(crate) stats: Arc<RouteStats>,
     pub(crate) observer: Option<Observer>,
 }
 
@@ -30,7 +30,7 @@ impl<S> Route<S> {
             context_window: None,
             availability: Vec::new(),
             min_attempt_time: Duration::ZERO,
-            stats: RouteStats::default(),
+            stats: Arc::default(),
             observer: None,
         }
     }
@@ -67,13 +67,44 @@ impl<S> Route<S> {
         self
     }
 
+    /// Keeps the live statistics (success rate, latency) in `stats`, shared with every
+    /// other route to the same model: routers that share a model's stack should share its
+    /// statistics too, so weighted routing and hedging see all of its traffic.
+    #[must_use]
+    pub fn stats(mut self, stats: Arc<RouteStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// The model.
     pub fn model(&self) -> ModelId {
         self.model
     }
 
+    /// The live statistics of the model on this route.
+    pub fn live_stats(&self) -> &Arc<RouteStats> {
+        &self.stats
+    }
+
     pub(crate) fn is_available(&self) -> bool {
         self.availability.iter().all(|a| a.available())
+    }
+
+    /// When every signal would admit a call by itself (the longest wait of them), or `None`
+    /// when one will not.
+    pub(crate) fn ready_in(&self) -> Option<Duration> {
+        self.availability
+            .iter()
+            .try_fold(Duration::ZERO, |longest, a| {
+                Some(longest.max(a.ready_in()?))
+            })
+    }
+
+    /// Asks every signal that would refuse a call now for an early probe.
+    pub(crate) fn probe_early(&self, min_interval: Duration) -> bool {
+        self.availability
+            .iter()
+            .all(|a| a.available() || a.probe_early(min_interval))
     }
 }
 

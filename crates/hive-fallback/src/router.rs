@@ -8,45 +8,27 @@ use std::{
     time::Duration,
 };
 
-use hive_core::{BoxError, Classify, ConfigError, ErrorClassifier, EventSink, ModelId};
+use hive_core::{
+    BoxError, Classify, ConfigError, ErrorClassifier, EventSink, ModelId, check_duration,
+};
 use tower_service::Service;
 
-use crate::{FallbackPolicy, HedgeDelay, Route, Strategy, future::ResponseFuture};
+use crate::{
+    FallbackPolicy, HedgeDelay, Route, Strategy,
+    future::ResponseFuture,
+    shared::{Fallback, LastResort, OnAnswer, OnResult, Routed, Shared},
+};
 
-/// An answer from the router, and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Routed<T> {
-    /// The answer.
-    pub response: T,
-    /// The model that answered; `None` for a degraded answer.
-    pub model: Option<ModelId>,
-    /// Attempts made (models called), the answering one included.
-    pub attempts: u32,
-    /// Whether this is the configured degraded answer because no model answered.
-    pub degraded: bool,
+/// How a builder was told to pace last-resort probes.
+#[derive(Clone, Debug)]
+enum LastResortSetting {
+    Interval(Option<Duration>),
+    Shared(Arc<LastResort>),
 }
 
-type Fallback<Res> = Arc<dyn Fn() -> Option<Res> + Send + Sync>;
-type OnAnswer<Res> = Arc<dyn Fn(&Res) + Send + Sync>;
-type OnResult = Arc<dyn Fn(bool) + Send + Sync>;
-
-pub(crate) struct Shared<S, Res> {
-    pub(crate) routes: Vec<Route<S>>,
-    pub(crate) strategy: Strategy,
-    pub(crate) track_stats: bool,
-    /// Whether attempts are timed (for statistics or failover events); else the success
-    /// path reads no clock.
-    pub(crate) timed: bool,
-    /// An instant ten years after the router was built: the timer of a request without a
-    /// deadline, never reached.
-    pub(crate) far: tokio::time::Instant,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) policy: FallbackPolicy,
-    pub(crate) degraded: Option<Fallback<Res>>,
-    pub(crate) on_answer: Option<OnAnswer<Res>>,
-    pub(crate) on_result: Option<OnResult>,
-    pub(crate) events: EventSink,
-}
+/// The default interval of last-resort probes: see
+/// [`FallbackRouterBuilder::last_resort`].
+pub const DEFAULT_LAST_RESORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Routes each request to its models by a [`Strategy`] (sequential by default: priority
 /// order, the next model only after a failure); the first answer wins; a failure the
@@ -84,6 +66,7 @@ impl<S, Res> FallbackRouter<S, Res> {
             strategy: Strategy::Sequential,
             timeout: None,
             policy: FallbackPolicy::default(),
+            last_resort: LastResortSetting::Interval(Some(DEFAULT_LAST_RESORT_INTERVAL)),
             degraded: None,
             on_answer: None,
             on_result: None,
@@ -121,33 +104,6 @@ where
     }
 }
 
-impl<S, Res> Shared<S, Res> {
-    /// For weighted routing: a first route drawn in proportion to the live scores of the
-    /// available routes.
-    pub(crate) fn weighted_first(&self, random: &hive_core::SharedRandom) -> Option<usize> {
-        let score = |r: &Route<S>| {
-            if r.is_available() {
-                r.stats.score()
-            } else {
-                0.0
-            }
-        };
-        let total: f64 = self.routes.iter().map(score).sum();
-        if total <= 0.0 {
-            return None;
-        }
-        let mut target = random.unit() * total;
-        for (index, route) in self.routes.iter().enumerate() {
-            let s = score(route);
-            if s > 0.0 && target < s {
-                return Some(index);
-            }
-            target -= s;
-        }
-        self.routes.iter().rposition(|r| score(r) > 0.0)
-    }
-}
-
 impl<S, Res, C> fmt::Debug for FallbackRouter<S, Res, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackRouter")
@@ -167,6 +123,7 @@ pub struct FallbackRouterBuilder<S, Res, C = ErrorClassifier> {
     strategy: Strategy,
     timeout: Option<Duration>,
     policy: FallbackPolicy,
+    last_resort: LastResortSetting,
     degraded: Option<Fallback<Res>>,
     on_answer: Option<OnAnswer<Res>>,
     on_result: Option<OnResult>,
@@ -198,6 +155,27 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
     /// Which outcomes fall back.
     pub fn policy(mut self, policy: FallbackPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// What the router does when every model is unavailable (every breaker open, say
+    /// after a blip): with `Some(interval)` (the default, 1 s), one probe goes to the model
+    /// whose break ends first — never inside a provider's `Retry-After`, at most one per
+    /// `interval` for this router (and per model), once per request, within the request's
+    /// deadline — and the request fails only if that probe does; with `None` the request
+    /// fails at once. In the spirit of Envoy's panic threshold: without it, a blip that
+    /// opened every breaker fails all traffic for a whole break. Each probe is a
+    /// [`LastResort`](hive_core::ResilienceEvent::LastResort) event.
+    pub fn last_resort(mut self, interval: Option<Duration>) -> Self {
+        self.last_resort = LastResortSetting::Interval(interval);
+        self
+    }
+
+    /// [`last_resort`](Self::last_resort) paced by a gate shared with other routers: at
+    /// most one last-resort probe per its interval among all of them (a `ModelManager`
+    /// shares one between its routes and per-request routers).
+    pub fn last_resort_gate(mut self, gate: Arc<LastResort>) -> Self {
+        self.last_resort = LastResortSetting::Shared(gate);
         self
     }
 
@@ -253,6 +231,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             strategy: self.strategy,
             timeout: self.timeout,
             policy: self.policy,
+            last_resort: self.last_resort,
             degraded: self.degraded,
             on_answer: self.on_answer,
             on_result: self.on_result,
@@ -278,8 +257,36 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
                 ));
             }
         }
-        if self.timeout == Some(Duration::ZERO) {
-            return Err(ConfigError::new("timeout", "must be above zero"));
+        if let Some(timeout) = self.timeout {
+            check_duration("timeout", timeout, false)?;
+        }
+        let last_resort = match self.last_resort {
+            LastResortSetting::Interval(None) => None,
+            LastResortSetting::Interval(Some(interval)) => Some(Arc::new(LastResort::new(
+                check_duration("last_resort", interval, true)?,
+            ))),
+            LastResortSetting::Shared(gate) => {
+                check_duration("last_resort", gate.interval(), true)?;
+                Some(gate)
+            }
+        };
+        for route in &self.routes {
+            check_duration("min_attempt_time", route.min_attempt_time, true)?;
+        }
+        match &self.strategy {
+            Strategy::Hedged {
+                delay: HedgeDelay::Fixed(delay),
+                ..
+            } => {
+                check_duration("strategy", *delay, true)?;
+            }
+            Strategy::Hedged {
+                delay: HedgeDelay::Percentile { otherwise, .. },
+                ..
+            } => {
+                check_duration("strategy", *otherwise, true)?;
+            }
+            _ => {}
         }
         match &self.strategy {
             Strategy::Parallel { first: Some(0) } => {
@@ -318,6 +325,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
                 far: tokio::time::Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600),
                 timeout: self.timeout,
                 policy: self.policy,
+                last_resort,
                 degraded: self.degraded,
                 on_answer: self.on_answer,
                 on_result: self.on_result,

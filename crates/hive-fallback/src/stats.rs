@@ -17,8 +17,11 @@ const BUCKETS: usize = (SUB * OCTAVES) as usize + 1;
 /// Past this many samples the histogram halves itself, so it follows recent traffic.
 const DECAY_AT: u64 = 8_192;
 
+/// The live statistics of one model as routers see it: success-rate and latency EWMAs (for
+/// weighted routing) and a latency histogram (for hedging at a percentile). Atomics only;
+/// share one between the routes of a model with [`Route::stats`](crate::Route::stats).
 #[derive(Debug)]
-pub(crate) struct RouteStats {
+pub struct RouteStats {
     success: AtomicEwma,
     latency_secs: AtomicEwma,
     buckets: [AtomicU64; BUCKETS],
@@ -70,12 +73,12 @@ impl RouteStats {
     }
 
     /// Success rate EWMA (starts at 1).
-    pub(crate) fn success_rate(&self) -> f64 {
+    pub fn success_rate(&self) -> f64 {
         self.success.get().unwrap_or(1.0)
     }
 
     /// Latency EWMA of answers, if any.
-    pub(crate) fn latency(&self) -> Option<Duration> {
+    pub fn latency(&self) -> Option<Duration> {
         self.latency_secs
             .get()
             .map(|secs| Duration::from_secs_f64(secs.max(0.0)))
@@ -90,7 +93,7 @@ impl RouteStats {
 
     /// The latency under which `percentile` (0..1) of the recorded answers fell, once at
     /// least `min_samples` are recorded.
-    pub(crate) fn percentile(&self, percentile: f64, min_samples: u64) -> Option<Duration> {
+    pub fn percentile(&self, percentile: f64, min_samples: u64) -> Option<Duration> {
         let counts: Vec<u64> = self
             .buckets
             .iter()

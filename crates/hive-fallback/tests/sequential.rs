@@ -385,3 +385,159 @@ fn bad_settings_name_their_field() {
         .unwrap_err();
     assert_eq!(twice.field, "route");
 }
+
+/// A breaker as the router sees it: open for `ready_in_ms` more (`u64::MAX`: not by
+/// itself), letting an early probe through when it has a time.
+#[derive(Clone, Default)]
+struct FakeBreaker {
+    open: Arc<AtomicBool>,
+    ready_in_ms: Arc<std::sync::atomic::AtomicU64>,
+    early_probes: Arc<AtomicU32>,
+}
+
+impl FakeBreaker {
+    fn open_for(ms: u64) -> Self {
+        let b = Self::default();
+        b.open.store(true, Ordering::SeqCst);
+        b.ready_in_ms.store(ms, Ordering::SeqCst);
+        b
+    }
+}
+
+impl Available for FakeBreaker {
+    fn available(&self) -> bool {
+        !self.open.load(Ordering::SeqCst)
+    }
+
+    fn ready_in(&self) -> Option<Duration> {
+        if self.available() {
+            return Some(Duration::ZERO);
+        }
+        match self.ready_in_ms.load(Ordering::SeqCst) {
+            u64::MAX => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    fn probe_early(&self, _: Duration) -> bool {
+        if self.ready_in().is_none() {
+            return false;
+        }
+        self.early_probes.fetch_add(1, Ordering::SeqCst);
+        self.open.store(false, Ordering::SeqCst);
+        true
+    }
+}
+
+fn last_resort_router(
+    breakers: &[FakeBreaker],
+    last_resort: Option<Duration>,
+) -> (
+    FallbackRouter<Model, Answer, Classifier>,
+    Vec<Arc<AtomicU32>>,
+    hive_core::EventReceiver,
+) {
+    let (sink, events) = EventSink::channel(100);
+    let mut builder = FallbackRouter::builder()
+        .classifier(classify_fn(
+            classify as fn(&Result<Answer, BoxError>) -> Outcome,
+        ))
+        .events(sink)
+        .last_resort(last_resort);
+    let mut calls = Vec::new();
+    for (name, breaker) in ["a", "b", "c"].into_iter().zip(breakers) {
+        let counter = Arc::new(AtomicU32::new(0));
+        calls.push(counter.clone());
+        builder = builder
+            .route(Route::new(name, model(name, ok(5), counter)).available_when(breaker.clone()));
+    }
+    (builder.build().unwrap(), calls, events)
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_model_is_unavailable_one_probe_goes_to_the_soonest_back() {
+    let breakers = [
+        FakeBreaker::open_for(20_000),
+        FakeBreaker::open_for(5_000),
+        FakeBreaker::open_for(u64::MAX), // inside a Retry-After, or forced open
+    ];
+    let (router, calls, mut events) = last_resort_router(&breakers, Some(Duration::from_secs(1)));
+    let routed = router.oneshot("q").await.unwrap();
+    assert_eq!((routed.model.unwrap().as_str(), routed.attempts), ("b", 1));
+    let counts: Vec<u32> = calls.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [0, 1, 0]);
+    let probes: Vec<u32> = breakers
+        .iter()
+        .map(|b| b.early_probes.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(probes, [0, 1, 0]);
+    let last_resorts: Vec<_> = events
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e, ResilienceEvent::LastResort { .. }))
+        .collect();
+    assert_eq!(
+        last_resorts,
+        [ResilienceEvent::LastResort {
+            model: hive_core::ModelId::new("b"),
+            break_left: Duration::from_secs(5),
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_last_resort_when_no_break_ends_by_itself_or_when_turned_off() {
+    let never = [
+        FakeBreaker::open_for(u64::MAX),
+        FakeBreaker::open_for(u64::MAX),
+        FakeBreaker::open_for(u64::MAX),
+    ];
+    let (router, calls, _) = last_resort_router(&never, Some(Duration::from_secs(1)));
+    let err = router.oneshot("q").await.unwrap_err();
+    let (_, seen) = attempts_of(&err);
+    assert_eq!(
+        seen,
+        [
+            ("a", Outcome::Rejected(RejectReason::Unavailable)),
+            ("b", Outcome::Rejected(RejectReason::Unavailable)),
+            ("c", Outcome::Rejected(RejectReason::Unavailable)),
+        ]
+    );
+    assert!(calls.iter().all(|c| c.load(Ordering::SeqCst) == 0));
+
+    let soon = [
+        FakeBreaker::open_for(1_000),
+        FakeBreaker::open_for(2_000),
+        FakeBreaker::open_for(3_000),
+    ];
+    let (router, calls, _) = last_resort_router(&soon, None);
+    assert!(router.oneshot("q").await.is_err());
+    assert!(calls.iter().all(|c| c.load(Ordering::SeqCst) == 0));
+    assert!(
+        soon.iter()
+            .all(|b| b.early_probes.load(Ordering::SeqCst) == 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_model_refusal_returned_to_the_caller_counts_as_answered() {
+    let answered = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let record = answered.clone();
+    let (router, _) = build_router(
+        &[
+            ("a", refuse(ClientErrorClass::BadRequest), None),
+            ("b", ok(5), None),
+        ],
+        move |b| b.on_result(move |ok| record.write().unwrap().push(ok)),
+    );
+    router.clone().oneshot("q").await.unwrap();
+    let (router2, _) = build_router(
+        &[
+            ("a", fail(FailureClass::Unavailable), None),
+            ("b", fail(FailureClass::Unavailable), None),
+        ],
+        |b| b,
+    );
+    assert!(router2.oneshot("q").await.is_err());
+    assert_eq!(*answered.read().unwrap(), [true]);
+}

@@ -2,7 +2,9 @@
 
 use std::{fmt, time::Duration};
 
-use hive_core::{BoxError, ConfigError, ModelId, SharedRandom};
+use hive_core::{
+    BoxError, ConfigError, ModelId, SharedRandom, check_duration, splitmix64, unit_from,
+};
 use tokio::{task::JoinSet, time::Instant};
 use tower::{Service, ServiceExt, util::BoxService};
 
@@ -16,6 +18,14 @@ pub struct ProbeRequest {
 }
 
 /// When and how long to probe.
+///
+/// A model's checks run one after another, never overlapping: the wait (`interval`, or
+/// `fast_interval` after a status change) starts when a check ends, by its answer or by its
+/// timeout. The timeout is independent of the interval and may be longer (a provider whose
+/// `/v1/models` is slow, checked often): a model that does not answer is then checked once
+/// every `timeout + interval`, never more often, and a result is always recorded before the
+/// next check starts. The first check of each model starts at a random point in
+/// `[0, jitter × interval]`, so the models of a fleet are not all probed at once.
 #[derive(Clone, Debug)]
 pub struct CheckerConfig {
     interval: Duration,
@@ -39,47 +49,59 @@ impl Default for CheckerConfig {
 }
 
 impl CheckerConfig {
-    /// Time between the end of a check and the start of the next.
+    /// Time between the end of a check and the start of the next (above zero, at most
+    /// [`MAX_DURATION`](hive_core::MAX_DURATION)).
+    #[must_use]
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
     /// The shorter wait before the first check after a status change, to confirm a
-    /// recovery or a failure quickly.
+    /// recovery or a failure quickly (above zero, at most the interval).
+    #[must_use]
     pub fn fast_interval(mut self, interval: Duration) -> Self {
         self.fast_interval = interval;
         self
     }
 
-    /// Each wait is spread uniformly by ±`fraction` (0 to 1) so checks of many models do not
-    /// line up.
+    /// Each wait is spread uniformly by ±`fraction` (0 to 1), and the first check of each
+    /// model starts uniformly in `[0, fraction × interval]`, so checks of many models do not
+    /// line up. With 0 every first check starts at once and every wait is exact.
+    #[must_use]
     pub fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = fraction;
         self
     }
 
-    /// A check that has not answered after this has failed.
+    /// A check that has not answered after this has failed (above zero, at most
+    /// [`MAX_DURATION`](hive_core::MAX_DURATION)). It may be longer than the interval: the
+    /// interval counts from the end of a check, so checks never overlap.
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Seeds the jitter (tests, simulations).
+    /// Seeds the jitter (tests, simulations). Each model draws from its own sequence, derived
+    /// from the seed and the order the models were added in, so a seeded checker repeats its
+    /// check times exactly however its tasks are scheduled.
+    #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval.is_zero() {
-            return Err(ConfigError::new("interval", "must be above zero"));
-        }
-        if self.fast_interval.is_zero() || self.fast_interval > self.interval {
+    /// Checks the settings as [`HealthChecker::new`] does, without a checker: the error names
+    /// the first setting out of bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_duration("interval", self.interval, false)?;
+        check_duration("fast_interval", self.fast_interval, false)?;
+        if self.fast_interval > self.interval {
             return Err(ConfigError::new(
                 "fast_interval",
                 format!(
-                    "{:?} must be above zero and at most the interval {:?}",
+                    "{:?} must be at most the interval {:?}",
                     self.fast_interval, self.interval
                 ),
             ));
@@ -90,17 +112,24 @@ impl CheckerConfig {
                 format!("{} is outside [0, 1]", self.jitter),
             ));
         }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new("timeout", "must be above zero"));
-        }
+        check_duration("timeout", self.timeout, false)?;
         Ok(())
     }
 
-    fn spread(&self, base: Duration, random: &SharedRandom) -> Duration {
+    /// `base` spread by ±jitter.
+    fn spread(&self, base: Duration, random: &mut u64) -> Duration {
         if self.jitter == 0.0 {
             return base;
         }
-        base.mul_f64(1.0 + self.jitter * (2.0 * random.unit() - 1.0))
+        base.mul_f64(1.0 + self.jitter * (2.0 * unit_from(random) - 1.0))
+    }
+
+    /// When a model's first check starts: uniform in `[0, jitter × interval]`.
+    fn first_wait(&self, random: &mut u64) -> Duration {
+        if self.jitter == 0.0 {
+            return Duration::ZERO;
+        }
+        self.interval.mul_f64(self.jitter * unit_from(random))
     }
 }
 
@@ -111,7 +140,9 @@ type Probe = BoxService<ProbeRequest, (), BoxError>;
 ///
 /// A probe is any `Service<ProbeRequest>`: a model client asked for `GET /v1/models` or a
 /// `max_tokens: 1` completion, so checks cost no tokens where the provider allows. A model's
-/// checks never overlap: the next starts only after the previous ended or timed out.
+/// checks never overlap: it has one task (a second probe for it replaces the first), and the
+/// next check starts only after the previous ended or timed out (see [`CheckerConfig`]).
+#[must_use = "a checker checks nothing until started"]
 pub struct HealthChecker {
     registry: HealthRegistry,
     config: CheckerConfig,
@@ -119,7 +150,7 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    /// A checker feeding `registry`.
+    /// A checker feeding `registry`; the error names the first setting out of bounds.
     pub fn new(registry: HealthRegistry, config: CheckerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
@@ -129,8 +160,9 @@ impl HealthChecker {
         })
     }
 
-    /// Checks `model` with `probe`: an `Ok` answer within the timeout passes.
-    #[must_use]
+    /// Checks `model` with `probe`: an `Ok` answer within the timeout passes. A model has
+    /// one probe: a second for the same model replaces the first (keeping its place in the
+    /// order).
     pub fn probe<P>(mut self, model: impl Into<ModelId>, probe: P) -> Self
     where
         P: Service<ProbeRequest> + Send + 'static,
@@ -139,19 +171,34 @@ impl HealthChecker {
     {
         let handle = self.registry.register(model);
         let probe = BoxService::new(probe.map_response(|_| ()).map_err(Into::into));
-        self.probes.push((handle, probe));
+        match self
+            .probes
+            .iter_mut()
+            .find(|(h, _)| h.model() == handle.model())
+        {
+            Some((_, existing)) => *existing = probe,
+            None => self.probes.push((handle, probe)),
+        }
         self
     }
 
-    /// Starts one task per model on the current tokio runtime. The first checks start at
-    /// once (spread by the jitter).
+    /// Starts one task per model on the current tokio runtime. Each model's first check
+    /// starts at a random point in `[0, jitter × interval]` (at once with no jitter).
     pub fn start(self) -> RunningChecker {
-        let random = SharedRandom::new(self.config.seed);
+        // Each model gets its own sequence, so its check times depend only on the seed and its
+        // place in the order, not on how the tasks' draws interleave.
+        let mut seeds = SharedRandom::new(self.config.seed).next_u64();
         let mut tasks = JoinSet::new();
         for (handle, probe) in self.probes {
-            let (config, random) = (self.config.clone(), random.clone());
-            let first = config.spread(Duration::ZERO, &random);
-            tasks.spawn(check_forever(handle, probe, config, random, first));
+            let mut random = splitmix64(&mut seeds);
+            let first = self.config.first_wait(&mut random);
+            tasks.spawn(check_forever(
+                handle,
+                probe,
+                self.config.clone(),
+                random,
+                first,
+            ));
         }
         RunningChecker { tasks }
     }
@@ -161,7 +208,7 @@ async fn check_forever(
     handle: HealthHandle,
     mut probe: Probe,
     config: CheckerConfig,
-    random: SharedRandom,
+    mut random: u64,
     mut wait: Duration,
 ) {
     let request = ProbeRequest {
@@ -184,7 +231,7 @@ async fn check_forever(
         } else {
             config.interval
         };
-        wait = config.spread(base, &random);
+        wait = config.spread(base, &mut random);
     }
 }
 
@@ -205,8 +252,9 @@ impl fmt::Debug for HealthChecker {
 }
 
 /// The running checks. [`stop`](Self::stop) ends every task and waits for them; dropping it
-/// ends them too.
+/// ends them too, so keep it for as long as the checks should run.
 #[derive(Debug)]
+#[must_use = "dropping a RunningChecker stops its checks at once"]
 pub struct RunningChecker {
     tasks: JoinSet<()>,
 }

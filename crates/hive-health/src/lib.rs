@@ -4,11 +4,13 @@
 //! * [`HealthRegistry`]: per model a [`HealthStatus`](hive_core::HealthStatus) (unknown,
 //!   healthy, degraded, unhealthy), the last check, consecutive counts, latency EWMA and
 //!   error rate; [`subscribe`](HealthRegistry::subscribe) to changes. Passive signals feed
-//!   it too: breaker transitions ([`HealthRegistry::event_sink`]) and live outcomes
+//!   it too: breaker transitions ([`HealthRegistry::event_sink`], each applied only if newer
+//!   than the last, as they may arrive out of order) and live outcomes
 //!   ([`HealthHandle::record_outcome`]). Operators can force a status.
-//! * [`HealthChecker`]: one task per model calling a probe `Service`; interval with jitter,
-//!   timeout, healthy/unhealthy thresholds of consecutive results, a faster interval right
-//!   after a change, no overlapping checks, [`RunningChecker::stop`] ends every task.
+//! * [`HealthChecker`]: one task per model calling a probe `Service`; interval with jitter
+//!   (the first check too), timeout, healthy/unhealthy thresholds of consecutive results, a
+//!   faster interval right after a change, no overlapping checks (the interval counts from
+//!   the end of a check, whatever the timeout), [`RunningChecker::stop`] ends every task.
 //! * [`HealthGateLayer`]: one atomic load per call.
 //!
 //! Rules, applied to active checks:
@@ -17,11 +19,13 @@
 //! |---|---|---|
 //! | unknown | healthy (one success is enough for a new model) | unhealthy after `unhealthy_threshold` in a row, else unknown |
 //! | healthy | healthy | degraded, unhealthy after `unhealthy_threshold` in a row |
-//! | degraded | healthy | degraded, unhealthy after `unhealthy_threshold` in a row |
-//! | unhealthy | healthy after `healthy_threshold` in a row | unhealthy |
+//! | degraded | healthy after `healthy_threshold` in a row, else degraded | degraded, unhealthy after `unhealthy_threshold` in a row |
+//! | unhealthy | healthy after `healthy_threshold` in a row, else unhealthy | unhealthy |
 //!
-//! On top of that, an open breaker or a latency EWMA above `degraded_latency` makes a
-//! healthy (or unknown) model degraded, and a forced status wins over everything.
+//! On top of that, passive signals make a healthy (or unknown) model degraded: an open
+//! breaker, a latency EWMA above `degraded_latency`, or a failure EWMA (of checks and live
+//! calls) above `degraded_error_rate` (0.5 by default). Degraded is informative: the gate
+//! lets it through. A forced status wins over everything.
 //!
 //! ```
 //! use std::time::Duration;

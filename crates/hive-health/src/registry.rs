@@ -13,7 +13,7 @@ use std::{
 
 use hive_core::{
     AtomicEwma, CircuitState, ConfigError, EventSink, HealthStatus, ModelId, Outcome,
-    ResilienceEvent,
+    ResilienceEvent, check_duration, micros,
 };
 use tokio::{sync::broadcast, time::Instant};
 
@@ -23,18 +23,22 @@ pub struct RegistryConfig {
     pub(crate) healthy_threshold: u32,
     pub(crate) unhealthy_threshold: u32,
     pub(crate) degraded_latency: Option<Duration>,
+    pub(crate) degraded_error_rate: Option<f64>,
     pub(crate) ewma_weight: f64,
     pub(crate) events: EventSink,
 }
 
 impl Default for RegistryConfig {
-    /// An unhealthy model needs 2 good checks in a row to be healthy again; a model is
-    /// unhealthy after 3 failed checks in a row; no latency limit; EWMA weight 0.2.
+    /// A degraded or unhealthy model needs 2 good checks in a row to be healthy again; a
+    /// model is unhealthy after 3 failed checks in a row; no latency limit; degraded while
+    /// its failure EWMA is above 0.5 (see
+    /// [`degraded_error_rate`](Self::degraded_error_rate)); EWMA weight 0.2.
     fn default() -> Self {
         Self {
             healthy_threshold: 2,
             unhealthy_threshold: 3,
             degraded_latency: None,
+            degraded_error_rate: Some(0.5),
             ewma_weight: 0.2,
             events: EventSink::none(),
         }
@@ -42,8 +46,9 @@ impl Default for RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// Consecutive good checks that bring an unhealthy model back (at least 1). A model
-    /// never seen healthy or unhealthy needs one.
+    /// Consecutive good checks that bring a degraded or unhealthy model back to healthy (at
+    /// least 1). A model never seen healthy or unhealthy needs one.
+    #[must_use]
     pub fn healthy_threshold(mut self, checks: u32) -> Self {
         self.healthy_threshold = checks;
         self
@@ -51,24 +56,48 @@ impl RegistryConfig {
 
     /// Consecutive failed checks that make a model unhealthy (at least 1). Fewer make a
     /// healthy model degraded.
+    #[must_use]
     pub fn unhealthy_threshold(mut self, checks: u32) -> Self {
         self.unhealthy_threshold = checks;
         self
     }
 
-    /// A model whose latency EWMA is above this is degraded.
+    /// A model whose latency EWMA is above this (above zero, at most
+    /// [`MAX_DURATION`](hive_core::MAX_DURATION)) is degraded.
+    #[must_use]
     pub fn degraded_latency(mut self, latency: Duration) -> Self {
         self.degraded_latency = Some(latency);
         self
     }
 
+    /// A model whose failure EWMA (of checks and live calls, see
+    /// [`HealthHandle::record_outcome`]) is above `rate`, in (0, 1), is degraded; `None`
+    /// turns the limit off. Default 0.5.
+    ///
+    /// Like slowness, this is informative: the gate lets degraded models through, and the
+    /// breaker is what stops calls. It is on by default because it sees what the other
+    /// signals miss: a model whose cheap probe (`GET /v1/models`) passes while its
+    /// completions fail, and failures its breaker does not act on (a breaker disabled or
+    /// metrics-only, or below its minimum calls). 0.5 matches the breaker's default
+    /// failure-rate threshold. The average starts at 0, so with the default weight of 0.2 a
+    /// model is degraded after 4 failures in a row from a clean record (1 − 0.8⁴ ≈ 0.59) or
+    /// a sustained failure share above half, and back under after one success (0.59 →
+    /// 0.47). Like the latency limit, it follows the average, without hysteresis.
+    #[must_use]
+    pub fn degraded_error_rate(mut self, rate: impl Into<Option<f64>>) -> Self {
+        self.degraded_error_rate = rate.into();
+        self
+    }
+
     /// Weight of the newest observation in the latency and error-rate EWMAs, in (0, 1].
+    #[must_use]
     pub fn ewma_weight(mut self, weight: f64) -> Self {
         self.ewma_weight = weight;
         self
     }
 
     /// Where status changes are reported (besides [`HealthRegistry::subscribe`]).
+    #[must_use]
     pub fn events(mut self, events: EventSink) -> Self {
         self.events = events;
         self
@@ -84,6 +113,17 @@ impl RegistryConfig {
                 "unhealthy_threshold",
                 "must be at least 1",
             ));
+        }
+        if let Some(latency) = self.degraded_latency {
+            check_duration("degraded_latency", latency, false)?;
+        }
+        if let Some(rate) = self.degraded_error_rate {
+            if !(rate > 0.0 && rate < 1.0) {
+                return Err(ConfigError::new(
+                    "degraded_error_rate",
+                    format!("{rate} is outside (0, 1); `None` turns the limit off"),
+                ));
+            }
         }
         if !(self.ewma_weight > 0.0 && self.ewma_weight <= 1.0) {
             return Err(ConfigError::new(
@@ -110,10 +150,12 @@ pub enum ChangeCause {
     CheckPassed,
     /// An active check failed.
     CheckFailed,
-    /// The breaker opened or closed.
+    /// The breaker opened or closed (or was forgotten: [`HealthHandle::reset_circuit`]).
     Circuit,
     /// The latency EWMA crossed the degraded limit.
     Latency,
+    /// The failure EWMA crossed the degraded limit.
+    ErrorRate,
     /// An operator forced a status or cleared it.
     Operator,
 }
@@ -126,6 +168,7 @@ impl ChangeCause {
             Self::CheckFailed => "check failed",
             Self::Circuit => "circuit breaker",
             Self::Latency => "latency",
+            Self::ErrorRate => "error rate",
             Self::Operator => "operator",
         }
     }
@@ -248,12 +291,19 @@ impl HealthRegistry {
 
     /// An event sink that feeds circuit breaker transitions into this registry: give it to
     /// each breaker's config (`.events(registry.event_sink())`). A model whose breaker is
-    /// open is at least degraded.
+    /// open is at least degraded. Transitions may arrive out of order; each is applied only
+    /// if it is newer than the last applied (see [`HealthHandle::set_circuit`]).
     pub fn event_sink(&self) -> EventSink {
         let registry = self.clone();
         EventSink::from_fn(move |event| {
-            if let ResilienceEvent::CircuitTransition { model, to, .. } = event {
-                registry.register(*model).set_circuit(*to);
+            if let ResilienceEvent::CircuitTransition {
+                model,
+                to,
+                generation,
+                ..
+            } = event
+            {
+                registry.register(*model).set_circuit(*to, *generation);
             }
         })
     }
@@ -269,40 +319,68 @@ impl fmt::Debug for HealthRegistry {
 }
 
 // The state word: everything the status depends on, so one compare-and-swap keeps it
-// consistent whoever updates it (the checker, live traffic, the breaker, an operator).
-const EFFECTIVE_MASK: u32 = 0b11;
+// consistent whoever updates it (the checker, live traffic, the breaker, an operator), and
+// the gate reads the status with one load.
+//
+//   bits 0-1    the status the gate acts on (resolved from the rest)
+//   bits 2-3    the status from active checks alone
+//   bit  4      the breaker is open (or forced open)
+//   bit  5      the latency EWMA is above `degraded_latency`
+//   bit  6      the failure EWMA is above `degraded_error_rate`
+//   bits 7-9    a forced status: 0 = none, else status + 1
+//   bits 16-63  the generation of the last breaker transition applied (0 = none yet)
+//
+// The generation shares the word with the open bit so that "apply only if newer" is one
+// compare-and-swap: two transitions delivered at once cannot both apply out of order.
+const EFFECTIVE_MASK: u64 = 0b11;
 const PROBE_SHIFT: u32 = 2;
-const CIRCUIT_OPEN: u32 = 1 << 4;
-const SLOW: u32 = 1 << 5;
-const FORCED_SHIFT: u32 = 6; // 0 = none, else status + 1
-const FORCED_MASK: u32 = 0b111 << FORCED_SHIFT;
+const CIRCUIT_OPEN: u64 = 1 << 4;
+const SLOW: u64 = 1 << 5;
+const ERRORS: u64 = 1 << 6;
+const FORCED_SHIFT: u32 = 7;
+const FORCED_MASK: u64 = 0b111 << FORCED_SHIFT;
+const GENERATION_SHIFT: u32 = 16;
+/// The largest breaker generation the word holds; later ones count as this one.
+const MAX_GENERATION: u64 = u64::MAX >> GENERATION_SHIFT;
 
-fn effective(word: u32) -> HealthStatus {
+fn effective(word: u64) -> HealthStatus {
     HealthStatus::from_u8((word & EFFECTIVE_MASK) as u8)
 }
 
-fn probe_status(word: u32) -> HealthStatus {
+fn probe_status(word: u64) -> HealthStatus {
     HealthStatus::from_u8(((word >> PROBE_SHIFT) & 0b11) as u8)
 }
 
-fn forced(word: u32) -> Option<HealthStatus> {
+fn forced(word: u64) -> Option<HealthStatus> {
     match (word & FORCED_MASK) >> FORCED_SHIFT {
         0 => None,
         n => Some(HealthStatus::from_u8((n - 1) as u8)),
     }
 }
 
+fn circuit_generation(word: u64) -> u64 {
+    word >> GENERATION_SHIFT
+}
+
+fn set_probe(word: u64, status: HealthStatus) -> u64 {
+    (word & !(0b11 << PROBE_SHIFT)) | ((status as u64) << PROBE_SHIFT)
+}
+
+fn set_flag(word: u64, flag: u64, on: bool) -> u64 {
+    if on { word | flag } else { word & !flag }
+}
+
 /// The status the gate sees, from the parts of the word.
-fn resolve(word: u32) -> u32 {
+fn resolve(word: u64) -> u64 {
     let status = forced(word).unwrap_or_else(|| {
         let probed = probe_status(word);
-        let passive = word & (CIRCUIT_OPEN | SLOW) != 0;
+        let passive = word & (CIRCUIT_OPEN | SLOW | ERRORS) != 0;
         match probed {
             HealthStatus::Healthy | HealthStatus::Unknown if passive => HealthStatus::Degraded,
             other => other,
         }
     });
-    (word & !EFFECTIVE_MASK) | status as u32
+    (word & !EFFECTIVE_MASK) | status as u64
 }
 
 /// The health of one model: atomics only, so live traffic can feed it and the gate can read
@@ -310,7 +388,7 @@ fn resolve(word: u32) -> u32 {
 struct ModelHealth {
     model: ModelId,
     registry: Arc<RegistryInner>,
-    word: AtomicU32,
+    word: AtomicU64,
     consecutive_successes: AtomicU32,
     consecutive_failures: AtomicU32,
     /// µs since the registry's epoch, plus one (0 = never checked).
@@ -327,7 +405,7 @@ impl ModelHealth {
         Self {
             model,
             registry,
-            word: AtomicU32::new(0),
+            word: AtomicU64::new(0),
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             last_check: AtomicU64::new(0),
@@ -340,7 +418,7 @@ impl ModelHealth {
 
     /// Changes the word with `change` (then resolves the status); reports a change of
     /// status once, from the update that made it.
-    fn update(&self, cause: ChangeCause, change: impl Fn(u32) -> u32) -> Option<HealthChange> {
+    fn update(&self, cause: ChangeCause, change: impl Fn(u64) -> u64) -> Option<HealthChange> {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             let next = resolve(change(word));
@@ -390,15 +468,27 @@ impl ModelHealth {
         change
     }
 
+    /// Feeds the failure and latency EWMAs, and sets the passive bits from them. Each bit is
+    /// computed from the average read inside the compare-and-swap, so two observations racing
+    /// can leave it at most one observation behind, until the next.
     fn observe(&self, failed: bool, latency: Option<Duration>) -> Option<HealthChange> {
+        let config = &self.registry.config;
         self.error_rate.record(if failed { 1.0 } else { 0.0 });
-        let latency = latency?;
-        let average = self.latency_ewma_secs.record(latency.as_secs_f64());
-        let limit = self.registry.config.degraded_latency?;
-        let slow = average > limit.as_secs_f64();
-        self.update(ChangeCause::Latency, |w| {
-            if slow { w | SLOW } else { w & !SLOW }
-        })
+        let errors = config.degraded_error_rate.and_then(|limit| {
+            self.update(ChangeCause::ErrorRate, |w| {
+                let high = self.error_rate.get().is_some_and(|rate| rate > limit);
+                set_flag(w, ERRORS, high)
+            })
+        });
+        let slow = latency.and_then(|latency| {
+            self.latency_ewma_secs.record(latency.as_secs_f64());
+            let limit = config.degraded_latency?.as_secs_f64();
+            self.update(ChangeCause::Latency, |w| {
+                let slow = self.latency_ewma_secs.get().is_some_and(|l| l > limit);
+                set_flag(w, SLOW, slow)
+            })
+        });
+        errors.or(slow)
     }
 }
 
@@ -420,6 +510,12 @@ pub struct HealthSnapshot {
     pub probe_status: HealthStatus,
     /// Whether its circuit breaker is open (or forced open).
     pub circuit_open: bool,
+    /// The generation of the last breaker transition applied (0: none yet).
+    pub circuit_generation: u64,
+    /// Whether its latency EWMA is above `degraded_latency`.
+    pub slow: bool,
+    /// Whether its failure EWMA is above `degraded_error_rate`.
+    pub error_rate_high: bool,
     /// A status an operator forced, if any.
     pub forced: Option<HealthStatus>,
     /// Time since the last check, if any.
@@ -450,13 +546,12 @@ impl HealthHandle {
         effective(self.health.word.load(Ordering::Acquire))
     }
 
-    /// Records the result of one active check. Returns the status change it caused.
+    /// Records the result of one active check. Returns the status change it caused (that
+    /// of the check itself first, else one its latency or failure caused).
     pub fn record_check(&self, ok: bool, latency: Duration) -> Option<HealthChange> {
         let h = &self.health;
-        let now = Instant::now()
-            .saturating_duration_since(h.registry.epoch)
-            .as_micros() as u64;
-        h.last_check.store(now + 1, Ordering::Release);
+        let now = micros(Instant::now().saturating_duration_since(h.registry.epoch));
+        h.last_check.store(now.saturating_add(1), Ordering::Release);
         h.checks.fetch_add(1, Ordering::Relaxed);
         let config = &h.registry.config;
         let change = if ok {
@@ -464,8 +559,10 @@ impl HealthHandle {
             let streak = h.consecutive_successes.fetch_add(1, Ordering::AcqRel) + 1;
             h.update(ChangeCause::CheckPassed, |w| {
                 let next = match probe_status(w) {
-                    HealthStatus::Unhealthy if streak < config.healthy_threshold => {
-                        HealthStatus::Unhealthy
+                    status @ (HealthStatus::Degraded | HealthStatus::Unhealthy)
+                        if streak < config.healthy_threshold =>
+                    {
+                        status
                     }
                     _ => HealthStatus::Healthy,
                 };
@@ -484,11 +581,16 @@ impl HealthHandle {
                 set_probe(w, next)
             })
         };
-        h.observe(!ok, ok.then_some(latency)).or(change)
+        let passive = h.observe(!ok, ok.then_some(latency));
+        change.or(passive)
     }
 
     /// Records the outcome of a live call (passive signal): feeds the error-rate and
-    /// latency EWMAs. A few atomic operations; call it from where outcomes are known.
+    /// latency EWMAs (a failure carries no latency), which can make the model degraded (see
+    /// [`RegistryConfig::degraded_error_rate`] and [`RegistryConfig::degraded_latency`]). A
+    /// few atomic operations; call it from where outcomes are known. Client errors count as
+    /// answers; rejections and ignored outcomes are not the model's doing and count as
+    /// nothing.
     pub fn record_outcome(&self, outcome: &Outcome, latency: Duration) -> Option<HealthChange> {
         match outcome {
             Outcome::Success | Outcome::ClientError(_) => self.health.observe(false, Some(latency)),
@@ -497,22 +599,45 @@ impl HealthHandle {
         }
     }
 
-    /// Tells the registry the model's breaker changed state (passive signal).
-    pub fn set_circuit(&self, state: CircuitState) -> Option<HealthChange> {
+    /// Tells the registry the model's breaker moved to `state` in `generation` (the
+    /// `generation` of its [`CircuitTransition`](ResilienceEvent::CircuitTransition)). An
+    /// open (or forced open) breaker makes the model at least degraded.
+    ///
+    /// Applied only if `generation` is newer than the last one applied, else ignored
+    /// (`None`): a breaker emits its events outside its lock, so a listener may receive
+    /// `HalfOpen → Closed` before `Open → HalfOpen`, and the late one must not undo the
+    /// newer. The comparison and the change are one compare-and-swap, so transitions
+    /// delivered by many threads at once end at the newest, whatever order they run in.
+    ///
+    /// Generations are those of one breaker: they start at 1 and grow by one per
+    /// transition (so 0 is never applied). When the model's breaker is replaced by a new
+    /// one, whose generations start again, call [`reset_circuit`](Self::reset_circuit)
+    /// first. Generations above 2⁴⁸ − 1 count as 2⁴⁸ − 1.
+    pub fn set_circuit(&self, state: CircuitState, generation: u64) -> Option<HealthChange> {
         let open = matches!(state, CircuitState::Open | CircuitState::ForcedOpen);
+        let generation = generation.min(MAX_GENERATION);
         self.health.update(ChangeCause::Circuit, |w| {
-            if open {
-                w | CIRCUIT_OPEN
-            } else {
-                w & !CIRCUIT_OPEN
+            if generation <= circuit_generation(w) {
+                return w;
             }
+            let w = (w & !(MAX_GENERATION << GENERATION_SHIFT)) | generation << GENERATION_SHIFT;
+            set_flag(w, CIRCUIT_OPEN, open)
+        })
+    }
+
+    /// Forgets the model's breaker: not open, and no generation applied yet, so the next
+    /// transition of any generation applies. For when the model's breaker is replaced by a
+    /// new one (a rebuilt stack) whose generations start again at 1.
+    pub fn reset_circuit(&self) -> Option<HealthChange> {
+        self.health.update(ChangeCause::Circuit, |w| {
+            w & !(CIRCUIT_OPEN | MAX_GENERATION << GENERATION_SHIFT)
         })
     }
 
     /// Forces a status (operator action) until [`clear_forced`](Self::clear_forced).
     pub fn force(&self, status: HealthStatus) -> Option<HealthChange> {
         self.health.update(ChangeCause::Operator, |w| {
-            (w & !FORCED_MASK) | ((status as u32 + 1) << FORCED_SHIFT)
+            (w & !FORCED_MASK) | ((status as u64 + 1) << FORCED_SHIFT)
         })
     }
 
@@ -533,6 +658,9 @@ impl HealthHandle {
             status: effective(word),
             probe_status: probe_status(word),
             circuit_open: word & CIRCUIT_OPEN != 0,
+            circuit_generation: circuit_generation(word),
+            slow: word & SLOW != 0,
+            error_rate_high: word & ERRORS != 0,
             forced: forced(word),
             since_last_check: (last > 0).then(|| {
                 Instant::now()
@@ -554,10 +682,6 @@ impl hive_core::Available for HealthHandle {
     fn available(&self) -> bool {
         self.status() != HealthStatus::Unhealthy
     }
-}
-
-fn set_probe(word: u32, status: HealthStatus) -> u32 {
-    (word & !(0b11 << PROBE_SHIFT)) | ((status as u32) << PROBE_SHIFT)
 }
 
 impl fmt::Debug for HealthHandle {

@@ -12,8 +12,8 @@ use std::{
 
 use hive_breaker::BreakerHandle;
 use hive_core::{
-    Actor, Available, CircuitState, ControlAction, EventSink, HealthStatus, ModelId,
-    ResilienceEvent, SharedRandom,
+    Actor, Available, ControlAction, EventSink, HealthStatus, ModelId, ResilienceEvent,
+    SharedRandom, micros,
 };
 use hive_health::HealthHandle;
 use tokio::time::Instant;
@@ -40,9 +40,7 @@ impl SlowStart {
     }
 
     fn now_us(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_micros() as u64
+        micros(Instant::now().saturating_duration_since(self.epoch))
     }
 
     pub(crate) fn begin(&self) {
@@ -58,7 +56,7 @@ impl SlowStart {
             return 1.0;
         }
         let elapsed = self.now_us().saturating_sub(started - 1);
-        let ramp = self.ramp.as_micros() as u64;
+        let ramp = micros(self.ramp);
         if elapsed >= ramp {
             self.started.store(0, Ordering::Release);
             return 1.0;
@@ -79,6 +77,23 @@ pub(crate) struct RouteGate(ModelControl);
 impl Available for RouteGate {
     fn available(&self) -> bool {
         self.0.is_up() && self.0.slow_start.admits()
+    }
+
+    /// A drained or unhealthy model is never back by itself; otherwise its breaker says.
+    fn ready_in(&self) -> Option<Duration> {
+        let control = &self.0;
+        if control.is_drained() || !control.health.available() {
+            return None;
+        }
+        control.breaker.ready_in()
+    }
+
+    /// Only the breaker may end a break early; a drain or an unhealthy status stands.
+    fn probe_early(&self, min_interval: Duration) -> bool {
+        let control = &self.0;
+        !control.is_drained()
+            && control.health.available()
+            && control.breaker.probe_early(min_interval)
     }
 }
 
@@ -190,10 +205,12 @@ impl ModelControl {
     }
 
     /// Automatic recovery: the checker saw the model come back. An open breaker goes
-    /// half-open at once, and traffic ramps back over the slow-start time.
+    /// half-open at once (even inside a provider's `Retry-After`: the check says the model
+    /// is back), and traffic ramps back over the slow-start time.
     pub(crate) fn recovered(&self) {
-        if matches!(self.breaker.state(), CircuitState::Open) {
-            self.breaker.half_open();
+        // One conditional step: a breaker that closed, or that an operator forced open,
+        // since the check began is left alone.
+        if self.breaker.half_open_if_open() {
             self.audit(ControlAction::HalfOpen, Actor::Recovery);
         }
         if !self.slow_start.ramp.is_zero() {

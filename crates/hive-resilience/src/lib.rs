@@ -1,15 +1,28 @@
 //! hive-resilience: keep software that calls AI models alive when those models fail.
 //!
-//! This facade re-exports every layer and adds the [`ModelManager`], which builds each
-//! model's stack — health gate → retry → circuit breaker → attempt timeout → model — puts a
-//! [`FallbackRouter`](hive_fallback::FallbackRouter) in front, and recovers models: by hand
-//! through [`ModelControl`] (each action an audit event), and automatically when the health
-//! checker sees a model come back (its breaker goes half-open at once, and traffic ramps back
-//! over a slow start).
+//! Add this crate alone: every layer, config, classifier and event is here, at the top
+//! level and in the [`prelude`], and the OpenAI-compatible client with the `openai` feature
+//! ([`openai`]). Each crate is also re-exported whole ([`core`], [`retry`], [`breaker`],
+//! [`health`], [`fallback`]).
+//!
+//! On top, the [`ModelManager`] builds each model's stack **once** — health gate → retry →
+//! circuit breaker → attempt timeout → model — and routes requests over them with
+//! [`FallbackRouter`]s: the default route over every model, named routes ([`RouteSpec`]),
+//! and per-request lists, all sharing each model's breaker, health and budgets. It recovers
+//! models by hand through [`ModelControl`] (each action an audit event), and automatically
+//! when the health checker sees a model come back (its breaker goes half-open at once, and
+//! traffic ramps back over a slow start).
+//!
+//! Its defaults are the mature ones, each argued where it is set: a 2-minute deadline per
+//! request ([`DEFAULT_REQUEST_TIMEOUT`]), 60 s per attempt, breakers that trip on 5
+//! failures in a row and break for 5 s doubling to 30 s with one probe
+//! ([`CircuitBreakerConfig::builder`]), retries that never repeat a timeout and stop as soon
+//! as the breaker opens ([`RetryConfig::builder`]), and one last-resort probe per second
+//! when every model is unavailable ([`FallbackRouterBuilder::last_resort`]).
 //!
 //! ```
 //! use std::time::Duration;
-//! use hive_resilience::{ModelManager, ModelSpec};
+//! use hive_resilience::prelude::*;
 //! use tower::{ServiceExt, service_fn, util::BoxCloneService};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -34,16 +47,61 @@
 #![forbid(unsafe_code)]
 
 mod control;
+mod entry;
 mod manager;
+mod recovery;
+mod spec;
 mod window;
 
 pub use control::ModelControl;
+pub use entry::ModelStack;
+pub use manager::{
+    Availability, DEFAULT_REQUEST_TIMEOUT, ManagedRouter, ManagerError, ModelAvailability,
+    ModelManager, ModelManagerBuilder, Running,
+};
+pub use spec::{ModelSpec, RouteSpec};
+
 pub use hive_breaker as breaker;
 pub use hive_core as core;
 pub use hive_fallback as fallback;
 pub use hive_health as health;
+#[cfg(feature = "openai")]
+pub use hive_openai as openai;
 pub use hive_retry as retry;
-pub use manager::{
-    Availability, ModelAvailability, ModelManager, ModelManagerBuilder, ModelSpec, ModelStack,
-    Running,
+
+pub use hive_breaker::{
+    BreakerHandle, BreakerMetrics, CircuitBreaker, CircuitBreakerConfig,
+    CircuitBreakerConfigBuilder, CircuitBreakerLayer, OpenDuration, SlidingWindow,
 };
+pub use hive_core::{
+    Actor, Available, BoxError, CircuitState, Classified, Classify, ClassifyFn, ClientErrorClass,
+    ConfigError, ControlAction, Deadline, EosRecorder, ErrorClassifier, EventReceiver, EventSink,
+    FailureClass, FailureClassSet, HealthStatus, HttpClassifier, ModelId, Outcome, RejectReason,
+    Rejected, ResilienceEvent, RetryStop, classify_fn,
+};
+pub use hive_fallback::{
+    ClientErrorAction, FailedAttempt, FallbackError, FallbackPolicy, FallbackRouter,
+    FallbackRouterBuilder, HedgeDelay, Route, RouteStats, Routed, Strategy,
+};
+pub use hive_health::{
+    CheckerConfig, HealthChange, HealthChecker, HealthGate, HealthGateLayer, HealthHandle,
+    HealthRegistry, HealthSnapshot, ProbeRequest, RegistryConfig, RunningChecker,
+};
+pub use hive_retry::{
+    Backoff, DEFAULT_RETRYABLE, Jitter, Retry, RetryBudget, RetryConfig, RetryConfigBuilder,
+    RetryLayer,
+};
+
+/// The names most programs need, in one import: `use hive_resilience::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        BoxError, CheckerConfig, CircuitBreakerConfig, CircuitBreakerLayer, ErrorClassifier,
+        EventSink, FallbackPolicy, FallbackRouter, HealthGateLayer, HealthRegistry, HedgeDelay,
+        HttpClassifier, Jitter, ModelId, ModelManager, ModelSpec, Outcome, ResilienceEvent,
+        RetryBudget, RetryConfig, RetryLayer, Route, RouteSpec, Routed, Strategy, classify_fn,
+    };
+    #[cfg(feature = "openai")]
+    pub use hive_openai::{
+        ApiKey, ChatRequest, ChatResponse, Commit, CommitLayer, OpenAiClassifier, OpenAiClient,
+    };
+}

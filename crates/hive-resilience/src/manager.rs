@@ -1,166 +1,77 @@
-//! [`ModelManager`]: every model's stack, the router in front, health checks and recovery.
+//! [`ModelManager`]: every model's stack once, the routes over them, health checks and
+//! recovery.
 
-use std::{
-    fmt,
-    sync::{Arc, atomic::AtomicBool},
-    time::Duration,
-};
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
-use hive_breaker::{
-    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigBuilder, CircuitBreakerLayer,
-};
 use hive_core::{
-    BoxError, CircuitState, ConfigError, ErrorClassifier, EventSink, HealthStatus, ModelId,
-    ResilienceEvent, SharedRandom,
+    CircuitState, ConfigError, ErrorClassifier, EventSink, HealthStatus, ModelId, ResilienceEvent,
+    SharedRandom,
 };
-use hive_fallback::{FallbackPolicy, FallbackRouter, Route, Strategy};
-use hive_health::{
-    CheckerConfig, HealthChecker, HealthGate, HealthGateLayer, HealthRegistry, ProbeRequest,
-    RunningChecker,
+use hive_fallback::{
+    DEFAULT_LAST_RESORT_INTERVAL, FallbackPolicy, FallbackRouter, FallbackRouterBuilder,
+    LastResort, Strategy,
 };
-use hive_retry::{Retry, RetryConfig, RetryConfigBuilder, RetryLayer};
+use hive_health::{CheckerConfig, HealthChecker, HealthRegistry, RunningChecker};
 use tokio::task::JoinSet;
-use tower::{
-    Layer, Service, ServiceExt,
-    timeout::{Timeout, TimeoutLayer},
-    util::BoxService,
-};
 
 use crate::{
-    control::{ModelControl, SlowStart},
+    control::ModelControl,
+    entry::{ModelEntry, ModelStack, Shared},
+    recovery::recover_on_checks,
+    spec::{ModelSpec, Probe, RouteSpec},
     window::RequestWindow,
 };
 
-/// One model's stack, outermost first: health gate, retry, breaker, attempt timeout.
-pub type ModelStack<S, C> = HealthGate<Retry<CircuitBreaker<Timeout<S>, C>, C>>;
+/// The deadline of a whole request by default: every attempt and fallback of it. Two
+/// minutes leaves room for a first model to time out (60 s attempts) and for the next to
+/// answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-type Probe = BoxService<ProbeRequest, (), BoxError>;
+/// A router over the manager's stacks: what [`ModelManager::service`], [`ModelManager::route`]
+/// and [`ModelManager::router`] return.
+pub type ManagedRouter<S, Res, C> = FallbackRouter<ModelStack<S, C>, Res, C>;
 
-/// How one model is reached and protected.
-pub struct ModelSpec<S> {
-    model: ModelId,
-    service: S,
-    retry: RetryConfigBuilder,
-    breaker: CircuitBreakerConfigBuilder,
-    attempt_timeout: Duration,
-    context_window: Option<u64>,
-    min_attempt_time: Duration,
-    slow_start: Duration,
-    passive_health: bool,
-    probe: Option<Probe>,
+/// What a manager refused to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// [`ModelManager::start`] was called on a manager whose checks already run.
+    #[error("the manager's health checks and recovery are already running")]
+    AlreadyStarted,
+    /// A route or request named a model the manager does not have.
+    #[error("no model `{0}` in this manager")]
+    UnknownModel(String),
+    /// A route's settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
-impl<S> ModelSpec<S> {
-    /// A model reached through `service`, with the default retry and breaker settings, a
-    /// 60 s attempt timeout and a 10 s slow start after recovery.
-    pub fn new(model: impl Into<ModelId>, service: S) -> Self {
-        Self {
-            model: model.into(),
-            service,
-            retry: RetryConfig::builder(),
-            breaker: CircuitBreakerConfig::builder(),
-            attempt_timeout: Duration::from_secs(60),
-            context_window: None,
-            min_attempt_time: Duration::ZERO,
-            slow_start: Duration::from_secs(10),
-            passive_health: true,
-            probe: None,
+impl ManagerError {
+    /// An unknown model, its name cut short (it may come from a request).
+    fn unknown(name: &str) -> Self {
+        let mut end = name.len().min(64);
+        while !name.is_char_boundary(end) {
+            end -= 1;
         }
-    }
-
-    /// Adjusts the retry settings (the model and events are set by the manager).
-    #[must_use]
-    pub fn retry(
-        mut self,
-        configure: impl FnOnce(RetryConfigBuilder) -> RetryConfigBuilder,
-    ) -> Self {
-        self.retry = configure(self.retry);
-        self
-    }
-
-    /// Adjusts the breaker settings (the model and events are set by the manager).
-    #[must_use]
-    pub fn breaker(
-        mut self,
-        configure: impl FnOnce(CircuitBreakerConfigBuilder) -> CircuitBreakerConfigBuilder,
-    ) -> Self {
-        self.breaker = configure(self.breaker);
-        self
-    }
-
-    /// The longest one attempt may take.
-    #[must_use]
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
-        self
-    }
-
-    /// The model's context window, for context-length fallbacks.
-    #[must_use]
-    pub fn context_window(mut self, tokens: u64) -> Self {
-        self.context_window = Some(tokens);
-        self
-    }
-
-    /// Do not start an attempt on it with less than this left of the request's deadline.
-    #[must_use]
-    pub fn min_attempt_time(mut self, time: Duration) -> Self {
-        self.min_attempt_time = time;
-        self
-    }
-
-    /// How long traffic takes to ramp back after recovery (zero: all at once).
-    #[must_use]
-    pub fn slow_start(mut self, ramp: Duration) -> Self {
-        self.slow_start = ramp;
-        self
-    }
-
-    /// Whether the outcome and latency of every live call feed the model's health (error
-    /// rate and latency EWMAs, `degraded_latency`). Default on; a few atomic operations
-    /// and two clock reads per attempt.
-    #[must_use]
-    pub fn passive_health(mut self, on: bool) -> Self {
-        self.passive_health = on;
-        self
-    }
-
-    /// Checks the model actively with `probe` (e.g. `GET /v1/models`, which costs no tokens).
-    #[must_use]
-    pub fn probe<P>(mut self, probe: P) -> Self
-    where
-        P: Service<ProbeRequest> + Send + 'static,
-        P::Future: Send + 'static,
-        P::Error: Into<BoxError>,
-    {
-        self.probe = Some(BoxService::new(
-            probe.map_response(|_| ()).map_err(Into::into),
-        ));
-        self
+        Self::UnknownModel(name[..end].chars().filter(|c| !c.is_control()).collect())
     }
 }
 
-impl<S> fmt::Debug for ModelSpec<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelSpec")
-            .field("model", &self.model)
-            .field("retry", &self.retry)
-            .field("breaker", &self.breaker)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("context_window", &self.context_window)
-            .field("slow_start", &self.slow_start)
-            .field("probe", &self.probe.is_some())
-            .finish_non_exhaustive()
-    }
+/// How a route spreads requests, when its [`RouteSpec`] does not say.
+#[derive(Clone, Debug)]
+struct RouteDefaults {
+    strategy: Strategy,
+    policy: FallbackPolicy,
+    timeout: Option<Duration>,
+    last_resort: Option<Duration>,
 }
 
 /// Builds a [`ModelManager`].
 #[must_use]
 pub struct ModelManagerBuilder<S, C = ErrorClassifier> {
     specs: Vec<ModelSpec<S>>,
-    strategy: Strategy,
-    timeout: Option<Duration>,
-    policy: FallbackPolicy,
+    routes: Vec<RouteSpec>,
+    defaults: RouteDefaults,
     events: EventSink,
     registry: Option<HealthRegistry>,
     checks: CheckerConfig,
@@ -174,9 +85,13 @@ impl<S> ModelManager<S> {
     pub fn builder() -> ModelManagerBuilder<S> {
         ModelManagerBuilder {
             specs: Vec::new(),
-            strategy: Strategy::Sequential,
-            timeout: None,
-            policy: FallbackPolicy::default(),
+            routes: Vec::new(),
+            defaults: RouteDefaults {
+                strategy: Strategy::Sequential,
+                policy: FallbackPolicy::default(),
+                timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+                last_resort: Some(DEFAULT_LAST_RESORT_INTERVAL),
+            },
             events: EventSink::none(),
             registry: None,
             checks: CheckerConfig::default(),
@@ -188,27 +103,50 @@ impl<S> ModelManager<S> {
 }
 
 impl<S, C> ModelManagerBuilder<S, C> {
-    /// Adds the next model, in priority order.
+    /// Adds the next model, in priority order. Its stack is built once and shared by every
+    /// route that names it.
     pub fn model(mut self, spec: ModelSpec<S>) -> Self {
         self.specs.push(spec);
         self
     }
 
-    /// How requests are spread over the models. Default sequential.
+    /// Adds a named route over some of the models (see [`ModelManager::route`]).
+    pub fn route(mut self, route: RouteSpec) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// How requests are spread over the models, for routes that do not say. Default
+    /// sequential.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.strategy = strategy;
+        self.defaults.strategy = strategy;
         self
     }
 
-    /// One deadline per request, over every attempt and fallback.
+    /// One deadline per request, over every attempt and fallback, for routes that do not
+    /// say. Default [`DEFAULT_REQUEST_TIMEOUT`] (2 minutes).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.defaults.timeout = Some(timeout);
         self
     }
 
-    /// Which outcomes fall back.
+    /// No deadline per request, for routes that do not say (each attempt keeps its own
+    /// timeout).
+    pub fn without_timeout(mut self) -> Self {
+        self.defaults.timeout = None;
+        self
+    }
+
+    /// Which outcomes fall back, for routes that do not say.
     pub fn policy(mut self, policy: FallbackPolicy) -> Self {
-        self.policy = policy;
+        self.defaults.policy = policy;
+        self
+    }
+
+    /// What routes do when every model is unavailable, for routes that do not say: see
+    /// [`FallbackRouterBuilder::last_resort`]. Default one probe per second.
+    pub fn last_resort(mut self, interval: Option<Duration>) -> Self {
+        self.defaults.last_resort = interval;
         self
     }
 
@@ -244,14 +182,13 @@ impl<S, C> ModelManagerBuilder<S, C> {
         self
     }
 
-    /// Uses `classifier` for retry, breaker and router: it sees each answer, or the
+    /// Uses `classifier` for retry, breaker and routers: it sees each answer, or the
     /// `BoxError` of the attempt timeout and the model.
     pub fn classifier<C2>(self, classifier: C2) -> ModelManagerBuilder<S, C2> {
         ModelManagerBuilder {
             specs: self.specs,
-            strategy: self.strategy,
-            timeout: self.timeout,
-            policy: self.policy,
+            routes: self.routes,
+            defaults: self.defaults,
             events: self.events,
             registry: self.registry,
             checks: self.checks,
@@ -261,135 +198,141 @@ impl<S, C> ModelManagerBuilder<S, C> {
         }
     }
 
-    /// Builds every model's stack and the router; says which setting of which model is
-    /// wrong.
-    pub fn build<Req, Res>(self) -> Result<ModelManager<S, Res, C>, ConfigError>
+    /// Builds every model's stack once, the default route over all of them and the named
+    /// routes over their views; says which setting of which model or route is wrong.
+    pub fn build<Res>(self) -> Result<ModelManager<S, Res, C>, ConfigError>
     where
-        S: Service<Req, Response = Res> + Clone,
-        S::Error: Into<BoxError>,
+        S: Clone,
         C: Clone,
     {
-        // A registry of our own reports its health changes where every layer reports.
         let registry = match self.registry {
             Some(registry) => registry,
+            // A registry of our own reports its health changes where every layer reports.
             None => HealthRegistry::builder()
                 .events(self.events.clone())
                 .build()?,
         };
+        // Validated now, so that starting cannot fail on settings.
+        let _ = HealthChecker::new(registry.clone(), self.checks.clone())?;
+        let events = feed_registry(&registry, self.events);
         let random = SharedRandom::new(self.seed);
-        let registry_sink = registry.event_sink();
-        let user_sink = self.events.clone();
-        let events = EventSink::from_fn(move |event: &ResilienceEvent| {
-            registry_sink.emit(|| event.clone());
-            user_sink.emit(|| event.clone());
-        });
-        let window = Arc::new(RequestWindow::new(self.window));
-        let counter = Arc::clone(&window);
-        let mut router = FallbackRouter::builder()
-            .on_result(move |answered| counter.record(answered))
-            .strategy(self.strategy)
-            .policy(self.policy)
-            .events(events.clone())
-            .classifier(self.classifier.clone());
-        if let Some(timeout) = self.timeout {
-            router = router.timeout(timeout);
-        }
-        let mut controls = Vec::new();
+        let shared = Shared {
+            registry: &registry,
+            events: &events,
+            classifier: &self.classifier,
+            random: &random,
+            seed: self.seed,
+        };
+        let mut entries: Vec<ModelEntry<S, C>> = Vec::new();
         let mut probes = Vec::new();
         for spec in self.specs {
-            let model = spec.model;
-            let named = |e: ConfigError| {
-                ConfigError::new(e.field, format!("model `{model}`: {}", e.problem))
-            };
-            let mut retry = spec.retry.model(model).events(events.clone());
-            if let Some(seed) = self.seed {
-                retry = retry.seed(seed ^ random.next_u64());
-            }
-            let retry = RetryLayer::new(retry.build().map_err(named)?)
-                .with_classifier(self.classifier.clone());
-            let breaker = CircuitBreakerLayer::new(
-                spec.breaker
-                    .model(model)
-                    .events(events.clone())
-                    .build()
-                    .map_err(named)?,
-            )
-            .with_classifier(self.classifier.clone());
-            if spec.attempt_timeout.is_zero() {
-                return Err(named(ConfigError::new(
-                    "attempt_timeout",
-                    "must be above zero",
-                )));
-            }
-            let health = registry.register(model);
-            let control = ModelControl {
-                model,
-                breaker: breaker.handle(),
-                health: health.clone(),
-                drained: Arc::new(AtomicBool::new(false)),
-                slow_start: Arc::new(SlowStart::new(spec.slow_start, random.clone())),
-                events: events.clone(),
-            };
-            let stack =
-                HealthGateLayer::new(health).layer(retry.layer(
-                    breaker.layer(TimeoutLayer::new(spec.attempt_timeout).layer(spec.service)),
+            if entries.iter().any(|e| e.model() == spec.model) {
+                return Err(ConfigError::new(
+                    "model",
+                    format!("model `{}` is given twice", spec.model),
                 ));
-            let mut route = Route::new(model, stack)
-                .available_when(control.route_gate())
-                .min_attempt_time(spec.min_attempt_time);
-            if let Some(window) = spec.context_window {
-                route = route.context_window(window);
             }
-            if spec.passive_health {
-                let health = control.health.clone();
-                route = route.observe(move |outcome, latency| {
-                    health.record_outcome(outcome, latency);
-                });
-            }
-            router = router.route(route);
-            if let Some(probe) = spec.probe {
+            let model = spec.model;
+            let (entry, probe) = ModelEntry::build(spec, &shared)?;
+            entries.push(entry);
+            if let Some(probe) = probe {
                 probes.push((model, probe));
             }
-            controls.push(control);
         }
-        let router = router.build()?;
-        HealthChecker::new(registry.clone(), self.checks.clone())?;
-        Ok(ModelManager {
-            router,
-            window,
-            controls,
+        let mut manager = ModelManager {
+            default: None,
+            routes: BTreeMap::new(),
+            entries,
+            last_resort: self
+                .defaults
+                .last_resort
+                .map(|i| Arc::new(LastResort::new(i))),
+            defaults: self.defaults,
+            events,
+            classifier: self.classifier,
+            window: Arc::new(RequestWindow::new(self.window)),
             registry,
             checks: self.checks,
             probes,
-        })
+            started: false,
+        };
+        let every: Vec<String> = manager
+            .entries
+            .iter()
+            .map(|e| e.model().as_str().to_owned())
+            .collect();
+        manager.default = Some(manager.router(&RouteSpec::new("", every)).map_err(config)?);
+        for spec in self.routes {
+            if spec.name.is_empty() || manager.routes.contains_key(&spec.name) {
+                return Err(ConfigError::new(
+                    "route",
+                    format!("route name `{}` is empty or given twice", spec.name),
+                ));
+            }
+            let router = manager.router(&spec).map_err(|e| {
+                ConfigError::new("route", format!("route `{}`: {}", spec.name, config(e)))
+            })?;
+            manager.routes.insert(spec.name, router);
+        }
+        Ok(manager)
     }
+}
+
+fn config(error: ManagerError) -> ConfigError {
+    match error {
+        ManagerError::Config(error) => error,
+        other => ConfigError::new("route", other.to_string()),
+    }
+}
+
+/// The sink every layer and router reports to: the health registry (breaker transitions,
+/// applied by generation) and the user's sink.
+fn feed_registry(registry: &HealthRegistry, user: EventSink) -> EventSink {
+    let registry_sink = registry.event_sink();
+    EventSink::from_fn(move |event: &ResilienceEvent| {
+        registry_sink.emit(|| event.clone());
+        user.emit(|| event.clone());
+    })
 }
 
 impl<S, C> fmt::Debug for ModelManagerBuilder<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModelManagerBuilder")
             .field("models", &self.specs)
-            .field("strategy", &self.strategy)
-            .field("timeout", &self.timeout)
+            .field("routes", &self.routes)
+            .field("defaults", &self.defaults)
             .finish_non_exhaustive()
     }
 }
 
-/// Every model's stack (health gate → retry → breaker → attempt timeout → model) behind one
-/// [`FallbackRouter`], with the controls to recover them by hand and a health checker that
-/// recovers them automatically.
+/// Every model's stack (health gate → retry → breaker → attempt timeout → model), built
+/// **once**, with routes over them, the controls to recover models by hand, and a health
+/// checker that recovers them automatically.
 ///
-/// [`service`](Self::service) is a plain tower `Service` to drop into axum, hyper or tonic.
+/// A model's breaker, health and budgets are one, whichever route or request uses it:
+/// [`service`](Self::service) routes over every model in priority order, a named
+/// [`route`](Self::route) over the models its [`RouteSpec`] lists, and
+/// [`router_for`](Self::router_for) over a list a request names (its own fallbacks). Each is
+/// a plain tower `Service` to drop into axum, hyper or tonic.
+///
 /// [`start`](Self::start) runs the health checks and automatic recovery: when the checker
 /// sees a model come back, its open breaker goes half-open at once and traffic ramps back
 /// over its slow-start time.
 pub struct ModelManager<S, Res = (), C = ErrorClassifier> {
-    router: FallbackRouter<ModelStack<S, C>, Res, C>,
+    /// Always set once built.
+    default: Option<ManagedRouter<S, Res, C>>,
+    routes: BTreeMap<String, ManagedRouter<S, Res, C>>,
+    entries: Vec<ModelEntry<S, C>>,
+    defaults: RouteDefaults,
+    /// The pace of last-resort probes shared by every router without one of its own.
+    last_resort: Option<Arc<LastResort>>,
+    events: EventSink,
+    classifier: C,
     window: Arc<RequestWindow>,
-    controls: Vec<ModelControl>,
     registry: HealthRegistry,
     checks: CheckerConfig,
     probes: Vec<(ModelId, Probe)>,
+    started: bool,
 }
 
 /// Which models can take calls now, and how many requests were answered lately.
@@ -434,21 +377,91 @@ impl Availability {
     }
 }
 
-impl<S, Res, C: Clone> ModelManager<S, Res, C> {
-    /// The service to call: the router over every model's stack. Cheap to clone.
-    pub fn service(&self) -> FallbackRouter<ModelStack<S, C>, Res, C> {
-        self.router.clone()
+impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
+    /// The default route: every model, in priority order, with the manager's settings.
+    /// Cheap to clone.
+    pub fn service(&self) -> ManagedRouter<S, Res, C> {
+        match &self.default {
+            Some(router) => router.clone(),
+            None => unreachable!("the default route is built with the manager"),
+        }
     }
 
+    /// The named route `name`, if the builder was given it.
+    pub fn route(&self, name: &str) -> Option<ManagedRouter<S, Res, C>> {
+        self.routes.get(name).cloned()
+    }
+
+    /// The names of the named routes.
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
+    /// A router over the models a request names (its own fallback list), in that order,
+    /// with the manager's settings. Unknown names are an error (the name is not interned:
+    /// requests cannot grow the process's memory).
+    pub fn router_for<M: AsRef<str>>(
+        &self,
+        models: impl IntoIterator<Item = M>,
+    ) -> Result<ManagedRouter<S, Res, C>, ManagerError> {
+        let models: Vec<String> = models.into_iter().map(|m| m.as_ref().to_owned()).collect();
+        self.router(&RouteSpec::new("", models))
+    }
+
+    /// A router for `spec` over the manager's stacks.
+    pub fn router(&self, spec: &RouteSpec) -> Result<ManagedRouter<S, Res, C>, ManagerError> {
+        Ok(self.router_builder(spec)?.build()?)
+    }
+
+    /// The builder of a router for `spec`, its routes and settings filled in, for settings a
+    /// [`RouteSpec`] does not carry (a degraded answer …). Every router built this way
+    /// shares the models' stacks and counts in [`availability`](Self::availability).
+    pub fn router_builder(
+        &self,
+        spec: &RouteSpec,
+    ) -> Result<FallbackRouterBuilder<ModelStack<S, C>, Res, C>, ManagerError> {
+        let window = Arc::clone(&self.window);
+        let defaults = &self.defaults;
+        let mut builder = FallbackRouter::builder()
+            .on_result(move |answered| window.record(answered))
+            .strategy(
+                spec.strategy
+                    .clone()
+                    .unwrap_or_else(|| defaults.strategy.clone()),
+            )
+            .policy(spec.policy.unwrap_or(defaults.policy))
+            .events(self.events.clone())
+            .classifier(self.classifier.clone());
+        if let Some(timeout) = spec.timeout.unwrap_or(defaults.timeout) {
+            builder = builder.timeout(timeout);
+        }
+        // Routes without a pace of their own share the manager's: at most one last-resort
+        // probe per interval, whichever router a request goes through.
+        builder = match (spec.last_resort, &self.last_resort) {
+            (Some(interval), _) => builder.last_resort(interval),
+            (None, Some(gate)) => builder.last_resort_gate(Arc::clone(gate)),
+            (None, None) => builder.last_resort(None),
+        };
+        for name in &spec.models {
+            let entry = ModelId::lookup(name)
+                .and_then(|id| self.entries.iter().find(|e| e.model() == id))
+                .ok_or_else(|| ManagerError::unknown(name))?;
+            builder = builder.route(entry.route());
+        }
+        Ok(builder)
+    }
+}
+
+impl<S, Res, C> ModelManager<S, Res, C> {
     /// The controls of `model`.
-    pub fn control(&self, model: impl Into<ModelId>) -> Option<&ModelControl> {
-        let model = model.into();
-        self.controls.iter().find(|c| c.model == model)
+    pub fn control(&self, model: &str) -> Option<&ModelControl> {
+        let model = ModelId::lookup(model)?;
+        self.controls().find(|c| c.model == model)
     }
 
     /// Every model's controls, in priority order.
-    pub fn controls(&self) -> &[ModelControl] {
-        &self.controls
+    pub fn controls(&self) -> impl Iterator<Item = &ModelControl> {
+        self.entries.iter().map(|e| &e.control)
     }
 
     /// The health registry.
@@ -456,7 +469,8 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
         &self.registry
     }
 
-    /// Which models can take calls now, and the requests answered over the window.
+    /// Which models can take calls now, and the requests answered over the window (by every
+    /// route).
     pub fn availability(&self) -> Availability {
         let (answered, requests) = self.window.counts();
         Availability {
@@ -464,8 +478,7 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
             requests,
             answered,
             models: self
-                .controls
-                .iter()
+                .controls()
                 .map(|c| ModelAvailability {
                     model: c.model,
                     health: c.health.status(),
@@ -479,37 +492,20 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
     }
 
     /// Starts the health checks of the models that have a probe, and automatic recovery.
-    /// Needs a tokio runtime; [`Running::stop`] ends both.
-    pub fn start(&mut self) -> Result<Running, ConfigError> {
+    /// Needs a tokio runtime; [`Running::stop`] ends both. Starting twice is an error.
+    pub fn start(&mut self) -> Result<Running, ManagerError> {
+        if self.started {
+            return Err(ManagerError::AlreadyStarted);
+        }
         let mut checker = HealthChecker::new(self.registry.clone(), self.checks.clone())?;
         for (model, probe) in self.probes.drain(..) {
             checker = checker.probe(model, probe);
         }
+        self.started = true;
         let checks = checker.start();
         let mut recovery = JoinSet::new();
-        let mut changes = self.registry.subscribe();
-        let controls = self.controls.clone();
-        recovery.spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match changes.recv().await {
-                    Ok(change) => {
-                        // The checks say the model is back (its breaker, still open, may keep
-                        // it degraded until recovery half-opens it).
-                        if change.checks_recovered() {
-                            if let Some(control) = controls.iter().find(|c| c.model == change.model)
-                            {
-                                control.recovered();
-                            }
-                        }
-                    }
-                    Err(RecvError::Lagged(skipped)) => {
-                        tracing::warn!(skipped, "recovery fell behind health changes");
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
+        let controls: Vec<ModelControl> = self.controls().cloned().collect();
+        recovery.spawn(recover_on_checks(self.registry.subscribe(), controls));
         Ok(Running { checks, recovery })
     }
 }
@@ -517,14 +513,18 @@ impl<S, Res, C: Clone> ModelManager<S, Res, C> {
 impl<S, Res, C> fmt::Debug for ModelManager<S, Res, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModelManager")
-            .field("controls", &self.controls)
+            .field("controls", &self.controls().collect::<Vec<_>>())
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .field("defaults", &self.defaults)
             .field("checks", &self.checks)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }
 
-/// The running health checks and recovery of a [`ModelManager`].
+/// The running health checks and recovery of a [`ModelManager`]. Dropping it stops them.
 #[derive(Debug)]
+#[must_use = "dropping it stops the health checks and recovery"]
 pub struct Running {
     checks: RunningChecker,
     recovery: JoinSet<()>,

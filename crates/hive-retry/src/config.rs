@@ -2,14 +2,23 @@
 
 use std::time::Duration;
 
-use hive_core::{ConfigError, EventSink, FailureClass, FailureClassSet, ModelId, SharedRandom};
+use std::sync::Arc;
+
+use hive_core::{
+    Available, ConfigError, EventSink, FailureClass, FailureClassSet, ModelId, SharedRandom,
+    check_duration,
+};
 
 use crate::{Backoff, Jitter, RetryBudget};
 
-/// The failure classes retried by default: every availability failure except an identity
-/// mismatch (the same endpoint would likely answer as the wrong model again).
-pub const DEFAULT_RETRYABLE: FailureClassSet =
-    FailureClassSet::ALL.without(FailureClass::IdentityMismatch);
+/// The failure classes retried by default: every availability failure except
+///
+/// * an identity mismatch: the same endpoint would likely answer as the wrong model again;
+/// * a timeout: an attempt that got no answer in time. A silent provider only multiplies
+///   the wait when asked again; the router fails over to the next model instead.
+pub const DEFAULT_RETRYABLE: FailureClassSet = FailureClassSet::ALL
+    .without(FailureClass::IdentityMismatch)
+    .without(FailureClass::Timeout);
 
 /// Settings of a retry layer, validated by [`RetryConfigBuilder::build`].
 #[derive(Clone, Debug)]
@@ -22,6 +31,8 @@ pub struct RetryConfig {
     pub(crate) retryable: FailureClassSet,
     pub(crate) min_attempt_time: Duration,
     pub(crate) budget: Option<RetryBudget>,
+    /// When set, no retry starts while it says the model cannot take a call.
+    pub(crate) availability: Option<Arc<dyn Available>>,
     pub(crate) events: EventSink,
     pub(crate) seed: Option<u64>,
     /// The jitter generator's state, shared by every clone of the layer; drawn from only
@@ -32,7 +43,7 @@ pub struct RetryConfig {
 impl RetryConfig {
     /// A builder with the defaults: 3 attempts (the first call and two retries), exponential
     /// backoff from 200 ms doubling to at most 10 s with full jitter, `Retry-After` honoured
-    /// up to 30 s, [`DEFAULT_RETRYABLE`] classes, no budget.
+    /// up to 30 s, [`DEFAULT_RETRYABLE`] classes (timeouts are not retried), no budget.
     pub fn builder() -> RetryConfigBuilder {
         RetryConfigBuilder {
             config: Self {
@@ -49,6 +60,7 @@ impl RetryConfig {
                 retryable: DEFAULT_RETRYABLE,
                 min_attempt_time: Duration::ZERO,
                 budget: None,
+                availability: None,
                 events: EventSink::none(),
                 seed: None,
                 random: SharedRandom::new(Some(0)),
@@ -125,6 +137,15 @@ impl RetryConfigBuilder {
         self
     }
 
+    /// Retries only while `signal` says the model can take a call: a failure that opened
+    /// the model's breaker, or a failed half-open probe, ends the retries at once (no
+    /// backoff waited out only to be rejected), so the router moves on to the next model.
+    /// Give it the breaker's handle (the `ModelManager` does).
+    pub fn retry_only_while(mut self, signal: impl Available + 'static) -> Self {
+        self.config.availability = Some(Arc::new(signal));
+        self
+    }
+
     /// Caps retries with a budget shared by every clone of it.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.config.budget = Some(budget);
@@ -159,9 +180,10 @@ impl RetryConfigBuilder {
                 format!("max {:?} is below base {:?}", b.max, b.base),
             ));
         }
-        if b.max > Duration::from_secs(24 * 3600) {
-            return Err(ConfigError::new("backoff", "max is above 24 h"));
-        }
+        check_duration("backoff", b.base, true)?;
+        check_duration("backoff", b.max, true)?;
+        check_duration("retry_after", c.max_retry_after, true)?;
+        check_duration("min_attempt_time", c.min_attempt_time, true)?;
         if !(b.multiplier.is_finite() && b.multiplier >= 1.0) {
             return Err(ConfigError::new(
                 "multiplier",
@@ -198,6 +220,10 @@ mod tests {
         assert_eq!(field(b().multiplier(0.5)), "multiplier");
         assert_eq!(field(b().jitter(Jitter::Proportional(f64::NAN))), "jitter");
         assert_eq!(field(b().jitter(Jitter::Proportional(1.5))), "jitter");
+        let forever = Duration::from_secs(u64::MAX / 4);
+        assert_eq!(field(b().backoff(s, forever)), "backoff");
+        assert_eq!(field(b().retry_after(true, forever)), "retry_after");
+        assert_eq!(field(b().min_attempt_time(forever)), "min_attempt_time");
         assert!(b().build().is_ok());
     }
 }

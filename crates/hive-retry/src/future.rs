@@ -47,7 +47,8 @@ pin_project! {
     }
 }
 
-enum Decision {
+/// What to do after a failed attempt.
+enum Plan {
     Return,
     RetryAfter(Duration),
 }
@@ -102,16 +103,16 @@ where
                         // caller, is returned as it is.
                         _ => return Poll::Ready(result.map_err(Into::into)),
                     };
-                    let decision = decide(
+                    let plan = plan_after_failure(
                         this.config,
                         outcome,
                         *this.attempt,
                         this.previous_delay,
                         this.request.is_some(),
                     );
-                    match decision {
-                        Decision::Return => return Poll::Ready(result.map_err(Into::into)),
-                        Decision::RetryAfter(delay) => {
+                    match plan {
+                        Plan::Return => return Poll::Ready(result.map_err(Into::into)),
+                        Plan::RetryAfter(delay) => {
                             // The failed response is dropped before the next attempt.
                             drop(result);
                             let until = Instant::now() + delay;
@@ -149,21 +150,28 @@ where
 }
 
 /// Decides what to do after attempt number `attempt` ended with `outcome`.
-fn decide(
+fn plan_after_failure(
     config: &Arc<RetryConfig>,
     outcome: Outcome,
     attempt: u32,
     previous_delay: &mut Duration,
     has_spare_request: bool,
-) -> Decision {
+) -> Plan {
     let Outcome::Failure { class, retry_after } = outcome else {
-        return Decision::Return;
+        return Plan::Return;
     };
     if !config.retryable.contains(class) {
-        return Decision::Return;
+        return Plan::Return;
     }
     if attempt >= config.max_attempts || !has_spare_request {
         return stop(config, attempt, class, RetryStop::Exhausted);
+    }
+    if config
+        .availability
+        .as_ref()
+        .is_some_and(|signal| !signal.available())
+    {
+        return stop(config, attempt, class, RetryStop::Unavailable);
     }
     let delay = match retry_after {
         Some(hint) if config.honour_retry_after => {
@@ -194,16 +202,11 @@ fn decide(
         delay,
         class,
     });
-    Decision::RetryAfter(delay)
+    Plan::RetryAfter(delay)
 }
 
 #[cold]
-fn stop(
-    config: &Arc<RetryConfig>,
-    attempts: u32,
-    class: FailureClass,
-    reason: RetryStop,
-) -> Decision {
+fn stop(config: &Arc<RetryConfig>, attempts: u32, class: FailureClass, reason: RetryStop) -> Plan {
     tracing::debug!(model = %config.model, attempts, %class, ?reason, "not retrying");
     config.events.emit(|| ResilienceEvent::RetryStopped {
         model: config.model,
@@ -211,7 +214,7 @@ fn stop(
         class,
         reason,
     });
-    Decision::Return
+    Plan::Return
 }
 
 impl<S, Req, C> fmt::Debug for ResponseFuture<S, Req, C>

@@ -8,7 +8,12 @@
 //!   retrying at once so the router can fall back to another model instead of waiting.
 //! * Retryability per [`FailureClass`](hive_core::FailureClass); client errors (bad request,
 //!   context length, content policy, unauthorized), rejections (open breaker, unhealthy
-//!   model) and ignored outcomes are never retried.
+//!   model) and ignored outcomes are never retried. By default ([`DEFAULT_RETRYABLE`]) an
+//!   attempt that timed out with no answer is not retried on the same model either: a
+//!   silent provider only multiplies the wait, and the router fails over instead.
+//! * [`retry_only_while`](RetryConfigBuilder::retry_only_while) the model can take a call:
+//!   given the breaker's handle, a failure that opened the breaker or a failed half-open
+//!   probe ends the retries at once, so the request moves on to the next model.
 //! * A shared [`RetryBudget`] (token bucket with a floor) keeps retries to a share of traffic.
 //! * The request's [`Deadline`](hive_core::Deadline) is respected: no attempt starts that
 //!   could not begin (backoff plus `min_attempt_time`) before it.
@@ -16,7 +21,8 @@
 //!   next attempt; the inner service is polled ready before every retry.
 //! * Events: [`Retry`](hive_core::ResilienceEvent::Retry) per retry and
 //!   [`RetryStopped`](hive_core::ResilienceEvent::RetryStopped) with the reason when a
-//!   retryable failure is returned (exhausted, budget denied, deadline, retry-after too long).
+//!   retryable failure is returned (exhausted, budget denied, deadline, retry-after too long,
+//!   model unavailable).
 //!
 //! No boxed future, no lock: the response future is a named state machine.
 //!

@@ -106,6 +106,7 @@ impl Fixture {
 }
 
 const FAIL: Outcome = Outcome::failure(FailureClass::Unavailable);
+const OK: Outcome = Outcome::Success;
 
 fn no_jitter(b: RetryConfigBuilder) -> RetryConfigBuilder {
     b.backoff(Duration::from_millis(100), Duration::from_secs(1))
@@ -385,4 +386,56 @@ async fn every_attempt_waits_for_readiness() {
     assert_eq!(request, "prompt");
     send.send_response(());
     response.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_timed_out_is_not_retried_by_default() {
+    let timeout = Outcome::failure(FailureClass::Timeout);
+    let mut f = fixture(vec![timeout, OK], no_jitter);
+    assert_eq!(f.run().await, timeout);
+    assert_eq!(f.calls(), [0], "a silent model is not asked again");
+    let mut f = fixture(vec![timeout, OK], |b| {
+        no_jitter(b).retry_on(hive_retry::DEFAULT_RETRYABLE.with(FailureClass::Timeout))
+    });
+    assert_eq!(f.run().await, OK, "unless asked for");
+}
+
+/// A signal the test flips: the model's breaker opened, or a probe failed.
+#[derive(Clone, Default)]
+struct Switch(Arc<std::sync::atomic::AtomicBool>);
+
+impl hive_core::Available for Switch {
+    fn available(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_waits_for_a_model_that_cannot_take_a_call() {
+    let down = Switch::default();
+    let mut f = fixture(vec![FAIL, FAIL, OK], {
+        let down = down.clone();
+        move |b| no_jitter(b).max_attempts(3).retry_only_while(down)
+    });
+    assert_eq!(f.run().await, OK, "retries while the model is available");
+    assert_eq!(f.calls(), [0, 100, 300]);
+    f.events.drain();
+    down.0.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let mut g = fixture(vec![FAIL, OK], {
+        let down = down.clone();
+        move |b| no_jitter(b).retry_only_while(down)
+    });
+    assert_eq!(g.run().await, FAIL);
+    assert_eq!(g.calls(), [0]);
+    assert_eq!(started.elapsed(), Duration::ZERO, "no backoff waited out");
+    assert_eq!(
+        g.events.drain(),
+        [ResilienceEvent::RetryStopped {
+            model: hive_core::ModelId::new("m"),
+            attempts: 1,
+            class: FailureClass::Unavailable,
+            reason: RetryStop::Unavailable,
+        }]
+    );
 }
