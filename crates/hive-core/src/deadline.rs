@@ -26,10 +26,14 @@ impl Deadline {
         Self { at }
     }
 
-    /// A deadline `budget` from now.
+    /// A deadline `budget` from now (a budget too long to represent is capped at
+    /// [`MAX_DURATION`](crate::MAX_DURATION) from now, never a panic).
     pub fn after(budget: Duration) -> Self {
+        let now = Instant::now();
         Self {
-            at: Instant::now() + budget,
+            at: now
+                .checked_add(budget)
+                .unwrap_or_else(|| now + crate::MAX_DURATION),
         }
     }
 
@@ -112,5 +116,9 @@ mod tests {
         tokio::time::advance(Duration::from_secs(6)).await;
         assert!(d.is_expired());
         assert_eq!(d.remaining(), Duration::ZERO);
+        assert!(
+            !Deadline::after(Duration::MAX).is_expired(),
+            "no overflow, no panic"
+        );
     }
 }

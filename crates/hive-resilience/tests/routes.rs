@@ -275,3 +275,87 @@ async fn the_default_request_deadline_is_two_minutes() {
     let timeout = Outcome::failure(FailureClass::Timeout);
     assert_eq!(seen, [("a", timeout), ("b", timeout)]);
 }
+
+/// Rate-limited answers carry a 600 s `Retry-After`.
+fn classify_limited(result: &Result<&'static str, BoxError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(e) if e.to_string() == "429" => Outcome::Failure {
+            class: FailureClass::RateLimited,
+            retry_after: Some(Duration::from_secs(600)),
+        },
+        Err(e) => hive_core::classify_error(&**e),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passing_check_half_opens_a_break_a_retry_after_stretched() {
+    let limited = Arc::new(AtomicBool::new(true));
+    let model = {
+        let limited = limited.clone();
+        BoxCloneService::new(tower::service_fn(move |_: &'static str| {
+            let limited = limited.load(Ordering::SeqCst);
+            async move {
+                if limited {
+                    Err::<&'static str, BoxError>("429".into())
+                } else {
+                    Ok("primary")
+                }
+            }
+        }))
+    };
+    let probe = {
+        let limited = limited.clone();
+        tower::service_fn(move |_: hive_health::ProbeRequest| {
+            let limited = limited.load(Ordering::SeqCst);
+            async move {
+                if limited {
+                    Err::<(), BoxError>("429".into())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    };
+    let fleet = Fleet::new(1);
+    let mut manager = ModelManager::builder()
+        .classifier(hive_core::classify_fn(
+            classify_limited as fn(&Result<&'static str, BoxError>) -> Outcome,
+        ))
+        .checks(
+            hive_health::CheckerConfig::default()
+                .interval(Duration::from_secs(2))
+                .fast_interval(Duration::from_millis(500))
+                .jitter(0.0),
+        )
+        .model(
+            ModelSpec::new("primary", model)
+                .retry(|r| r.max_attempts(1))
+                .breaker(|b| b.count_window(1).minimum_calls(1))
+                .slow_start(Duration::ZERO)
+                .probe(probe),
+        )
+        .model(fleet.spec(0, "backup"))
+        .build()
+        .unwrap();
+    let running = manager.start().unwrap();
+    let first = manager.service().oneshot("q").await.unwrap();
+    assert_eq!(first.response, "backup");
+    let breaker = manager.control("primary").unwrap().breaker().metrics();
+    assert_eq!(breaker.state, CircuitState::Open);
+    assert_eq!(
+        breaker.retry_after_remaining,
+        Some(Duration::from_millis(299_990)),
+        "the hint, up to its 5-minute cap (10 ms ago)"
+    );
+    sleep(Duration::from_secs(10)).await;
+    limited.store(false, Ordering::SeqCst);
+    // The checks see the model back within a few seconds; recovery half-opens the breaker
+    // although the provider's Retry-After still runs, as for any other cause.
+    sleep(Duration::from_secs(5)).await;
+    let state = manager.control("primary").unwrap().breaker().state();
+    assert_eq!(state, CircuitState::HalfOpen);
+    let routed = manager.service().oneshot("q").await.unwrap();
+    assert_eq!(routed.response, "primary");
+    running.stop().await;
+}
