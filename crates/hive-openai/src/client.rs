@@ -10,9 +10,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use hive_core::{ConfigError, ModelId};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
+use hive_core::{ConfigError, ModelId, check_duration};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -21,32 +23,24 @@ use hyper_util::{
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::{ApiKey, ChatCompletion, ChatRequest, ChatStream, OpenAiError, error::retry_after};
+use crate::{
+    ApiKey, ChatCompletion, ChatRequest, ChatStream, OpenAiError,
+    error::{MAX_PROVIDER_CODE, MAX_PROVIDER_MESSAGE, untrusted_text, wait_hint},
+    limits::{Caps, Identity, Limits},
+    url::{BaseUrl, redact_url},
+};
 
-/// The largest whole answer read (a bigger one is malformed).
-const MAX_ANSWER: usize = 16 << 20;
-
-/// The names a model may answer as: its own and its aliases, fixed when the client is built.
-#[derive(Clone, Debug)]
-pub(crate) struct Identity {
-    names: Arc<[String]>,
-}
-
-impl Identity {
-    /// Whether `answered` is one of the names (case aside).
-    pub(crate) fn accepts(&self, answered: &str) -> bool {
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(answered))
-    }
-}
-
-/// Time limits of one attempt, and what a malformed event does.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub(crate) first_token: Duration,
-    pub(crate) idle: Duration,
-    pub(crate) total: Duration,
-    pub(crate) skip_malformed: bool,
-}
+/// Headers whose values are credentials whatever they are called by: marked sensitive, so
+/// that `Debug` of a header map and HTTP/2's header compression never show or index them.
+/// Any other header can be made one with [`OpenAiClientBuilder::secret_header`].
+const SECRET_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+];
 
 /// An answer: whole, or a stream that is classified when it ends.
 #[derive(Debug)]
@@ -60,12 +54,15 @@ pub enum ChatResponse {
 struct Inner {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     model: ModelId,
+    /// The base URL without its credentials and query, for Debug.
+    shown_base_url: String,
     completions: Uri,
     models: Uri,
     api_key: Option<ApiKey>,
     headers: HeaderMap,
     identity: Identity,
     limits: Limits,
+    caps: Caps,
 }
 
 /// Calls one model of an OpenAI-compatible provider (OpenAI, vLLM, Ollama, Together, Groq,
@@ -74,8 +71,12 @@ struct Inner {
 /// Pooled connections over HTTP/1.1 or HTTP/2 (ALPN over TLS; prior knowledge on
 /// cleartext by setting), TCP_NODELAY, rustls with the webpki roots. Answers are typed and
 /// keep unknown fields. The answer's `model` must be the model asked for (or one of its
-/// aliases); otherwise the call fails with [`OpenAiError::IdentityMismatch`]. The API key
-/// never appears in Debug output, logs or errors.
+/// aliases); otherwise the call fails with [`OpenAiError::IdentityMismatch`].
+///
+/// The provider is not trusted: every read has a timer and a byte cap (see the builder),
+/// and its text never reaches an error's `Display`. Credentials never show: the API key,
+/// credential headers and the base URL's user and query are hidden from `Debug`, logs and
+/// errors.
 ///
 /// A request is always sent for this client's model, whatever its `model` says (a router
 /// sends one request to several models). The future is boxed: one allocation per call,
@@ -85,21 +86,37 @@ pub struct OpenAiClient {
     inner: Arc<Inner>,
 }
 
+/// One header given to the builder.
+struct HeaderSetting {
+    name: String,
+    value: String,
+    /// Given with [`OpenAiClientBuilder::secret_header`].
+    secret: bool,
+}
+
 /// Builds an [`OpenAiClient`].
+///
+/// Every setting has a default; [`build`](Self::build) validates them all (durations
+/// above zero and at most [`hive_core::MAX_DURATION`], caps above zero, a base URL with
+/// `http://` or `https://`, header names and values a request can carry).
 #[must_use]
 pub struct OpenAiClientBuilder {
     model: ModelId,
     base_url: String,
     api_key: Option<ApiKey>,
-    headers: Vec<(String, String)>,
+    headers: Vec<HeaderSetting>,
     aliases: Vec<String>,
     limits: Limits,
+    caps: Caps,
+    accept_unnamed_stream: bool,
     http2_prior_knowledge: bool,
 }
 
 impl OpenAiClient {
     /// A client for `model` at `base_url` (`https://api.openai.com`, `http://127.0.0.1:8000`
-    /// …; `/v1/…` is appended).
+    /// …; `/v1/…` is appended to its path, and its query, if any, is kept). Credentials in
+    /// the URL (`https://user:password@host`) are sent as HTTP Basic authorization, never
+    /// in the URL.
     pub fn builder(model: impl Into<ModelId>, base_url: impl Into<String>) -> OpenAiClientBuilder {
         OpenAiClientBuilder {
             model: model.into(),
@@ -107,12 +124,9 @@ impl OpenAiClient {
             api_key: None,
             headers: Vec::new(),
             aliases: Vec::new(),
-            limits: Limits {
-                first_token: Duration::from_secs(30),
-                idle: Duration::from_secs(30),
-                total: Duration::from_secs(300),
-                skip_malformed: true,
-            },
+            limits: Limits::default(),
+            caps: Caps::default(),
+            accept_unnamed_stream: false,
             http2_prior_knowledge: false,
         }
     }
@@ -123,29 +137,23 @@ impl OpenAiClient {
     }
 
     /// Lists the provider's models (`GET /v1/models`): a health probe that costs no tokens.
+    /// The headers must come within the first-token limit, the body within the rest of the
+    /// total limit and the `max_models_bytes` cap.
     pub async fn list_models(&self) -> Result<Vec<String>, OpenAiError> {
         let inner = &self.inner;
-        let mut request = Request::get(inner.models.clone());
-        if let Some(headers) = request.headers_mut() {
-            inner.headers.clone_into(headers);
-        }
-        let request = request
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| inner.malformed(format!("request: {e}")))?;
-        let response = tokio::time::timeout(inner.limits.first_token, inner.http.request(request))
-            .await
-            .map_err(|_| OpenAiError::FirstToken {
-                model: inner.model,
-                limit: inner.limits.first_token,
-            })?
-            .map_err(|e| inner.connect(e))?;
-        let (parts, body) = response.into_parts();
-        let bytes = read(body, inner).await?;
+        let started = Instant::now();
+        let request = inner.request(Request::get(inner.models.clone()), Bytes::new())?;
+        let (parts, body) = inner.send(request, started).await?.into_parts();
         if !parts.status.is_success() {
-            return Err(inner.status_error(parts.status, &parts.headers, &bytes));
+            return Err(inner
+                .status_error(parts.status, &parts.headers, body, started)
+                .await);
         }
+        let bytes = inner
+            .read_whole(body, "a model list", inner.caps.models, started)
+            .await?;
         let list: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| inner.malformed(e.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(|e| OpenAiError::malformed(inner.model, e))?;
         Ok(list["data"]
             .as_array()
             .map(|models| {
@@ -158,27 +166,34 @@ impl OpenAiClient {
     }
 }
 
-async fn read(body: hyper::body::Incoming, inner: &Inner) -> Result<Bytes, OpenAiError> {
-    Limited::new(body, MAX_ANSWER)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|e| OpenAiError::Connect {
-            model: inner.model,
-            source: e,
-        })
-}
-
 impl OpenAiClientBuilder {
-    /// The API key, sent as `Authorization: Bearer …`.
+    /// The API key, sent as `Authorization: Bearer …` (marked sensitive).
     pub fn api_key(mut self, key: ApiKey) -> Self {
         self.api_key = Some(key);
         self
     }
 
     /// A header sent with every request (e.g. `OpenAI-Organization`, `HTTP-Referer`).
+    /// Headers that carry credentials (`Authorization`, `Proxy-Authorization`, `api-key`,
+    /// `x-api-key`, `x-goog-api-key`, `Cookie`) are marked sensitive, as
+    /// [`secret_header`](Self::secret_header) does.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push(HeaderSetting {
+            name: name.into(),
+            value: value.into(),
+            secret: false,
+        });
+        self
+    }
+
+    /// A header that carries a credential, sent with every request and marked sensitive:
+    /// its value never shows in `Debug` output, and HTTP/2 never indexes it.
+    pub fn secret_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(HeaderSetting {
+            name: name.into(),
+            value: value.into(),
+            secret: true,
+        });
         self
     }
 
@@ -188,19 +203,40 @@ impl OpenAiClientBuilder {
         self
     }
 
-    /// Longest wait for the first token (or for a whole answer's headers). Default 30 s.
+    /// Whether a stream whose first chunk names no model is accepted. Default: no, it
+    /// fails as an identity failure ([`OpenAiError::IdentityMismatch`]), since nothing then
+    /// shows that the model asked is the one answering. Once a first chunk named an accepted
+    /// model, later chunks may name none. Set it for providers that never name the model in
+    /// their chunks, or whose first chunk is an unnamed preamble (Azure OpenAI's
+    /// content-filter results); named chunks are still checked.
+    pub fn accept_unnamed_stream(mut self, accept: bool) -> Self {
+        self.accept_unnamed_stream = accept;
+        self
+    }
+
+    /// Longest wait for the first token of a stream, or for the headers of a whole answer
+    /// (which come with the whole answer: for unstreamed calls this bounds the generation).
+    ///
+    /// Default 30 s. Chat models that do not reason before answering send their first token
+    /// within a few seconds, even for long prompts (prompt processing runs at thousands of
+    /// tokens a second); a provider silent for 30 s is queueing or broken, and failing over
+    /// is faster than waiting on. Under a 120 s request deadline, 30 s still leaves room to
+    /// fail over twice. Raise it for reasoning models that think before they stream (they
+    /// can stay silent for minutes) and for long unstreamed answers.
     pub fn first_token_timeout(mut self, limit: Duration) -> Self {
         self.limits.first_token = limit;
         self
     }
 
-    /// Longest wait between two chunks of a stream. Default 30 s.
+    /// Longest wait between two chunks of a stream. Default 30 s. Only chunks restart it:
+    /// keep-alive comments and the bytes of an incomplete event do not.
     pub fn idle_timeout(mut self, limit: Duration) -> Self {
         self.limits.idle = limit;
         self
     }
 
-    /// Longest time for a whole answer. Default 300 s.
+    /// Longest time for a whole attempt: headers, body, error body or model list.
+    /// Default 300 s.
     pub fn total_timeout(mut self, limit: Duration) -> Self {
         self.limits.total = limit;
         self
@@ -213,6 +249,44 @@ impl OpenAiClientBuilder {
         self
     }
 
+    /// The largest server-sent event of a stream; a bigger one fails the attempt with
+    /// [`OpenAiError::TooLarge`]. Default 1 MiB (a chunk carries a few tokens: a few hundred
+    /// bytes). The decoder never holds more than this plus one read.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.caps.event = bytes;
+        self
+    }
+
+    /// The most bytes of a streamed answer, all events together; more fails the attempt
+    /// with [`OpenAiError::TooLarge`]. Default 64 MiB (a chunk costs about 200 bytes a
+    /// token, so about 300 000 tokens). It also bounds the text that
+    /// [`ChatStream::collect_text`] and a buffered [`Commit`](crate::Commit) hold.
+    pub fn max_stream_bytes(mut self, bytes: usize) -> Self {
+        self.caps.stream = bytes;
+        self
+    }
+
+    /// The largest whole (unstreamed) answer; a bigger one fails the attempt with
+    /// [`OpenAiError::TooLarge`]. Default 16 MiB.
+    pub fn max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.caps.answer = bytes;
+        self
+    }
+
+    /// The most bytes read of an error body, for the provider's message and code; the rest
+    /// is not read (the status decides the class). Default 64 KiB.
+    pub fn max_error_body_bytes(mut self, bytes: usize) -> Self {
+        self.caps.error_body = bytes;
+        self
+    }
+
+    /// The largest `/v1/models` body; a bigger one fails with [`OpenAiError::TooLarge`].
+    /// Default 8 MiB (aggregators list hundreds of models with descriptions).
+    pub fn max_models_bytes(mut self, bytes: usize) -> Self {
+        self.caps.models = bytes;
+        self
+    }
+
     /// Speak HTTP/2 without negotiation on cleartext connections (vLLM behind h2c …).
     pub fn http2_prior_knowledge(mut self, on: bool) -> Self {
         self.http2_prior_knowledge = on;
@@ -221,57 +295,9 @@ impl OpenAiClientBuilder {
 
     /// Validates the settings and builds the client (its pool is its own).
     pub fn build(self) -> Result<OpenAiClient, ConfigError> {
-        let base = self.base_url.trim_end_matches('/');
-        let uri = |path: &str| {
-            format!("{base}{path}")
-                .parse::<Uri>()
-                .map_err(|e| ConfigError::new("base_url", format!("`{base}` is not a URL: {e}")))
-        };
-        let completions = uri("/v1/chat/completions")?;
-        let models = uri("/v1/models")?;
-        match completions.scheme_str() {
-            Some("http" | "https") => {}
-            _ => {
-                return Err(ConfigError::new(
-                    "base_url",
-                    format!("`{base}` must start with http:// or https://"),
-                ));
-            }
-        }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            let name: HeaderName = name.parse().map_err(|_| {
-                ConfigError::new("header", format!("`{name}` is not a header name"))
-            })?;
-            let value: HeaderValue = value.parse().map_err(|_| {
-                ConfigError::new(
-                    "header",
-                    format!("the value of `{name}` is not a header value"),
-                )
-            })?;
-            headers.insert(name, value);
-        }
-        if let Some(key) = &self.api_key {
-            let mut value: HeaderValue =
-                format!("Bearer {}", key.expose()).parse().map_err(|_| {
-                    ConfigError::new("api_key", "contains characters a header cannot carry")
-                })?;
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        for (name, limit) in [
-            ("first_token_timeout", self.limits.first_token),
-            ("idle_timeout", self.limits.idle),
-            ("total_timeout", self.limits.total),
-        ] {
-            if limit.is_zero() {
-                return Err(ConfigError::new(name, "must be above zero"));
-            }
-        }
+        self.check_limits()?;
+        let base = BaseUrl::parse(&self.base_url)?;
+        let headers = self.header_map(&base)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
@@ -289,57 +315,229 @@ impl OpenAiClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 model: self.model,
-                completions,
-                models,
+                shown_base_url: redact_url(&self.base_url),
+                completions: base.endpoint("/v1/chat/completions")?,
+                models: base.endpoint("/v1/models")?,
                 api_key: self.api_key,
                 headers,
-                identity: Identity {
-                    names: std::iter::once(self.model.as_str().to_owned())
-                        .chain(self.aliases)
-                        .collect(),
-                },
+                identity: Identity::new(
+                    self.model.as_str(),
+                    self.aliases,
+                    self.accept_unnamed_stream,
+                ),
                 limits: self.limits,
+                caps: self.caps,
             }),
         })
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        check_duration("first_token_timeout", self.limits.first_token, false)?;
+        check_duration("idle_timeout", self.limits.idle, false)?;
+        check_duration("total_timeout", self.limits.total, false)?;
+        for (field, cap) in [
+            ("max_event_bytes", self.caps.event),
+            ("max_stream_bytes", self.caps.stream),
+            ("max_answer_bytes", self.caps.answer),
+            ("max_error_body_bytes", self.caps.error_body),
+            ("max_models_bytes", self.caps.models),
+        ] {
+            if cap == 0 {
+                return Err(ConfigError::new(field, "must be above zero"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The headers of every request: the configured ones, credentials marked sensitive,
+    /// then the authorization (the API key, else the base URL's credentials).
+    fn header_map(&self, base: &BaseUrl) -> Result<HeaderMap, ConfigError> {
+        let mut headers = HeaderMap::new();
+        for setting in &self.headers {
+            let name: HeaderName = setting.name.parse().map_err(|_| {
+                ConfigError::new("header", format!("`{}` is not a header name", setting.name))
+            })?;
+            let mut value: HeaderValue = setting.value.parse().map_err(|_| {
+                ConfigError::new(
+                    "header",
+                    format!("the value of `{name}` is not a header value"),
+                )
+            })?;
+            value.set_sensitive(setting.secret || SECRET_HEADERS.contains(&name.as_str()));
+            headers.insert(name, value);
+        }
+        let authorization = match (&self.api_key, base.basic_credentials()) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "base_url",
+                    format!(
+                        "`{}` carries credentials and an api_key is set too: give one",
+                        redact_url(&self.base_url)
+                    ),
+                ));
+            }
+            (Some(key), None) => Some(format!("Bearer {}", key.expose())),
+            (None, Some(basic)) => Some(format!("Basic {basic}")),
+            (None, None) => None,
+        };
+        if let Some(authorization) = authorization {
+            let mut value: HeaderValue = authorization.parse().map_err(|_| {
+                ConfigError::new("api_key", "contains characters a header cannot carry")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(headers)
+    }
+}
+
+/// How a capped, timed body read ended.
+enum BodyEnd {
+    /// The whole body was read.
+    Complete,
+    /// The body is larger than the cap (what was read stops at the cap).
+    TooLarge,
+    /// The connection broke in the middle of the body.
+    Broken(hyper::Error),
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Reads a body up to `cap` bytes and until `deadline`, whatever the provider does: what
+/// was read (never more than `cap`), and how the read ended.
+async fn read_capped(mut body: Incoming, cap: usize, deadline: Instant) -> (Vec<u8>, BodyEnd) {
+    let mut bytes = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return (bytes, BodyEnd::TimedOut),
+            Ok(None) => return (bytes, BodyEnd::Complete),
+            Ok(Some(Err(e))) => return (bytes, BodyEnd::Broken(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let room = cap - bytes.len();
+        if data.len() > room {
+            bytes.extend_from_slice(&data[..room]);
+            return (bytes, BodyEnd::TooLarge);
+        }
+        bytes.extend_from_slice(&data);
     }
 }
 
 impl Inner {
-    fn connect(&self, error: hyper_util::client::legacy::Error) -> OpenAiError {
-        OpenAiError::Connect {
-            model: self.model,
-            source: Box::new(error),
-        }
-    }
-
-    fn malformed(&self, detail: String) -> OpenAiError {
-        OpenAiError::Malformed {
-            model: self.model,
-            detail,
-        }
-    }
-
-    fn status_error(
+    /// The request `builder` started, with the configured headers and `body`.
+    fn request(
         &self,
-        status: http::StatusCode,
+        mut builder: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, OpenAiError> {
+        if let Some(headers) = builder.headers_mut() {
+            self.headers.clone_into(headers);
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| OpenAiError::malformed(self.model, format_args!("request: {e}")))
+    }
+
+    /// When the attempt started at `started` must be over.
+    fn deadline(&self, started: Instant) -> Instant {
+        started + self.limits.total
+    }
+
+    /// Sends a request; the headers must come within the first-token limit (and the total).
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        started: Instant,
+    ) -> Result<Response<Incoming>, OpenAiError> {
+        let first_token_first = self.limits.first_token <= self.limits.total;
+        let limit = self.limits.first_token.min(self.limits.total);
+        match tokio::time::timeout_at(started + limit, self.http.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(OpenAiError::Connect {
+                model: self.model,
+                source: Box::new(e),
+            }),
+            Err(_) if first_token_first => Err(OpenAiError::FirstToken {
+                model: self.model,
+                limit,
+            }),
+            Err(_) => Err(OpenAiError::TotalTime {
+                model: self.model,
+                limit,
+            }),
+        }
+    }
+
+    /// A body read whole within `cap` and the rest of the total limit, or the error that
+    /// stopped it: `what` too large (at once when its length says so), a cut, the limit.
+    async fn read_whole(
+        &self,
+        body: Incoming,
+        what: &'static str,
+        cap: usize,
+        started: Instant,
+    ) -> Result<Vec<u8>, OpenAiError> {
+        let too_large = || OpenAiError::TooLarge {
+            model: self.model,
+            what,
+            limit: cap,
+        };
+        if body.size_hint().lower() > cap as u64 {
+            return Err(too_large());
+        }
+        let (bytes, end) = read_capped(body, cap, self.deadline(started)).await;
+        match end {
+            BodyEnd::Complete => Ok(bytes),
+            BodyEnd::TooLarge => Err(too_large()),
+            BodyEnd::Broken(e) => Err(OpenAiError::StreamCut {
+                model: self.model,
+                chunks: 0,
+                source: Some(Box::new(e)),
+            }),
+            BodyEnd::TimedOut => Err(OpenAiError::TotalTime {
+                model: self.model,
+                limit: self.limits.total,
+            }),
+        }
+    }
+
+    /// The error for an error status. Its body is read for the provider's message and
+    /// code, within the error-body cap and the rest of the total limit; whatever stops that
+    /// read, the status (and its wait hint) still decide the class.
+    async fn status_error(
+        &self,
+        status: StatusCode,
         headers: &HeaderMap,
-        body: &[u8],
+        body: Incoming,
+        started: Instant,
     ) -> OpenAiError {
-        let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        let error = &parsed["error"];
-        let message = error["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+        let (bytes, end) = read_capped(body, self.caps.error_body, self.deadline(started)).await;
+        match end {
+            BodyEnd::Complete => {}
+            BodyEnd::TooLarge => {
+                tracing::debug!(model = %self.model, %status, cap = self.caps.error_body, "error body cut at its cap");
+            }
+            BodyEnd::Broken(e) => {
+                tracing::debug!(model = %self.model, %status, error = %e, "error body broke off");
+            }
+            BodyEnd::TimedOut => {
+                tracing::debug!(model = %self.model, %status, "error body not read within the total limit");
+            }
+        }
+        let (code, provider_message) = provider_words(&bytes);
         OpenAiError::Status {
             model: self.model,
             status,
-            code: error["code"]
-                .as_str()
-                .or_else(|| error["type"].as_str())
-                .map(str::to_owned),
-            message,
-            retry_after: retry_after(headers, SystemTime::now()),
+            code,
+            provider_message,
+            retry_after: wait_hint(status, headers, SystemTime::now()),
         }
     }
 
@@ -347,26 +545,14 @@ impl Inner {
         // One client, one model: a router sends the same request to every model.
         self.model.as_str().clone_into(&mut chat.model);
         let started = Instant::now();
-        let body =
-            serde_json::to_vec(&chat).map_err(|e| self.malformed(format!("request: {e}")))?;
-        let mut request = Request::post(self.completions.clone());
-        if let Some(headers) = request.headers_mut() {
-            self.headers.clone_into(headers);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.malformed(format!("request: {e}")))?;
-        let response = tokio::time::timeout(self.limits.first_token, self.http.request(request))
-            .await
-            .map_err(|_| OpenAiError::FirstToken {
-                model: self.model,
-                limit: self.limits.first_token,
-            })?
-            .map_err(|e| self.connect(e))?;
-        let (parts, body) = response.into_parts();
+        let body = serde_json::to_vec(&chat)
+            .map_err(|e| OpenAiError::malformed(self.model, format_args!("request: {e}")))?;
+        let request = self.request(Request::post(self.completions.clone()), Bytes::from(body))?;
+        let (parts, body) = self.send(request, started).await?.into_parts();
         if !parts.status.is_success() {
-            let bytes = read(body, &self).await?;
-            return Err(self.status_error(parts.status, &parts.headers, &bytes));
+            return Err(self
+                .status_error(parts.status, &parts.headers, body, started)
+                .await);
         }
         if chat.stream {
             return Ok(ChatResponse::Stream(Box::new(ChatStream::new(
@@ -374,29 +560,55 @@ impl Inner {
                 self.model,
                 self.identity.clone(),
                 self.limits,
+                self.caps,
                 started,
             ))));
         }
-        let remaining = self.limits.total.saturating_sub(started.elapsed());
-        let bytes = tokio::time::timeout(remaining, read(body, &self))
-            .await
-            .map_err(|_| OpenAiError::TotalTime {
-                model: self.model,
-                limit: self.limits.total,
-            })??;
+        let bytes = self
+            .read_whole(body, "an answer", self.caps.answer, started)
+            .await?;
         let completion: ChatCompletion =
-            serde_json::from_slice(&bytes).map_err(|e| self.malformed(e.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(|e| OpenAiError::malformed(self.model, e))?;
         if !self.identity.accepts(&completion.model) {
-            return Err(OpenAiError::IdentityMismatch {
-                expected: self.model,
-                answered: completion.model,
-            });
+            return Err(OpenAiError::identity_mismatch(
+                self.model,
+                &completion.model,
+            ));
         }
         if completion.choices.is_empty() {
-            return Err(self.malformed("an answer without choices".to_owned()));
+            return Err(OpenAiError::malformed(
+                self.model,
+                "an answer without choices",
+            ));
         }
         Ok(ChatResponse::Complete(completion))
     }
+}
+
+/// The provider's error code and message from an error body (`{"error": {"code", "type",
+/// "message"}}`, `{"error": "…"}`, `{"message": "…"}`, else the body's start as text), cut
+/// and cleaned.
+fn provider_words(body: &[u8]) -> (Option<String>, String) {
+    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &parsed["error"];
+    let code = match &error["code"] {
+        serde_json::Value::String(code) => Some(code.clone()),
+        serde_json::Value::Number(code) => Some(code.to_string()),
+        _ => error["type"].as_str().map(str::to_owned),
+    };
+    let message = error["message"]
+        .as_str()
+        .or_else(|| error.as_str())
+        .or_else(|| parsed["message"].as_str())
+        .map(|message| untrusted_text(message, MAX_PROVIDER_MESSAGE))
+        .unwrap_or_else(|| {
+            let start = &body[..body.len().min(MAX_PROVIDER_MESSAGE)];
+            untrusted_text(&String::from_utf8_lossy(start), MAX_PROVIDER_MESSAGE)
+        });
+    (
+        code.map(|code| untrusted_text(&code, MAX_PROVIDER_CODE)),
+        message,
+    )
 }
 
 impl Service<ChatRequest> for OpenAiClient {
@@ -415,27 +627,48 @@ impl Service<ChatRequest> for OpenAiClient {
 
 impl fmt::Debug for OpenAiClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
         f.debug_struct("OpenAiClient")
-            .field("model", &self.inner.model)
-            .field("completions", &self.inner.completions)
-            .field("api_key", &self.inner.api_key)
-            .field("answers_as", &self.inner.identity.names)
-            .field("limits", &self.inner.limits)
-            .finish()
+            .field("model", &inner.model)
+            .field("base_url", &inner.shown_base_url)
+            .field("api_key", &inner.api_key)
+            // `HeaderMap`'s Debug shows sensitive values as `Sensitive`.
+            .field("headers", &inner.headers)
+            .field("answers_as", &inner.identity.names())
+            .field(
+                "accept_unnamed_stream",
+                &inner.identity.accepts_unnamed_stream(),
+            )
+            .field("limits", &inner.limits)
+            .field("caps", &inner.caps)
+            .finish_non_exhaustive()
     }
 }
 
 impl fmt::Debug for OpenAiClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values are not shown, secret or not: they are checked at `build`.
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|h| {
+                if h.secret {
+                    format!("{} (secret)", h.name)
+                } else {
+                    h.name.clone()
+                }
+            })
+            .collect();
         f.debug_struct("OpenAiClientBuilder")
             .field("model", &self.model)
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_url(&self.base_url))
             .field("api_key", &self.api_key)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
+            .field("headers", &headers)
             .field("aliases", &self.aliases)
-            .finish_non_exhaustive()
+            .field("accept_unnamed_stream", &self.accept_unnamed_stream)
+            .field("limits", &self.limits)
+            .field("caps", &self.caps)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
+            .finish()
     }
 }

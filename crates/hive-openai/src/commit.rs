@@ -25,7 +25,8 @@ pub enum Commit {
     FirstChunk,
     /// The whole stream is read before anything goes to the caller, who gets a whole answer
     /// ([`ChatResponse::Complete`]); a stream that fails anywhere fails the attempt, so the
-    /// next attempt or model answers instead.
+    /// next attempt or model answers instead. What is held meanwhile is the answer's text,
+    /// bounded by the client's `max_stream_bytes`.
     Buffered,
 }
 
@@ -94,51 +95,59 @@ where
                     None => Ok(ChatResponse::Stream(stream)),
                 },
                 Commit::Buffered => {
-                    let mut chunks = Vec::new();
+                    let mut answer = Assembly::default();
                     while let Some(chunk) = stream.next().await {
-                        chunks.push(chunk?);
+                        answer.add(chunk?);
                     }
-                    Ok(ChatResponse::Complete(assemble(chunks, stream.usage())))
+                    Ok(ChatResponse::Complete(answer.finish(stream.usage())))
                 }
             }
         })
     }
 }
 
-/// A whole answer from the chunks of a complete stream.
-fn assemble(chunks: Vec<ChatChunk>, usage: Option<crate::Usage>) -> ChatCompletion {
-    let mut text = String::new();
-    let mut finish_reason = None;
-    let mut model = String::new();
-    let mut id = String::new();
-    for chunk in chunks {
-        if model.is_empty() {
-            model = chunk.model;
+/// A whole answer built from the chunks of a stream as they arrive, keeping only what the
+/// answer needs (its size is bounded by the stream's byte cap, whatever the chunk count).
+#[derive(Default)]
+struct Assembly {
+    id: String,
+    model: String,
+    text: String,
+    finish_reason: Option<String>,
+}
+
+impl Assembly {
+    fn add(&mut self, chunk: ChatChunk) {
+        if self.model.is_empty() {
+            self.model = chunk.model;
         }
-        if id.is_empty() {
+        if self.id.is_empty() {
             if let Some(value) = chunk.extra.get("id").and_then(|v| v.as_str()) {
-                value.clone_into(&mut id);
+                value.clone_into(&mut self.id);
             }
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(content) = choice.delta.content {
-                text.push_str(&content);
+                self.text.push_str(&content);
             }
             if choice.finish_reason.is_some() {
-                finish_reason = choice.finish_reason;
+                self.finish_reason = choice.finish_reason;
             }
         }
     }
-    ChatCompletion {
-        id,
-        model,
-        choices: vec![Choice {
-            index: 0,
-            message: Message::new("assistant", text),
-            finish_reason,
+
+    fn finish(self, usage: Option<crate::Usage>) -> ChatCompletion {
+        ChatCompletion {
+            id: self.id,
+            model: self.model,
+            choices: vec![Choice {
+                index: 0,
+                message: Message::new("assistant", self.text),
+                finish_reason: self.finish_reason,
+                extra: Default::default(),
+            }],
+            usage,
             extra: Default::default(),
-        }],
-        usage,
-        extra: Default::default(),
+        }
     }
 }

@@ -2,18 +2,29 @@
 //! layers to stand in front of.
 //!
 //! * [`OpenAiClient`]: pooled HTTP/1.1 and HTTP/2, TCP_NODELAY, rustls with webpki roots,
-//!   per-model base URL and headers; typed requests and answers that keep unknown fields;
-//!   the [`ApiKey`] never shows.
+//!   per-model base URL and headers; typed requests and answers that keep unknown fields.
 //! * Streaming ([`ChatStream`]): limits on time to first token, idle time between chunks and
-//!   total time; a stream that ends without a finish reason is cut (a failure, never a short
-//!   answer); a stall is a failure; a malformed event is skipped and counted or fails the
-//!   attempt, by setting; a clean end without `[DONE]` finishes at once; usage when sent.
+//!   total time, all counting chunks (a keep-alive keeps the connection, not the answer); a
+//!   stream that ends without a finish reason, or whose connection breaks mid-body, is cut
+//!   (a failure, never a short answer); a stall is a failure; a malformed event is skipped
+//!   and counted or fails the attempt, by setting; a clean end without `[DONE]` finishes at
+//!   once; usage when sent. A stream the caller drops before its end is ignored, not the
+//!   model's failure. [`SseDecoder`] reads events line by line, as the SSE specification
+//!   does.
 //! * Provider errors ([`OpenAiError`]): 429 with `Retry-After` or `x-ratelimit-reset-*`, 408,
 //!   5xx, 529, refused or reset connections, no answer in time, context length exceeded,
 //!   content-policy refusals (with the provider's reason), 401/403, invalid JSON — each with
-//!   its resilience class ([`OpenAiError::outcome`], [`OpenAiClassifier`]).
-//! * Identity: an answer from another model than the one asked (or its aliases) is an
-//!   identity failure, never a success.
+//!   its resilience class ([`OpenAiError::outcome`], [`OpenAiClassifier`]) from hive-core's
+//!   one status table; a wait hint only on the statuses that carry one (429, 503, 529).
+//! * An untrusted provider: a byte cap on every body (events, streams, answers, error
+//!   bodies, the model list) and a timer on every read, so a provider that trickles bytes
+//!   or never stops holds neither memory nor an attempt beyond its limits
+//!   ([`OpenAiError::TooLarge`]). Its text never reaches `Display`; what is kept of it is cut
+//!   and cleaned.
+//! * Secrets: the [`ApiKey`], credential headers and the base URL's credentials and query
+//!   never show in `Debug`, logs or errors.
+//! * Identity: an answer from another model than the one asked (or its aliases), or a
+//!   stream that names no model, is an identity failure, never a success.
 //! * Streams and fallback ([`CommitLayer`]): before the first chunk reaches the caller a
 //!   failover is free; after it, pass-through ends with an error the caller sees, and
 //!   buffered reads the whole stream first so the caller always gets a whole answer — from
@@ -42,10 +53,12 @@ mod classify;
 mod client;
 mod commit;
 mod error;
+mod limits;
 mod secret;
 mod sse;
 mod stream;
 mod types;
+mod url;
 
 pub use classify::OpenAiClassifier;
 pub use client::{ChatResponse, OpenAiClient, OpenAiClientBuilder};

@@ -15,24 +15,46 @@ use tokio::time::{Instant, Sleep};
 
 use crate::{
     ChatChunk, OpenAiError, SseDecoder, Usage,
-    client::{Identity, Limits},
+    limits::{Caps, Identity, Limits},
 };
 
-/// A streamed answer: chunks as they arrive, then `None`. It ends with an error when the
-/// provider stops early (no finish reason: [`OpenAiError::StreamCut`]), stalls, takes too
-/// long, answers as another model, or (by setting) sends a malformed event. A stream that
-/// ends cleanly without `[DONE]` is finished at once. Layers that classify at end of stream
-/// are told the outcome when it ends; a stream dropped early counts as cut.
+/// What the stream gives out next: a chunk, its failure, or `None` at its end.
+type Item = Option<Result<ChatChunk, OpenAiError>>;
+
+/// A streamed answer: chunks as they arrive, then `None`.
+///
+/// It ends with an error when the provider stops early ([`OpenAiError::StreamCut`]: the
+/// body ended, broke or sent `[DONE]` without a finish reason), stalls, takes too
+/// long, answers as another model (or names none on its first chunk, unless the client
+/// accepts unnamed streams), sends more than its caps allow, or (by setting) sends a
+/// malformed event. After the finish reason the answer is whole: a body that then ends or
+/// breaks without `[DONE]` finishes it at once.
+///
+/// The time limits count chunks, not bytes: the first-token limit runs until the first
+/// chunk is given out, the idle limit restarts at each chunk given out. Keep-alive comments
+/// and bytes of an event still incomplete keep the connection open, not the answer.
+///
+/// Layers that classify at end of stream are told the outcome when it ends: success at a
+/// proper end, the failure when the provider cut, stalled or garbled it. A stream dropped
+/// before its end (the caller disconnected or pressed stop) records
+/// [`Outcome::Ignored`]: not the model's failure; dropped after its finish reason (without
+/// waiting for `[DONE]`), a success.
 pub struct ChatStream {
     body: Incoming,
     events: SseDecoder,
     model: ModelId,
     identity: Identity,
     limits: Limits,
+    caps: Caps,
+    /// Until the first chunk the first-token deadline, then the idle deadline.
     idle: Pin<Box<Sleep>>,
     total: Pin<Box<Sleep>>,
+    /// Body bytes received.
+    received: usize,
     chunks: usize,
     malformed: usize,
+    /// A chunk named the model (and the name was accepted).
+    named: bool,
     finished: bool,
     ended: bool,
     usage: Option<Usage>,
@@ -47,6 +69,7 @@ impl ChatStream {
         model: ModelId,
         identity: Identity,
         limits: Limits,
+        caps: Caps,
         started: Instant,
     ) -> Self {
         Self {
@@ -57,8 +80,11 @@ impl ChatStream {
             idle: Box::pin(tokio::time::sleep_until(started + limits.first_token)),
             total: Box::pin(tokio::time::sleep_until(started + limits.total)),
             limits,
+            caps,
+            received: 0,
             chunks: 0,
             malformed: 0,
+            named: false,
             finished: false,
             ended: false,
             usage: None,
@@ -91,7 +117,8 @@ impl ChatStream {
         poll_fn(|cx| self.poll_chunk(cx)).await
     }
 
-    /// Reads the whole answer: its text, or the error that ended it.
+    /// Reads the whole answer: its text, or the error that ended it. The text is bounded by
+    /// the client's `max_stream_bytes`.
     pub async fn collect_text(mut self) -> Result<String, OpenAiError> {
         let mut text = String::new();
         while let Some(chunk) = self.next().await {
@@ -104,19 +131,8 @@ impl ChatStream {
         Ok(text)
     }
 
-    fn end(&mut self, outcome: Outcome) {
-        self.ended = true;
-        for recorder in self.recorders.drain(..) {
-            recorder.finish(outcome);
-        }
-    }
-
-    fn fail(&mut self, error: OpenAiError) -> Poll<Option<Result<ChatChunk, OpenAiError>>> {
-        self.end(error.outcome());
-        Poll::Ready(Some(Err(error)))
-    }
-
-    /// Polls for the next chunk.
+    /// Polls for the next chunk: a chunk already received, else the limits, else more of
+    /// the body, until one of them has something to say.
     pub fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
@@ -128,89 +144,174 @@ impl ChatStream {
             if self.ended {
                 return Poll::Ready(None);
             }
-            while let Some(data) = self.events.next_data() {
-                if data == "[DONE]" {
-                    self.end(Outcome::Success);
-                    return Poll::Ready(None);
+            if let Some(item) = self.take_buffered_event() {
+                return Poll::Ready(item);
+            }
+            if let Err(error) = self.check_limits(cx) {
+                return Poll::Ready(self.fail(error));
+            }
+            if let Err(error) = ready!(self.read_body(cx)) {
+                return Poll::Ready(self.fail(error));
+            }
+        }
+    }
+
+    /// Step 1: the next event already received, if any, made into what the stream gives
+    /// out: a chunk, the end (`[DONE]`), or a failure. Malformed events are skipped and
+    /// counted (by setting), and empty data (`data:` as a keep-alive) is skipped; `None`
+    /// when no complete event is left.
+    fn take_buffered_event(&mut self) -> Option<Item> {
+        while let Some(data) = self.events.next_data() {
+            if data.is_empty() {
+                continue;
+            }
+            if data == "[DONE]" {
+                // Done without a finish reason: the provider ended an answer it never
+                // finished, a truncation however politely announced.
+                if !self.finished {
+                    return Some(self.fail(self.cut(None)));
                 }
-                match serde_json::from_str::<ChatChunk>(&data) {
-                    Ok(chunk) => {
-                        if !chunk.model.is_empty() && !self.identity.accepts(&chunk.model) {
-                            let error = OpenAiError::IdentityMismatch {
-                                expected: self.model,
-                                answered: chunk.model,
-                            };
-                            return self.fail(error);
-                        }
-                        self.chunks += 1;
-                        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
-                        if chunk.usage.is_some() {
-                            self.usage = chunk.usage;
-                        }
-                        return Poll::Ready(Some(Ok(chunk)));
-                    }
-                    Err(e) if self.limits.skip_malformed => {
-                        tracing::debug!(model = %self.model, error = %e, "malformed event skipped");
-                        self.malformed += 1;
-                    }
-                    Err(e) => {
-                        let error = OpenAiError::Malformed {
-                            model: self.model,
-                            detail: format!("event {}: {e}", self.chunks + 1),
-                        };
-                        return self.fail(error);
-                    }
+                self.end(Outcome::Success);
+                return Some(None);
+            }
+            match serde_json::from_str::<ChatChunk>(&data) {
+                Ok(chunk) => return Some(self.give_out(chunk)),
+                Err(e) if self.limits.skip_malformed => {
+                    tracing::debug!(model = %self.model, error = %e, "malformed event skipped");
+                    self.malformed += 1;
+                }
+                Err(e) => {
+                    let detail = format!("event {}: {e}", self.chunks + self.malformed + 1);
+                    return Some(self.fail(OpenAiError::malformed(self.model, detail)));
                 }
             }
-            if self.total.as_mut().poll(cx).is_ready() {
-                let error = OpenAiError::TotalTime {
+        }
+        None
+    }
+
+    /// A parsed chunk: checked for identity, counted, and the idle limit restarted (the
+    /// limits count chunks given out, nothing else).
+    fn give_out(&mut self, chunk: ChatChunk) -> Item {
+        if let Err(error) = self.check_identity(&chunk) {
+            return self.fail(error);
+        }
+        self.chunks += 1;
+        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        let next = Instant::now() + self.limits.idle;
+        self.idle.as_mut().reset(next);
+        Some(Ok(chunk))
+    }
+
+    /// The first chunk must name the model asked (or an alias), unless unnamed streams are
+    /// accepted; later chunks may name none, and any name they give must be accepted.
+    fn check_identity(&mut self, chunk: &ChatChunk) -> Result<(), OpenAiError> {
+        if chunk.model.is_empty() {
+            if self.named || self.identity.accepts_unnamed_stream() {
+                return Ok(());
+            }
+        } else if self.identity.accepts(&chunk.model) {
+            self.named = true;
+            return Ok(());
+        }
+        Err(OpenAiError::identity_mismatch(self.model, &chunk.model))
+    }
+
+    /// Step 2: the limits that hold while nothing complete is buffered: total time, time
+    /// without a chunk (the first-token limit before the first), and the size of the event
+    /// being received.
+    fn check_limits(&mut self, cx: &mut Context<'_>) -> Result<(), OpenAiError> {
+        if self.total.as_mut().poll(cx).is_ready() {
+            return Err(OpenAiError::TotalTime {
+                model: self.model,
+                limit: self.limits.total,
+            });
+        }
+        if self.idle.as_mut().poll(cx).is_ready() {
+            return Err(if self.chunks == 0 {
+                OpenAiError::FirstToken {
                     model: self.model,
-                    limit: self.limits.total,
-                };
-                return self.fail(error);
-            }
-            if self.idle.as_mut().poll(cx).is_ready() {
-                let error = if self.chunks == 0 {
-                    OpenAiError::FirstToken {
-                        model: self.model,
-                        limit: self.limits.first_token,
-                    }
-                } else {
-                    OpenAiError::Stalled {
-                        model: self.model,
-                        limit: self.limits.idle,
-                    }
-                };
-                return self.fail(error);
-            }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.events.push(&data);
-                        let next = Instant::now() + self.limits.idle;
-                        self.idle.as_mut().reset(next);
-                    }
+                    limit: self.limits.first_token,
                 }
-                Some(Err(e)) => {
-                    let error = OpenAiError::Connect {
-                        model: self.model,
-                        source: Box::new(e),
-                    };
-                    return self.fail(error);
+            } else {
+                OpenAiError::Stalled {
+                    model: self.model,
+                    limit: self.limits.idle,
                 }
-                None => {
-                    if self.finished {
-                        // Complete without `[DONE]`: finished at once.
-                        self.end(Outcome::Success);
-                        return Poll::Ready(None);
+            });
+        }
+        if self.events.pending() > self.caps.event {
+            return Err(OpenAiError::TooLarge {
+                model: self.model,
+                what: "an event",
+                limit: self.caps.event,
+            });
+        }
+        Ok(())
+    }
+
+    /// Step 3: more of the body: bytes for the decoder (within the stream's cap), its end (a
+    /// success only after a finish reason), or a broken connection (a cut).
+    fn read_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), OpenAiError>> {
+        let result = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    self.received = self.received.saturating_add(data.len());
+                    if self.received > self.caps.stream {
+                        return Poll::Ready(Err(OpenAiError::TooLarge {
+                            model: self.model,
+                            what: "a streamed answer",
+                            limit: self.caps.stream,
+                        }));
                     }
-                    let error = OpenAiError::StreamCut {
-                        model: self.model,
-                        chunks: self.chunks,
-                    };
-                    return self.fail(error);
+                    self.events.push(&data);
                 }
+                Ok(())
             }
+            // After the finish reason the answer is whole: a connection that then closes,
+            // cleanly or not, without `[DONE]`, ends it at once.
+            Some(Err(_)) | None if self.finished => {
+                self.end(Outcome::Success);
+                Ok(())
+            }
+            Some(Err(e)) => Err(self.cut(Some(Box::new(e)))),
+            None => Err(self.cut(None)),
+        };
+        Poll::Ready(result)
+    }
+
+    /// The answer was cut short: the body ended (`source` is `None`) or broke before a
+    /// finish reason, or `[DONE]` came without one.
+    fn cut(&self, source: Option<hive_core::BoxError>) -> OpenAiError {
+        OpenAiError::StreamCut {
+            model: self.model,
+            chunks: self.chunks,
+            source,
+        }
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        self.ended = true;
+        for recorder in self.recorders.drain(..) {
+            recorder.finish(outcome);
+        }
+    }
+
+    fn fail(&mut self, error: OpenAiError) -> Item {
+        self.end(error.outcome());
+        Some(Err(error))
+    }
+}
+
+impl Drop for ChatStream {
+    /// A stream dropped after its finish reason was a whole answer (the caller did not wait
+    /// for `[DONE]`): a success. Dropped earlier, its recorders are dropped unfinished and
+    /// record the stream as abandoned ([`Outcome::Ignored`]).
+    fn drop(&mut self) {
+        if self.finished && !self.ended {
+            self.end(Outcome::Success);
         }
     }
 }
@@ -228,6 +329,7 @@ impl fmt::Debug for ChatStream {
         f.debug_struct("ChatStream")
             .field("model", &self.model)
             .field("chunks", &self.chunks)
+            .field("received", &self.received)
             .field("finished", &self.finished)
             .field("ended", &self.ended)
             .finish_non_exhaustive()

@@ -106,7 +106,13 @@ async fn client_errors_are_classed_and_keep_the_providers_reason() {
         e.outcome(),
         Outcome::ClientError(ClientErrorClass::ContentPolicy)
     );
-    assert!(e.to_string().contains("safety system"), "{e}");
+    let OpenAiError::Status {
+        provider_message, ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(provider_message.contains("safety system"), "{e:?}");
 }
 
 #[tokio::test(start_paused = true)]

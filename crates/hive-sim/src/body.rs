@@ -1,7 +1,7 @@
-//! Response bodies: whole, or streamed chunk by chunk from a task.
+//! Response bodies: whole, or streamed piece by piece from a task, which may break the
+//! connection in the middle of the body.
 
 use std::{
-    convert::Infallible,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -10,30 +10,70 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::sync::mpsc;
 
-/// A body whose chunks a task sends; it ends when the task drops the sender.
+/// One piece a streaming task hands to its [`ChannelBody`].
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// Bytes of the body.
+    Data(Bytes),
+    /// Break the connection here (see [`ChannelBody`]).
+    Reset,
+}
+
+/// The error a [`ChannelBody`] ends with when the simulated provider breaks the connection
+/// in the middle of a body. hyper answers it by aborting the response: over HTTP/1.1 the
+/// connection closes without the last chunk, over HTTP/2 the stream is reset.
+#[derive(Debug, thiserror::Error)]
+#[error("the simulated provider broke the connection in the middle of the body")]
+pub struct MidBodyReset;
+
+/// A body whose pieces a task sends; it ends when the task drops the sender, or breaks the
+/// connection when the task sends a reset.
+///
+/// Before breaking, the body answers `Pending` once (and wakes itself), so that hyper
+/// flushes what was sent before the reset: the client sees the headers and every piece sent
+/// before it, then the broken connection.
 #[derive(Debug)]
 pub struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Piece>,
+    /// A reset was received and the flush before it was given its turn.
+    resetting: bool,
 }
 
 impl ChannelBody {
-    pub(crate) fn new() -> (mpsc::Sender<Bytes>, Self) {
+    pub(crate) fn new() -> (mpsc::Sender<Piece>, Self) {
         let (tx, rx) = mpsc::channel(16);
-        (tx, Self { rx })
+        (
+            tx,
+            Self {
+                rx,
+                resetting: false,
+            },
+        )
     }
 }
 
 impl Body for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = MidBodyReset;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    ) -> Poll<Option<Result<Frame<Bytes>, MidBodyReset>>> {
+        if self.resetting {
+            return Poll::Ready(Some(Err(MidBodyReset)));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Piece::Data(bytes))) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Some(Piece::Reset)) => {
+                // Give hyper one turn to flush what came before, then break.
+                self.resetting = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

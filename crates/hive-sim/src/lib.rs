@@ -5,11 +5,13 @@
 //! `GET /v1/models` and `POST /v1/chat/completions`, streamed (SSE) or not. What each model
 //! does is a [`Script`] of [`Behaviour`]s by call number and by time: rate limits with and
 //! without `Retry-After`, server errors, a reset before the headers, a request that never
-//! answers, a slow first token, a stream cut, a stall, a malformed chunk, a missing
-//! `[DONE]`, context length exceeded, a content-policy refusal, an outage window, an answer
-//! from the wrong model, fixed or random latency. Every healthy answer is [`ANSWER`], so a
-//! truncated answer is detectable; every request is logged with its time
-//! ([`Simulator::attempts`]).
+//! answers, a slow first token, a stream that ends early but cleanly
+//! ([`Behaviour::StreamCut`]), a connection broken in the middle of the body
+//! ([`Behaviour::StreamReset`]: an HTTP/1.1 close without the last chunk, an HTTP/2 stream
+//! reset), a stall, a malformed chunk, a missing `[DONE]`, context length exceeded, a
+//! content-policy refusal, an outage window, an answer from the wrong model, fixed or random
+//! latency. Every healthy answer is [`ANSWER`], so a truncated answer is detectable; every
+//! request is logged with its time ([`Simulator::attempts`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -33,7 +35,7 @@ mod script;
 mod server;
 mod wire;
 
-pub use body::{ChannelBody, SimBody};
+pub use body::{ChannelBody, MidBodyReset, SimBody};
 pub use script::{Behaviour, Latency, RetryAfter, Script};
 pub use server::{Attempt, Simulator};
 

@@ -26,9 +26,20 @@ pub enum Behaviour {
     Hang,
     /// Waits this long before the first token (or before the whole answer, unstreamed).
     SlowFirstToken(Duration),
-    /// Streams this many tokens, then closes the stream without a finish reason.
+    /// Streams this many tokens, then ends the body cleanly without a finish reason (a
+    /// provider that stops early but closes properly). Unstreamed: a whole body holding half
+    /// the JSON answer.
     StreamCut {
         /// Tokens sent before the cut.
+        after_tokens: usize,
+    },
+    /// Streams this many tokens, then breaks the connection in the middle of the body: over
+    /// HTTP/1.1 the connection closes without the last chunk, over HTTP/2 the stream is reset
+    /// (a provider that crashes mid-answer, a proxy that drops it). The client sees the
+    /// headers and the tokens sent, then a body read error. Unstreamed: half the JSON answer,
+    /// then the break.
+    StreamReset {
+        /// Tokens sent before the break.
         after_tokens: usize,
     },
     /// Streams this many tokens, then sends nothing more, never closing.
@@ -62,6 +73,7 @@ impl Behaviour {
             Self::Hang => "hang",
             Self::SlowFirstToken(_) => "slow_first_token",
             Self::StreamCut { .. } => "stream_cut",
+            Self::StreamReset { .. } => "stream_reset",
             Self::Stall { .. } => "stall",
             Self::MalformedChunk { .. } => "malformed_chunk",
             Self::MissingDone => "missing_done",

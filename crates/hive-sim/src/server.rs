@@ -24,7 +24,7 @@ use tokio::{net::TcpListener, task::JoinSet, time::Instant};
 
 use crate::{
     ANSWER, Behaviour, RetryAfter, Script,
-    body::{ChannelBody, SimBody},
+    body::{ChannelBody, Piece, SimBody},
     wire::{self, ChatRequest},
 };
 
@@ -354,7 +354,12 @@ async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<Sim
                     let half = &body[..body.len() / 2];
                     json_text(half.to_owned())
                 }
-                Behaviour::Stall { .. } => stalled_body(body[..body.len() / 2].to_owned()),
+                Behaviour::Stall { .. } => {
+                    partial_body(body[..body.len() / 2].to_owned(), Ending::Stall)
+                }
+                Behaviour::StreamReset { .. } => {
+                    partial_body(body[..body.len() / 2].to_owned(), Ending::Reset)
+                }
                 _ => json_text(body),
             })
         }
@@ -370,12 +375,27 @@ fn json_text(text: String) -> Response<SimBody> {
     response
 }
 
-/// Headers and part of the body, then nothing more.
-fn stalled_body(part: String) -> Response<SimBody> {
+/// How an unstreamed body that stops halfway ends.
+enum Ending {
+    /// Nothing more, the connection left open.
+    Stall,
+    /// The connection broken mid-body.
+    Reset,
+}
+
+/// Headers and part of the body, then a stall or a broken connection.
+fn partial_body(part: String, ending: Ending) -> Response<SimBody> {
     let (tx, body) = ChannelBody::new();
     tokio::spawn(async move {
-        let _ = tx.send(Bytes::from(part)).await;
-        tx.closed().await;
+        if tx.send(Piece::Data(Bytes::from(part))).await.is_err() {
+            return;
+        }
+        match ending {
+            Ending::Stall => tx.closed().await,
+            Ending::Reset => {
+                let _ = tx.send(Piece::Reset).await;
+            }
+        }
     });
     let mut response = Response::new(Either::Right(body));
     response.headers_mut().insert(
@@ -399,13 +419,17 @@ fn stream(model: &str, behaviour: Behaviour, chat: &ChatRequest) -> Response<Sim
     tokio::spawn(async move {
         let send = |text: String| {
             let tx = tx.clone();
-            async move { tx.send(Bytes::from(text)).await.is_ok() }
+            async move { tx.send(Piece::Data(Bytes::from(text))).await.is_ok() }
         };
         tokio::time::sleep(first_delay).await;
         let tokens = tokens();
         for (i, token) in tokens.iter().enumerate() {
             match behaviour {
                 Behaviour::StreamCut { after_tokens } if i == after_tokens => return,
+                Behaviour::StreamReset { after_tokens } if i == after_tokens => {
+                    let _ = tx.send(Piece::Reset).await;
+                    return;
+                }
                 Behaviour::Stall { after_tokens } if i == after_tokens => {
                     tx.closed().await;
                     return;

@@ -17,6 +17,12 @@ fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+fn http2_client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
 async fn chat(
     client: &HttpClient,
     sim: &Simulator,
@@ -322,4 +328,55 @@ async fn latency_is_fixed_or_drawn_from_a_seeded_range() {
         "{seen:?}"
     );
     assert!(seen.windows(2).any(|w| w[0] != w[1]), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_breaks_the_body_after_its_tokens_over_http1_and_http2() {
+    let sim = Simulator::start([(
+        "reset",
+        Script::new().always(Behaviour::StreamReset { after_tokens: 2 }),
+    )])
+    .await
+    .unwrap();
+    for (protocol, c) in [("HTTP/1.1", client()), ("HTTP/2", http2_client())] {
+        let response = chat(&c, &sim, "reset", true).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{protocol}: headers first"
+        );
+        let mut body = response.into_body();
+        let mut received = String::new();
+        let error = loop {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    received.push_str(std::str::from_utf8(&frame.into_data().unwrap()).unwrap())
+                }
+                Some(Err(error)) => break error,
+                None => panic!("{protocol}: the body ended cleanly: {received}"),
+            }
+        };
+        let (content, done, finished, _) = parse_sse(&received);
+        let first_two: String = ANSWER.split_inclusive(' ').take(2).collect();
+        assert_eq!(
+            (content.as_str(), done, finished),
+            (first_two.as_str(), false, false),
+            "{protocol}"
+        );
+        // HTTP/1.1: the connection closed without the last chunk; HTTP/2: a stream reset.
+        let shown = format!("{error:?}");
+        assert!(
+            shown.contains("UnexpectedEof") || shown.contains("INTERNAL_ERROR"),
+            "{protocol}: {shown}"
+        );
+
+        // Unstreamed: half the answer, then the break.
+        let response = chat(&c, &sim, "reset", false).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{protocol}");
+        assert!(
+            response.into_body().collect().await.is_err(),
+            "{protocol}: the unstreamed body breaks too"
+        );
+    }
+    assert_eq!(sim.attempts()[0].behaviour, "stream_reset");
 }
