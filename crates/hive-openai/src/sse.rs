@@ -108,10 +108,9 @@ fn event_data(event: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn events_survive_any_split_and_both_line_endings() {
-        let stream =
-            b": keep-alive\n\ndata: {\"a\":1}\n\ndata: one\r\ndata: two\r\n\r\ndata: [DONE]\n\n";
+    /// Decodes `stream` split every 1, 2, … bytes; each split must give `expected` and leave
+    /// nothing pending.
+    fn assert_decodes_at_every_split(stream: &[u8], expected: &[&str]) {
         for split in 1..stream.len() {
             let mut decoder = SseDecoder::new();
             let mut got = Vec::new();
@@ -121,34 +120,25 @@ mod tests {
                     got.push(data);
                 }
             }
-            assert_eq!(
-                got,
-                ["{\"a\":1}", "one\ntwo", "[DONE]"],
-                "split every {split} bytes"
-            );
+            assert_eq!(got, expected, "split every {split} bytes");
             assert_eq!(decoder.pending(), 0);
         }
     }
 
     #[test]
+    fn events_survive_any_split_and_both_line_endings() {
+        assert_decodes_at_every_split(
+            b": keep-alive\n\ndata: {\"a\":1}\n\ndata: one\r\ndata: two\r\n\r\ndata: [DONE]\n\n",
+            &["{\"a\":1}", "one\ntwo", "[DONE]"],
+        );
+    }
+
+    #[test]
     fn line_by_line_decoding_survives_any_split() {
-        let stream = b":\x80\n\nevent: m\r\nid: 1\r\ndata: caf\xc3\xa9\r\n: \xff\r\n\r\ndata\ndata: b\x80\n\n";
-        for split in 1..stream.len() {
-            let mut decoder = SseDecoder::new();
-            let mut got = Vec::new();
-            for piece in stream.chunks(split) {
-                decoder.push(piece);
-                while let Some(data) = decoder.next_data() {
-                    got.push(data);
-                }
-            }
-            assert_eq!(
-                got,
-                ["caf\u{e9}", "\nb\u{FFFD}"],
-                "split every {split} bytes"
-            );
-            assert_eq!(decoder.pending(), 0);
-        }
+        assert_decodes_at_every_split(
+            b":\x80\n\nevent: m\r\nid: 1\r\ndata: caf\xc3\xa9\r\n: \xff\r\n\r\ndata\ndata: b\x80\n\n",
+            &["caf\u{e9}", "\nb\u{FFFD}"],
+        );
     }
 
     fn decode(stream: &[u8]) -> Vec<String> {
