@@ -2,7 +2,7 @@
 //!
 //! Add this crate alone: every layer, config, classifier and event is here, at the top
 //! level and in the [`prelude`], and the OpenAI-compatible client with the `openai` feature
-//! ([`openai`]). Each crate is also re-exported whole ([`core`], [`retry`], [`breaker`],
+//! (the `openai` module). Each crate is also re-exported whole ([`core`], [`retry`], [`breaker`],
 //! [`health`], [`fallback`]).
 //!
 //! On top, the [`ModelManager`] builds each model's stack **once** — health gate → retry →
