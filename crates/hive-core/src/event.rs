@@ -150,6 +150,16 @@ pub enum Actor {
     Recovery,
 }
 
+impl Actor {
+    /// A short stable name, for logs and audit records.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Recovery => "recovery",
+        }
+    }
+}
+
 /// Why a retry layer stopped retrying and returned the last failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetryStop {

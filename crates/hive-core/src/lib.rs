@@ -37,6 +37,8 @@ mod model;
 mod outcome;
 mod random;
 mod retry_after;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod sliding;
 
 pub use availability::Available;

@@ -55,7 +55,7 @@ impl Outcome {
 }
 
 /// Why a model failed. Every class is an availability problem: retry or fallback may help.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum FailureClass {
     /// HTTP 429 or a provider's rate-limit error.

@@ -1,0 +1,550 @@
+//! [`Monitor`]: records attempts and requests without a lock, follows the layers' events on
+//! a task of its own, and answers [`ResilienceMetrics`] snapshots.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    fmt,
+    sync::{
+        Arc, RwLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use hive_core::{
+    CircuitState, EventReceiver, EventSink, HealthStatus, ModelId, Outcome, ResilienceEvent,
+    SlidingCounters,
+};
+use tokio::{sync::broadcast, task::JoinHandle, time::Instant};
+
+use crate::{
+    ring::Ring,
+    snapshot::{
+        FailoverRecord, Incident, ModelMetrics, Overall, RequestCounts, RequestWindows,
+        ResilienceMetrics, WindowStats, Windows,
+    },
+};
+
+/// Settings of a [`Monitor`].
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    /// Events queued between the layers and the monitor's task; beyond, events are dropped
+    /// and counted. Default 4096.
+    pub event_queue: usize,
+    /// Failovers kept for snapshots. Default 100.
+    pub failovers: usize,
+    /// Ended incidents kept for snapshots (open ones are always kept). Default 100.
+    pub incidents: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            event_queue: 4096,
+            failovers: 100,
+            incidents: 100,
+        }
+    }
+}
+
+/// One model's live figures: rings of atomic counters, fed by every attempt.
+#[derive(Debug)]
+struct ModelStats {
+    model: ModelId,
+    /// Twelve slots of 5 s: the last minute.
+    minute: Ring,
+    /// Sixty slots of 1 minute: the last five minutes and the last hour.
+    hour: Ring,
+    consecutive_failures: AtomicU64,
+}
+
+impl ModelStats {
+    fn new(model: ModelId, epoch: Instant) -> Self {
+        Self {
+            model,
+            minute: Ring::new(epoch, Duration::from_secs(5), 12),
+            hour: Ring::new(epoch, Duration::from_secs(60), 60),
+            consecutive_failures: AtomicU64::new(0),
+        }
+    }
+
+    fn windows(&self, now: Instant) -> Windows {
+        let window = |ring: &Ring, slots: usize| {
+            let (counts, histogram) = ring.read(now, slots);
+            WindowStats::new(ring.slot() * slots as u32, counts, histogram)
+        };
+        Windows {
+            last_minute: window(&self.minute, 12),
+            last_5_minutes: window(&self.hour, 5),
+            last_hour: window(&self.hour, 60),
+        }
+    }
+}
+
+/// Records the attempts of one model (give it to a route as its observer). A few atomic
+/// additions per attempt, no lock, no allocation. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ModelRecorder {
+    stats: Arc<ModelStats>,
+}
+
+impl ModelRecorder {
+    /// Records one attempt's outcome and latency.
+    pub fn record(&self, outcome: &Outcome, latency: Duration) {
+        let now = Instant::now();
+        let stats = &self.stats;
+        stats.minute.record(now, outcome, latency);
+        stats.hour.record(now, outcome, latency);
+        match outcome {
+            Outcome::Failure { .. } => {
+                stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Success | Outcome::ClientError(_) => {
+                if stats.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                    stats.consecutive_failures.store(0, Ordering::Relaxed);
+                }
+            }
+            Outcome::Rejected(_) | Outcome::Ignored => {}
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> ModelId {
+        self.stats.model
+    }
+}
+
+/// How a request ended, for [`RouteRecorder::record`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestResult {
+    /// A model answered (an answer, or its refusal of the request).
+    Answered,
+    /// No model could; the degraded answer went back.
+    Degraded,
+    /// The request got an error.
+    Failed,
+}
+
+const ANSWERED: usize = 0;
+const DEGRADED: usize = 1;
+const FAILED: usize = 2;
+
+/// One route's requests over the three windows.
+#[derive(Debug)]
+struct RouteStats {
+    minute: SlidingCounters<3>,
+    five_minutes: SlidingCounters<3>,
+    hour: SlidingCounters<3>,
+}
+
+impl RouteStats {
+    fn new() -> Self {
+        Self {
+            minute: SlidingCounters::new(Duration::from_secs(60), 12),
+            five_minutes: SlidingCounters::new(Duration::from_secs(300), 10),
+            hour: SlidingCounters::new(Duration::from_secs(3600), 60),
+        }
+    }
+
+    fn windows(&self) -> RequestWindows {
+        let counts = |c: &SlidingCounters<3>| {
+            let [answered, degraded, failed] = c.sums().map(|n| n.max(0) as u64);
+            RequestCounts {
+                answered,
+                degraded,
+                failed,
+            }
+        };
+        RequestWindows {
+            last_minute: counts(&self.minute),
+            last_5_minutes: counts(&self.five_minutes),
+            last_hour: counts(&self.hour),
+        }
+    }
+}
+
+/// Records the requests of one route. Three atomic additions per request. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RouteRecorder {
+    stats: Arc<RouteStats>,
+    degraded: Arc<AtomicU64>,
+}
+
+impl RouteRecorder {
+    /// Records how one request ended.
+    pub fn record(&self, result: RequestResult) {
+        let counter = match result {
+            RequestResult::Answered => ANSWERED,
+            RequestResult::Degraded => {
+                self.degraded.fetch_add(1, Ordering::Relaxed);
+                DEGRADED
+            }
+            RequestResult::Failed => FAILED,
+        };
+        for window in [
+            &self.stats.minute,
+            &self.stats.five_minutes,
+            &self.stats.hour,
+        ] {
+            window.add(counter, 1);
+        }
+    }
+}
+
+/// A model's breaker and health as the events told, and its counts.
+#[derive(Debug)]
+struct ModelState {
+    breaker: CircuitState,
+    breaker_generation: u64,
+    breaker_since: Instant,
+    health: HealthStatus,
+    failovers_from: u64,
+    credentials_rejected: u64,
+    incidents: u64,
+}
+
+/// What the monitor's task keeps from the events.
+#[derive(Debug, Default)]
+struct EventState {
+    models: BTreeMap<ModelId, ModelState>,
+    failovers: VecDeque<FailoverRecord>,
+    /// Open incidents, with their start in tokio time.
+    open: BTreeMap<ModelId, (Incident, Instant)>,
+    ended: VecDeque<Incident>,
+    recovered: u64,
+    recovery_time: Duration,
+}
+
+/// An event as the monitor received it: with its wall-clock time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimedEvent {
+    /// When the monitor received it, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The event.
+    pub event: ResilienceEvent,
+}
+
+struct Inner {
+    config: MonitorConfig,
+    epoch: Instant,
+    models: RwLock<Vec<Arc<ModelStats>>>,
+    routes: RwLock<BTreeMap<String, Arc<RouteStats>>>,
+    degraded: Arc<AtomicU64>,
+    state: RwLock<EventState>,
+    sink: EventSink,
+    dropped: Arc<AtomicU64>,
+    events: broadcast::Sender<TimedEvent>,
+    task: RwLock<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Watches a fleet of models: give it every model's attempts ([`model`](Self::model), as a
+/// route's observer), every route's requests ([`route`](Self::route)) and the layers'
+/// events ([`event_sink`](Self::event_sink)); take [`snapshot`](Self::snapshot)s.
+///
+/// Nothing it does sits on a request's path: attempts and requests are a few atomic
+/// additions, events go through a bounded queue to the monitor's own task (which ends with
+/// the last clone of the monitor). Cheap to clone.
+#[derive(Clone)]
+pub struct Monitor {
+    inner: Arc<Inner>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Monitor {
+    /// A monitor with these settings; its task starts on the current tokio runtime.
+    pub fn start(config: MonitorConfig) -> Self {
+        let (sink, receiver) = EventSink::channel(config.event_queue);
+        let (events, _) = broadcast::channel(1024);
+        let monitor = Self {
+            inner: Arc::new(Inner {
+                epoch: Instant::now(),
+                models: RwLock::default(),
+                routes: RwLock::default(),
+                degraded: Arc::default(),
+                state: RwLock::default(),
+                dropped: Arc::new(AtomicU64::new(0)),
+                sink,
+                events,
+                task: RwLock::new(None),
+                config,
+            }),
+        };
+        let task = tokio::spawn(follow(Arc::downgrade(&monitor.inner), receiver));
+        *write(&monitor.inner.task) = Some(task);
+        monitor
+    }
+
+    /// The recorder of `model`'s attempts, registering the model on first use.
+    pub fn model(&self, model: ModelId) -> ModelRecorder {
+        if let Some(stats) = read(&self.inner.models).iter().find(|s| s.model == model) {
+            return ModelRecorder {
+                stats: Arc::clone(stats),
+            };
+        }
+        let mut models = write(&self.inner.models);
+        let stats = match models.iter().find(|s| s.model == model) {
+            Some(stats) => Arc::clone(stats),
+            None => {
+                let stats = Arc::new(ModelStats::new(model, self.inner.epoch));
+                models.push(Arc::clone(&stats));
+                stats
+            }
+        };
+        ModelRecorder { stats }
+    }
+
+    /// The recorder of `route`'s requests, registering the route on first use.
+    pub fn route(&self, route: &str) -> RouteRecorder {
+        let known = read(&self.inner.routes).get(route).cloned();
+        let stats = known.unwrap_or_else(|| {
+            Arc::clone(
+                write(&self.inner.routes)
+                    .entry(route.to_owned())
+                    .or_insert_with(|| Arc::new(RouteStats::new())),
+            )
+        });
+        RouteRecorder {
+            stats,
+            degraded: Arc::clone(&self.inner.degraded),
+        }
+    }
+
+    /// Where the layers send their events (a bounded queue: when full, events are dropped
+    /// and counted in [`events_dropped`](Self::events_dropped)).
+    pub fn event_sink(&self) -> EventSink {
+        self.inner.sink.clone()
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Every event the monitor receives from now on, with its time (alerting follows it).
+    pub fn subscribe(&self) -> broadcast::Receiver<TimedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// What the monitor knows now.
+    pub fn snapshot(&self) -> ResilienceMetrics {
+        let now = Instant::now();
+        let models: Vec<Arc<ModelStats>> = read(&self.inner.models).clone();
+        let state = read(&self.inner.state);
+        let mut attempts = Windows::empty();
+        let mut per_model = Vec::with_capacity(models.len());
+        for stats in &models {
+            stats.minute.prepare(now);
+            stats.hour.prepare(now);
+            let windows = stats.windows(now);
+            attempts.merge(&windows);
+            let known = state.models.get(&stats.model);
+            per_model.push(ModelMetrics {
+                model: stats.model,
+                breaker: known.map_or(CircuitState::Closed, |m| m.breaker),
+                breaker_for: now
+                    .saturating_duration_since(known.map_or(self.inner.epoch, |m| m.breaker_since)),
+                health: known.map_or(HealthStatus::Unknown, |m| m.health),
+                consecutive_failures: stats.consecutive_failures.load(Ordering::Relaxed),
+                windows,
+                failovers_from: known.map_or(0, |m| m.failovers_from),
+                credentials_rejected: known.map_or(0, |m| m.credentials_rejected),
+                incidents: known.map_or(0, |m| m.incidents),
+            });
+        }
+        let routes: BTreeMap<String, RequestWindows> = read(&self.inner.routes)
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.windows()))
+            .collect();
+        let mut requests = RequestWindows::default();
+        for route in routes.values() {
+            for (sum, part) in [
+                (&mut requests.last_minute, &route.last_minute),
+                (&mut requests.last_5_minutes, &route.last_5_minutes),
+                (&mut requests.last_hour, &route.last_hour),
+            ] {
+                sum.answered += part.answered;
+                sum.degraded += part.degraded;
+                sum.failed += part.failed;
+            }
+        }
+        let models_up = per_model
+            .iter()
+            .filter(|m| {
+                !matches!(m.breaker, CircuitState::Open | CircuitState::ForcedOpen)
+                    && m.health != HealthStatus::Unhealthy
+            })
+            .count();
+        let mut incidents: Vec<Incident> = state
+            .open
+            .values()
+            .map(|(incident, _)| incident.clone())
+            .collect();
+        incidents.extend(state.ended.iter().cloned());
+        ResilienceMetrics {
+            taken_unix_ms: unix_ms(),
+            overall: Overall {
+                attempts,
+                models_up,
+                models: per_model.len(),
+                degraded_answers: self.inner.degraded.load(Ordering::Relaxed),
+                reliability: requests.last_hour.availability(),
+                requests,
+                mttr: (state.recovered > 0).then(|| {
+                    state.recovery_time / u32::try_from(state.recovered).unwrap_or(u32::MAX)
+                }),
+            },
+            models: per_model,
+            routes,
+            failovers: state.failovers.iter().cloned().collect(),
+            incidents,
+        }
+    }
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor")
+            .field("config", &self.inner.config)
+            .field(
+                "models",
+                &read(&self.inner.models)
+                    .iter()
+                    .map(|s| s.model)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "routes",
+                &read(&self.inner.routes).keys().collect::<Vec<_>>(),
+            )
+            .field("events_dropped", &self.events_dropped())
+            .finish()
+    }
+}
+
+/// The monitor's task: applies each event to the state and passes it on to subscribers,
+/// until the monitor is gone.
+async fn follow(inner: Weak<Inner>, mut receiver: EventReceiver) {
+    while let Some(event) = receiver.recv().await {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.dropped.store(receiver.dropped(), Ordering::Relaxed);
+        let at_unix_ms = unix_ms();
+        apply(&inner, &event, at_unix_ms);
+        let _ = inner.events.send(TimedEvent { at_unix_ms, event });
+    }
+}
+
+fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
+    let now = Instant::now();
+    let mut state = write(&inner.state);
+    let state = &mut *state;
+    let model = *event.model();
+    let entry = state.models.entry(model).or_insert_with(|| ModelState {
+        breaker: CircuitState::Closed,
+        breaker_generation: 0,
+        breaker_since: inner.epoch,
+        health: HealthStatus::Unknown,
+        failovers_from: 0,
+        credentials_rejected: 0,
+        incidents: 0,
+    });
+    match event {
+        ResilienceEvent::CircuitTransition { to, generation, .. } => {
+            // Transitions may arrive out of order: only a newer one counts.
+            if *generation <= entry.breaker_generation {
+                return;
+            }
+            entry.breaker = *to;
+            entry.breaker_generation = *generation;
+            entry.breaker_since = now;
+            match to {
+                CircuitState::Open | CircuitState::ForcedOpen => {
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        state.open.entry(model)
+                    {
+                        entry.incidents += 1;
+                        slot.insert((
+                            Incident {
+                                model,
+                                started_unix_ms: at_unix_ms,
+                                ended_unix_ms: None,
+                                time_to_recover: None,
+                            },
+                            now,
+                        ));
+                    }
+                }
+                CircuitState::Closed | CircuitState::Disabled | CircuitState::MetricsOnly => {
+                    if let Some((mut incident, started)) = state.open.remove(&model) {
+                        let took = now.saturating_duration_since(started);
+                        incident.ended_unix_ms = Some(at_unix_ms);
+                        incident.time_to_recover = Some(took);
+                        state.recovered += 1;
+                        state.recovery_time += took;
+                        state.ended.push_front(incident);
+                        state.ended.truncate(inner.config.incidents);
+                    }
+                }
+                CircuitState::HalfOpen => {}
+            }
+        }
+        ResilienceEvent::HealthChanged { to, .. } => entry.health = *to,
+        ResilienceEvent::CredentialsRejected { .. } => entry.credentials_rejected += 1,
+        ResilienceEvent::Failover {
+            from,
+            to,
+            reason,
+            latency,
+        } => {
+            entry.failovers_from += 1;
+            state.failovers.push_front(FailoverRecord {
+                at_unix_ms,
+                from: *from,
+                to: *to,
+                reason: outcome_name(reason),
+                latency: *latency,
+            });
+            state.failovers.truncate(inner.config.failovers);
+        }
+        _ => {}
+    }
+}
+
+/// A short name for why a model was left.
+fn outcome_name(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failure { class, .. } => class.as_str().to_owned(),
+        Outcome::ClientError(class) => class.as_str().to_owned(),
+        Outcome::Rejected(_) => "unavailable".to_owned(),
+        Outcome::Success => "success".to_owned(),
+        Outcome::Ignored => "ignored".to_owned(),
+    }
+}
