@@ -33,6 +33,8 @@ pub struct BreakerMetrics {
     pub consecutive_failures: u32,
     /// Calls rejected since the breaker was built.
     pub rejected_calls: u64,
-    /// Results that arrived after the breaker left the generation they started in.
+    /// Results dropped because they arrived after the breaker left the generation they
+    /// started in. A success arriving while the window is full of successes is not checked
+    /// (it could change nothing, in any generation) and so not counted here.
     pub late_results: u64,
 }

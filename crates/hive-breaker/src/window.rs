@@ -464,6 +464,59 @@ mod tests {
     }
 
     #[test]
+    fn a_half_applied_aggregate_reads_as_no_counts() {
+        let window = CountWindow::new(4);
+        let word = |calls: u64, failures: u64, slow: u64| {
+            calls | failures << FIELD_BITS | slow << (2 * FIELD_BITS)
+        };
+        assert_eq!(
+            window.decode(word(4, 2, 1)),
+            Some(WindowCounts {
+                calls: 4,
+                failures: 2,
+                slow: 1
+            })
+        );
+        assert_eq!(
+            window.decode(word(5, 0, 0)),
+            None,
+            "more calls than the window holds"
+        );
+        assert_eq!(
+            window.decode(word(2, 3, 0)),
+            None,
+            "more failures than calls"
+        );
+        assert_eq!(
+            window.decode(word(2, 0, 3)),
+            None,
+            "more slow calls than calls"
+        );
+    }
+
+    #[test]
+    fn a_time_counter_caught_below_zero_reads_as_zero() {
+        let counters = Counters::default();
+        counters.add(CALL | FAILURE | SLOW, 0);
+        counters.add(CALL | FAILURE | SLOW, 0);
+        assert_eq!(
+            counters.read(),
+            WindowCounts {
+                calls: 2,
+                failures: 2,
+                slow: 2
+            }
+        );
+        // An expired slice subtracted before the addition it contains has landed.
+        counters.subtract([3, 0, 0]);
+        assert_eq!(
+            counters.read(),
+            WindowCounts::default(),
+            "no calls, so no failures or slow calls either"
+        );
+    }
+
+    #[test]
     fn a_slice_expires_exactly_at_the_window_edge() {
         // 10 slices of 100 µs: a call at t = 0 counts until t = 999 µs and not at 1000 µs.
         let window = TimeWindow::new(100, 10);

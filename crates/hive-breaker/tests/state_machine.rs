@@ -766,3 +766,22 @@ async fn a_layer_reused_for_two_services_gives_each_its_own_breaker() {
     let _ = a.oneshot(()).await;
     assert_eq!((b.handle().state(), handle.state()), (Open, Open));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_success_into_a_window_of_successes_is_not_counted_as_late() {
+    let mut f = fixture(|b| b.count_window(2).minimum_calls(2));
+    f.run(&[Call::Ok, Call::Ok]).await;
+    // Both started while closed; the operator forces the breaker open meanwhile.
+    let success = tokio::spawn(f.svc.clone().oneshot(Call::Slow(1_000)));
+    let failure = tokio::spawn(f.svc.clone().oneshot(Call::SlowFail(1_000)));
+    tokio::task::yield_now().await;
+    f.handle.force_open();
+    advance(Duration::from_secs(1)).await;
+    success.await.unwrap().unwrap();
+    failure.await.unwrap().unwrap();
+    assert_eq!(
+        f.handle.metrics().late_results,
+        1,
+        "the late failure is dropped and counted; the success could change nothing"
+    );
+}

@@ -176,6 +176,32 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn linkerd_default_allows_ten_retries_a_second_over_ten_seconds_plus_a_fifth_per_request()
+    {
+        let budget = Budget::linkerd_default();
+        assert_eq!(budget.balance(), 100, "10 per second over 10 s");
+        assert_eq!((0..200).filter(|_| budget.withdraw()).count(), 100);
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert_eq!(budget.balance(), 2, "10 requests at 20% each");
+        assert!(budget.withdraw());
+        assert!(budget.withdraw());
+        assert!(!budget.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debug_shows_the_settings_and_the_balance() {
+        let budget = Budget::new(Duration::from_secs(2), 3, 0.5).unwrap();
+        budget.deposit();
+        budget.deposit();
+        assert_eq!(
+            format!("{budget:?}"),
+            "Budget { ttl: 2s, min_per_sec: 3, ratio: 0.5, balance: 7 }"
+        );
+    }
+
     #[test]
     fn bad_settings_name_their_field() {
         let err = Budget::new(Duration::ZERO, 1, 0.1).unwrap_err();

@@ -13,32 +13,34 @@ use tokio::time::Instant;
 /// 49 days to wrap around.
 const MIN_SLOT: Duration = Duration::from_millis(1);
 
-/// One counter of one slot, in one word: the period it counts (low 32 bits of the period
-/// number plus one, so 0 means never used) in the high half, its value (an `i32`) in the low
-/// half. Because the period travels with the value, emptying a slot for a new period and
-/// adding to it are one compare-and-swap: no addition can fall between the two.
+/// Tags a period takes, in turn: 1 to 2^32 − 1 (0 means never used).
+const TAGS: u64 = u32::MAX as u64;
+
+/// The tag of `period`: never 0, so that every period reads as used.
+const fn tag(period: u64) -> u64 {
+    period % TAGS + 1
+}
+
+/// One counter of one slot, in one word: the tag of the period it counts (0: never used) in
+/// the high half, its value (an `i32`) in the low half. Because the period travels with the
+/// value, emptying a slot for a new period and adding to it are one compare-and-swap: no
+/// addition can fall between the two.
 #[derive(Clone, Copy)]
 struct Word(u64);
 
 impl Word {
     const fn new(period: u64, value: i32) -> Self {
-        Self(((period as u32).wrapping_add(1) as u64) << 32 | value as u32 as u64)
-    }
-
-    const fn is_used(self) -> bool {
-        self.0 >> 32 != 0
+        Self(tag(period) << 32 | value as u32 as u64)
     }
 
     /// Whether the word counts `period`.
     const fn counts(self, period: u64) -> bool {
-        self.0 >> 32 == (period as u32).wrapping_add(1) as u64
+        self.0 >> 32 == tag(period)
     }
 
-    /// How many periods before `now` the word's period was (modulo 2^32).
-    const fn age(self, now: u64) -> u32 {
-        (now as u32)
-            .wrapping_add(1)
-            .wrapping_sub((self.0 >> 32) as u32)
+    /// How many periods before `now` the word's period was (modulo the number of tags).
+    const fn age(self, now: u64) -> u64 {
+        (tag(now) + TAGS - (self.0 >> 32)) % TAGS
     }
 
     const fn value(self) -> i32 {
@@ -131,7 +133,8 @@ impl<const N: usize> SlidingCounters<N> {
 
     /// Whether `word` counts one of the periods of the span ending at `now`.
     fn is_live(&self, word: Word, now: u64) -> bool {
-        word.is_used() && (word.age(now) as u64) < self.slots.len() as u64
+        // A word never used (tag 0) may read as live, with its value of 0.
+        word.age(now) < self.slots.len() as u64
     }
 
     /// The counter summed over every slot of the span but the one of `now`.
@@ -206,6 +209,17 @@ mod tests {
         assert_eq!(counters.sums(), [1]);
     }
 
+    #[test]
+    fn every_period_has_a_tag_and_ages_across_the_wrap() {
+        for period in [0, 1, TAGS - 1, TAGS, TAGS + 1, 2 * TAGS - 1, u64::MAX / 2] {
+            let word = Word::new(period, 5);
+            assert!(word.counts(period));
+            assert!(!word.counts(period + 1));
+            assert_eq!(word.age(period), 0);
+            assert_eq!(word.age(period + 3), 3, "period {period}");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn try_add_keeps_the_sum_above_the_floor() {
         let counters = SlidingCounters::<1>::new(Duration::from_secs(2), 2);
@@ -224,6 +238,30 @@ mod tests {
         counters.add(0, i64::from(i32::MAX));
         counters.add(0, 10);
         assert_eq!(counters.sums(), [i64::from(i32::MAX)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_span_is_the_slots_together_and_a_slot_is_at_least_a_millisecond() {
+        assert_eq!(
+            SlidingCounters::<1>::new(Duration::from_secs(3), 3).span(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            SlidingCounters::<1>::new(Duration::from_millis(1), 10).span(),
+            Duration::from_millis(10),
+            "ten slots of the shortest length"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debug_shows_the_span_and_the_sums() {
+        let counters = SlidingCounters::<2>::new(Duration::from_secs(3), 3);
+        counters.add(0, 2);
+        counters.add(1, -3);
+        assert_eq!(
+            format!("{counters:?}"),
+            "SlidingCounters { span: 3s, sums: [2, -3] }"
+        );
     }
 
     /// Threads add at the very moment a slot turns over: the counters lose nothing.

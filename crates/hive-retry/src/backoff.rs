@@ -80,6 +80,61 @@ mod tests {
         );
     }
 
+    /// A delay in whole milliseconds (the float arithmetic may land a nanosecond off).
+    fn ms(d: Duration) -> u128 {
+        (d.as_secs_f64() * 1000.0).round() as u128
+    }
+
+    #[test]
+    fn full_jitter_scales_the_exponential_delay_by_the_random_unit() {
+        let b = backoff(Jitter::Full);
+        assert_eq!(ms(b.delay(3, Duration::ZERO, 0.0)), 0);
+        assert_eq!(
+            ms(b.delay(3, Duration::ZERO, 0.25)),
+            100,
+            "a quarter of 400 ms"
+        );
+        assert_eq!(
+            ms(b.delay(9, Duration::ZERO, 0.5)),
+            1000,
+            "half of the 2 s cap"
+        );
+    }
+
+    #[test]
+    fn proportional_jitter_spreads_the_delay_evenly_around_the_exponential_one() {
+        // Retry 2: 200 ms nominal; with f = 0.5 the factor runs from 0.5 to 1.5.
+        let b = backoff(Jitter::Proportional(0.5));
+        assert_eq!(ms(b.delay(2, Duration::ZERO, 0.0)), 100);
+        assert_eq!(ms(b.delay(2, Duration::ZERO, 0.5)), 200);
+        assert_eq!(ms(b.delay(2, Duration::ZERO, 0.75)), 250);
+        assert_eq!(
+            ms(b.delay(6, Duration::ZERO, 0.75)),
+            2000,
+            "2 s nominal (capped) × 1.25, capped again"
+        );
+        let none = backoff(Jitter::Proportional(0.0));
+        assert_eq!(ms(none.delay(2, Duration::ZERO, 0.9)), 200, "f = 0: exact");
+    }
+
+    #[test]
+    fn decorrelated_jitter_draws_between_base_and_three_times_the_previous_delay() {
+        let b = backoff(Jitter::Decorrelated);
+        let previous = Duration::from_millis(400);
+        assert_eq!(ms(b.delay(5, previous, 0.0)), 100, "the base");
+        assert_eq!(ms(b.delay(5, previous, 0.5)), 650, "midway to 1200 ms");
+        assert_eq!(
+            ms(b.delay(5, Duration::from_millis(10), 0.5)),
+            100,
+            "never under the base"
+        );
+        assert_eq!(
+            ms(b.delay(1, Duration::from_secs(1), 0.9)),
+            2000,
+            "capped: 100 + 0.9 × 2900 ms is over 2 s"
+        );
+    }
+
     proptest! {
         #[test]
         fn jitter_stays_in_its_bounds(seed: u64, retry in 1u32..20, f in 0.0f64..=1.0) {
