@@ -4,7 +4,7 @@
 # start-up costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-100000}
+n=${1:-1000000}
 cargo build --release -q -p hive-benches --example profile_stack
 bin=target/release/examples/profile_stack
 count() {
@@ -12,7 +12,7 @@ count() {
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-32s %s\n' stack instructions/call
-for stack in bare hive_gate hive_retry hive_breaker hive_retry_breaker router_sequential failsafe_breaker \
+for stack in bare hive_gate hive_retry hive_breaker hive_retry_breaker hive_retry_breaker_metrics router_sequential failsafe_breaker \
     tower_resilience_breaker tower_resilience_retry_breaker; do
     a=$(count "$stack" "$n")
     b=$(count "$stack" "$((2 * n))")

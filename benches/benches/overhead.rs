@@ -12,8 +12,9 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hive_benches::{
-    InstantModel, breaker_layer, failsafe_breaker, hive_gate, hive_retry_breaker, one_call,
-    retry_layer, tower_resilience_breaker, tower_resilience_retry_breaker,
+    InstantModel, breaker_layer, failsafe_breaker, hive_gate, hive_retry_breaker,
+    hive_retry_breaker_metrics, one_call, retry_layer, tower_resilience_breaker,
+    tower_resilience_retry_breaker,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -36,6 +37,10 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("hive_gate", |b| b.iter(|| one_call(&mut gate, 1)));
     let mut stack = hive_retry_breaker();
     group.bench_function("hive_retry_breaker", |b| b.iter(|| one_call(&mut stack, 1)));
+    let mut metered = hive_retry_breaker_metrics();
+    group.bench_function("hive_retry_breaker_metrics", |b| {
+        b.iter(|| one_call(&mut metered, 1))
+    });
     let mut peer_breaker = tower_resilience_breaker(InstantModel);
     group.bench_function("tower_resilience_breaker", |b| {
         b.iter(|| one_call(&mut peer_breaker, 1))

@@ -32,6 +32,7 @@ fn main() {
         "hive_gate" => run(hive_benches::hive_gate(), calls),
         "hive_breaker" => run(hive_benches::breaker_layer().layer(InstantModel), calls),
         "hive_retry_breaker" => run(hive_benches::hive_retry_breaker(), calls),
+        "hive_retry_breaker_metrics" => run(hive_benches::hive_retry_breaker_metrics(), calls),
         "tower_resilience_breaker" => {
             run(hive_benches::tower_resilience_breaker(InstantModel), calls)
         }

@@ -139,6 +139,36 @@ pub fn hive_retry_breaker() -> HiveRetryBreaker {
     retry_layer().layer(breaker_layer().layer(InstantModel))
 }
 
+/// Builds [`HiveRetryBreaker`] with metrics on in both layers, recording into the Prometheus
+/// recorder (installed once per process, here).
+pub fn hive_retry_breaker_metrics() -> HiveRetryBreaker {
+    static EXPORTER: std::sync::OnceLock<hive_monitor::PrometheusExporter> =
+        std::sync::OnceLock::new();
+    #[allow(clippy::expect_used)]
+    EXPORTER.get_or_init(|| hive_monitor::install_prometheus().expect("one recorder"));
+    #[allow(clippy::expect_used)]
+    let retry = RetryConfig::builder()
+        .model("bench")
+        .max_attempts(3)
+        .backoff(Duration::from_millis(100), Duration::from_secs(10))
+        .jitter(Jitter::Full)
+        .metrics(true)
+        .build()
+        .expect("valid retry settings");
+    #[allow(clippy::expect_used)]
+    let breaker = CircuitBreakerConfig::builder()
+        .model("bench")
+        .count_window(20)
+        .minimum_calls(10)
+        .failure_rate_threshold(0.5)
+        .open_duration(Duration::from_secs(30))
+        .half_open_permits(3)
+        .metrics(true)
+        .build()
+        .expect("valid breaker settings");
+    RetryLayer::new(retry).layer(CircuitBreakerLayer::new(breaker).layer(InstantModel))
+}
+
 /// The error of tower-resilience's breaker over [`InstantModel`].
 pub type PeerBreakerError = tower_resilience::circuitbreaker::CircuitBreakerError<ModelError>;
 

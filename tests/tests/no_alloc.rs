@@ -103,6 +103,8 @@ fn main() {
         .build()
         .unwrap();
     let _context = runtime.enter();
+    // The Prometheus recorder receives the metrics of the stacks built with metrics on.
+    let _exporter = hive_monitor::install_prometheus().unwrap();
     let count = CircuitBreakerConfig::builder()
         .count_window(20)
         .minimum_calls(10)
@@ -139,6 +141,22 @@ fn main() {
             "retry + breaker",
             allocations_of(
                 retry().layer(CircuitBreakerLayer::new(count).layer(Model)),
+                10_000,
+            ),
+        ),
+        (
+            "retry + breaker, metrics on (Prometheus recorder)",
+            allocations_of(
+                RetryLayer::new(RetryConfig::builder().metrics(true).build().unwrap()).layer(
+                    CircuitBreakerLayer::new(
+                        CircuitBreakerConfig::builder()
+                            .model("metered")
+                            .metrics(true)
+                            .build()
+                            .unwrap(),
+                    )
+                    .layer(Model),
+                ),
                 10_000,
             ),
         ),

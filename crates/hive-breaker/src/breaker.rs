@@ -24,6 +24,7 @@ use crate::{
     config::{CircuitBreakerConfig, SlidingWindow},
     snapshot::BreakerMetrics,
     spin::SpinLock,
+    telemetry::Instruments,
     trial::{self, Judge},
     window::{CALL, CountWindow, FAILURE, SLOW, TimeWindow, Window, WindowCounts},
 };
@@ -156,6 +157,8 @@ pub(crate) struct Breaker {
     transitions: SpinLock,
     rejected: AtomicU64,
     late: AtomicU64,
+    /// Metric handles, when metrics are on (boxed: the call path only tests the pointer).
+    instruments: Option<Box<Instruments>>,
 }
 
 impl Breaker {
@@ -168,6 +171,9 @@ impl Breaker {
             )),
         };
         Self {
+            instruments: config
+                .metrics
+                .then(|| Box::new(Instruments::register(config.model))),
             judge: Judge {
                 permits: u64::from(config.half_open_permits),
                 failure_rate_threshold: config.failure_rate_threshold,
@@ -254,6 +260,9 @@ impl Breaker {
     #[cold]
     fn reject(&self, reason: RejectReason) -> Admission {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        if let Some(instruments) = &self.instruments {
+            instruments.call(&Outcome::Rejected(reason));
+        }
         self.config.events.emit(|| ResilienceEvent::CallRejected {
             model: self.config.model,
             reason,
@@ -284,6 +293,9 @@ impl Breaker {
         {
             // Recording it would change nothing, in whatever generation: a window full of
             // successes has no failure streak either.
+            if let Some(instruments) = &self.instruments {
+                instruments.call(&outcome);
+            }
             return;
         }
         self.record_change(ticket, outcome);
@@ -291,6 +303,9 @@ impl Breaker {
 
     #[inline(never)]
     fn record_change(&self, ticket: Ticket, outcome: Outcome) {
+        if let Some(instruments) = &self.instruments {
+            instruments.call(&outcome);
+        }
         let mut code = match outcome {
             Outcome::Success | Outcome::ClientError(_) => CALL,
             Outcome::Failure { .. } => CALL | FAILURE,
@@ -439,6 +454,9 @@ impl Breaker {
             pack(tag_of(to), permits, next_generation),
             Ordering::Release,
         );
+        if let Some(instruments) = &self.instruments {
+            instruments.state_changed(from, to);
+        }
         drop(guard);
         self.announce(from, to, next_generation, rates);
         true
@@ -494,6 +512,9 @@ impl Breaker {
 
     /// Logs a transition and emits its event.
     fn announce(&self, from: CircuitState, to: CircuitState, generation: u64, rates: Rates) {
+        if let Some(instruments) = &self.instruments {
+            instruments.transition(from, to);
+        }
         let Rates(counts) = rates;
         tracing::info!(
             model = %self.config.model,

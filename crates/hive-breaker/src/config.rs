@@ -81,6 +81,7 @@ pub struct CircuitBreakerConfig {
     pub(crate) half_open_permits: u32,
     pub(crate) max_wait_in_half_open: Duration,
     pub(crate) events: EventSink,
+    pub(crate) metrics: bool,
 }
 
 /// The defaults, each argued in [`CircuitBreakerConfig::builder`].
@@ -123,6 +124,7 @@ impl CircuitBreakerConfig {
                 half_open_permits: 1,
                 max_wait_in_half_open: Duration::from_secs(60),
                 events: EventSink::none(),
+                metrics: false,
             },
         }
     }
@@ -255,6 +257,16 @@ impl CircuitBreakerConfigBuilder {
     /// Where transitions and rejections are reported.
     pub fn events(mut self, events: EventSink) -> Self {
         self.config.events = events;
+        self
+    }
+
+    /// Records metrics through the `metrics` facade: calls by outcome
+    /// (`hive_calls_total`), the state (`hive_breaker_state`) and transitions
+    /// (`hive_breaker_transitions_total`), labelled with the model. Handles are registered
+    /// once, when the breaker is built, with the recorder installed then (install it
+    /// first); a call then bumps one counter. Default off.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
         self
     }
 
@@ -445,6 +457,64 @@ mod tests {
         );
         assert_eq!(field_of(b().time_window(forever, 1)), "time_window");
         assert!(b().build().is_ok());
+    }
+
+    #[test]
+    fn the_largest_settings_are_accepted_and_one_more_is_not() {
+        let b = CircuitBreakerConfig::builder;
+        assert!(b().count_window(MAX_WINDOW_SIZE).build().is_ok());
+        assert_eq!(
+            field_of(b().count_window(MAX_WINDOW_SIZE + 1)),
+            "count_window"
+        );
+        assert!(
+            b().time_window(Duration::from_secs(10), 10_000)
+                .build()
+                .is_ok()
+        );
+        assert_eq!(
+            field_of(b().time_window(Duration::from_micros(10_001), 10_001)),
+            "time_window"
+        );
+        assert!(b().half_open_permits(MAX_HALF_OPEN_PERMITS).build().is_ok());
+        assert_eq!(
+            field_of(b().half_open_permits(MAX_HALF_OPEN_PERMITS + 1)),
+            "half_open_permits"
+        );
+        let s = Duration::from_secs(1);
+        assert!(
+            b().growing_open_duration(s, 2.0, s).build().is_ok(),
+            "max equal to base: a fixed duration"
+        );
+    }
+
+    #[test]
+    fn the_accessors_read_back_what_was_built() {
+        let config = CircuitBreakerConfig::builder()
+            .model("m")
+            .half_open_permits(3)
+            .max_wait_in_half_open(Duration::from_secs(7))
+            .build()
+            .unwrap();
+        assert_eq!(config.model().as_str(), "m");
+        assert_eq!(config.half_open_permits(), 3);
+        assert_eq!(config.max_wait_in_half_open(), Duration::from_secs(7));
+        let defaults = CircuitBreakerConfig::builder().build().unwrap();
+        assert_eq!(defaults.half_open_permits(), 1);
+        assert_eq!(defaults.max_wait_in_half_open(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_growing_open_duration_never_passes_its_cap_by_float_rounding() {
+        // 300 days and 999 999 999 ns: as f64 seconds it rounds up to a whole second.
+        let cap = Duration::new(300 * 86_400, 999_999_999);
+        let d = OpenDuration::Growing {
+            base: cap,
+            multiplier: 2.0,
+            max: cap,
+        };
+        assert_eq!(d.nth(1), cap);
+        assert_eq!(d.nth(2), cap);
     }
 
     #[test]

@@ -84,6 +84,7 @@ mod layer;
 mod service;
 mod snapshot;
 mod spin;
+mod telemetry;
 mod trial;
 mod window;
 

@@ -36,6 +36,28 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    /// Every state, in declaration order.
+    pub const ALL: [CircuitState; 6] = [
+        Self::Closed,
+        Self::Open,
+        Self::HalfOpen,
+        Self::ForcedOpen,
+        Self::Disabled,
+        Self::MetricsOnly,
+    ];
+
+    /// The state's place in [`ALL`](Self::ALL).
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Closed => 0,
+            Self::Open => 1,
+            Self::HalfOpen => 2,
+            Self::ForcedOpen => 3,
+            Self::Disabled => 4,
+            Self::MetricsOnly => 5,
+        }
+    }
+
     /// A short stable name, for logs and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {

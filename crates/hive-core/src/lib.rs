@@ -33,6 +33,7 @@ mod error;
 mod event;
 mod ewma;
 mod limits;
+pub mod metric;
 mod model;
 mod outcome;
 mod random;

@@ -52,6 +52,46 @@ impl Outcome {
             _ => None,
         }
     }
+
+    /// Every label [`label`](Self::label) gives, in the order of
+    /// [`label_index`](Self::label_index): `success`, the client-error classes, the failure
+    /// classes, `rejected`, `ignored`. A metric with an `outcome` label registers one
+    /// handle per entry, once.
+    pub const LABELS: [&'static str; 16] = [
+        "success",
+        ClientErrorClass::ALL[0].as_str(),
+        ClientErrorClass::ALL[1].as_str(),
+        ClientErrorClass::ALL[2].as_str(),
+        ClientErrorClass::ALL[3].as_str(),
+        FailureClass::ALL[0].as_str(),
+        FailureClass::ALL[1].as_str(),
+        FailureClass::ALL[2].as_str(),
+        FailureClass::ALL[3].as_str(),
+        FailureClass::ALL[4].as_str(),
+        FailureClass::ALL[5].as_str(),
+        FailureClass::ALL[6].as_str(),
+        FailureClass::ALL[7].as_str(),
+        FailureClass::ALL[8].as_str(),
+        "rejected",
+        "ignored",
+    ];
+
+    /// The outcome's place in [`LABELS`](Self::LABELS).
+    pub const fn label_index(&self) -> usize {
+        match self {
+            Self::Success => 0,
+            Self::ClientError(class) => 1 + *class as usize,
+            Self::Failure { class, .. } => 1 + ClientErrorClass::ALL.len() + *class as usize,
+            Self::Rejected(_) => 1 + ClientErrorClass::ALL.len() + FailureClass::ALL.len(),
+            Self::Ignored => 2 + ClientErrorClass::ALL.len() + FailureClass::ALL.len(),
+        }
+    }
+
+    /// A short stable name for metric labels and logs: `success`, the class of a failure or
+    /// client error, `rejected` or `ignored`.
+    pub const fn label(&self) -> &'static str {
+        Self::LABELS[self.label_index()]
+    }
 }
 
 /// Why a model failed. Every class is an availability problem: retry or fallback may help.
@@ -163,19 +203,28 @@ impl fmt::Debug for FailureClassSet {
 }
 
 /// Why the request itself was refused. Never retried on the same model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum ClientErrorClass {
     /// HTTP 400 and other 4xx not listed below.
-    BadRequest,
+    BadRequest = 0,
     /// The prompt does not fit the model's context window; a larger model may take it.
-    ContextLengthExceeded,
+    ContextLengthExceeded = 1,
     /// The provider's content policy refused the request.
-    ContentPolicy,
+    ContentPolicy = 2,
     /// HTTP 401/403: the credentials are wrong; an operator must act.
-    Unauthorized,
+    Unauthorized = 3,
 }
 
 impl ClientErrorClass {
+    /// Every client-error class, in declaration order.
+    pub const ALL: [ClientErrorClass; 4] = [
+        Self::BadRequest,
+        Self::ContextLengthExceeded,
+        Self::ContentPolicy,
+        Self::Unauthorized,
+    ];
+
     /// A short stable name, for logs and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -222,5 +271,36 @@ impl fmt::Display for RejectReason {
             Self::Unhealthy => f.write_str("model unhealthy"),
             Self::Unavailable => f.write_str("model unavailable, skipped"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_label() {
+        let mut outcomes = vec![
+            Outcome::Success,
+            Outcome::Rejected(RejectReason::Unhealthy),
+            Outcome::Ignored,
+        ];
+        outcomes.extend(ClientErrorClass::ALL.map(Outcome::ClientError));
+        outcomes.extend(FailureClass::ALL.map(Outcome::failure));
+        let mut seen: Vec<usize> = outcomes.iter().map(Outcome::label_index).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..Outcome::LABELS.len()).collect::<Vec<_>>());
+        assert_eq!(
+            Outcome::failure(FailureClass::RateLimited).label(),
+            "rate_limited"
+        );
+        assert_eq!(
+            Outcome::ClientError(ClientErrorClass::ContentPolicy).label(),
+            "content_policy"
+        );
+        assert_eq!(
+            Outcome::Rejected(RejectReason::ForcedOpen).label(),
+            "rejected"
+        );
     }
 }

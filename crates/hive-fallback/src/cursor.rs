@@ -16,11 +16,13 @@ use http::StatusCode;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
+use tracing::Span;
 
 use crate::{
     FailedAttempt, FallbackError,
     policy::Step,
-    shared::{Routed, Shared},
+    shared::{RequestEnd, Routed, Shared},
+    telemetry,
 };
 
 /// The classified outcome of an attempt; a streamed answer that has begun is the answer.
@@ -36,9 +38,17 @@ pub(crate) fn outcome_of<C: Classify<T, E>, T, E>(
 
 pin_project! {
     /// One call to a model: under the request's deadline when there is one (its
-    /// [`Deadline::current`]), as it is otherwise.
-    #[project = AttemptProj]
-    pub(crate) enum AttemptFuture<F> {
+    /// [`Deadline::current`]), as it is otherwise; polled inside its attempt span.
+    pub(crate) struct AttemptFuture<F> {
+        #[pin]
+        call: Call<F>,
+        span: Span,
+    }
+}
+
+pin_project! {
+    #[project = CallProj]
+    enum Call<F> {
         Scoped { #[pin] future: Scoped<F> },
         Plain { #[pin] future: F },
     }
@@ -64,14 +74,23 @@ impl Timer {
     }
 }
 
+impl<F> AttemptFuture<F> {
+    /// The attempt's span (disabled when nobody traces).
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+}
+
 impl<F: Future> Future for AttemptFuture<F> {
     type Output = F::Output;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            AttemptProj::Scoped { future } => future.poll(cx),
-            AttemptProj::Plain { future } => future.poll(cx),
+        let this = self.project();
+        let _entered = this.span.enter();
+        match this.call.project() {
+            CallProj::Scoped { future } => future.poll(cx),
+            CallProj::Plain { future } => future.poll(cx),
         }
     }
 }
@@ -132,12 +151,27 @@ pub(crate) struct Cursor {
     pub(crate) out_of_time: bool,
     /// Set once the request made its last-resort probe.
     last_resort_used: bool,
+    /// When the request started, when its duration is recorded or traced.
+    started: Option<Instant>,
+    /// The request's span (disabled when nobody traces).
+    pub(crate) span: Span,
 }
 
 impl Cursor {
     /// A cursor for a request starting now; its deadline is the router's timeout or an
     /// outer deadline, the sooner.
     pub(crate) fn new<S, Res>(shared: &Shared<S, Res>, order: Order) -> Self {
+        let span = tracing::info_span!(
+            "hive.request",
+            otel.name = "chat",
+            gen_ai.operation.name = "chat",
+            hive.route = shared.name.as_deref().unwrap_or(""),
+            hive.strategy = shared.strategy.name(),
+            gen_ai.response.model = tracing::field::Empty,
+            hive.attempts = tracing::field::Empty,
+            hive.result = tracing::field::Empty,
+            hive.latency_ms = tracing::field::Empty,
+        );
         let own = shared.timeout.map(Deadline::after);
         let deadline = match (own, Deadline::current()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -151,6 +185,8 @@ impl Cursor {
             attempts: 0,
             out_of_time: false,
             last_resort_used: false,
+            started: (shared.metrics.is_some() || !span.is_disabled()).then(Instant::now),
+            span,
         }
     }
 
@@ -164,20 +200,44 @@ impl Cursor {
         }
     }
 
-    /// Calls `service` (polled ready) under the request's deadline, if any.
-    pub(crate) fn call<S: Service<Req>, Req>(
+    /// Calls route `index`'s `service` (polled ready) under the request's deadline, if any,
+    /// in a span of its own (a child of the request's).
+    pub(crate) fn call<S: Service<Req>, Req, Res>(
         &self,
+        shared: &Shared<S, Res>,
+        index: usize,
         service: &mut S,
         request: Req,
     ) -> AttemptFuture<S::Future> {
-        match self.deadline {
-            Some(deadline) => AttemptFuture::Scoped {
-                future: deadline.scoped(deadline.sync_scope(|| service.call(request))),
-            },
-            None => AttemptFuture::Plain {
-                future: service.call(request),
-            },
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "hive.attempt",
+            otel.name = tracing::field::Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = shared.routes[index].model.as_str(),
+            hive.attempt = self.attempts,
+            hive.outcome = tracing::field::Empty,
+            error.r#type = tracing::field::Empty,
+            hive.latency_ms = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record(
+                "otel.name",
+                format!("chat {}", shared.routes[index].model).as_str(),
+            );
         }
+        let call = {
+            let _entered = span.enter();
+            match self.deadline {
+                Some(deadline) => Call::Scoped {
+                    future: deadline.scoped(deadline.sync_scope(|| service.call(request))),
+                },
+                None => Call::Plain {
+                    future: service.call(request),
+                },
+            }
+        };
+        AttemptFuture { call, span }
     }
 
     /// Now, when attempts are timed.
@@ -258,6 +318,9 @@ impl Cursor {
             cold.leaving = None;
         }
         tracing::info!(model = %route.model, ?break_left, "every model unavailable: last-resort probe");
+        if shared.metrics.is_some() {
+            telemetry::last_resort(route.model);
+        }
         shared.events.emit(|| ResilienceEvent::LastResort {
             model: route.model,
             break_left,
@@ -315,13 +378,25 @@ impl Cursor {
     pub(crate) fn outcome<S, Res>(
         &mut self,
         shared: &Shared<S, Res>,
-        index: usize,
+        (index, span): (usize, &Span),
         outcome: Outcome,
         latency: Duration,
     ) -> Step {
         let route = &shared.routes[index];
+        if !span.is_disabled() {
+            span.record("hive.outcome", outcome.label());
+            span.record("hive.latency_ms", latency.as_secs_f64() * 1000.0);
+            if !matches!(outcome, Outcome::Success) {
+                span.record("error.type", outcome.label());
+            }
+        }
         if shared.track_stats {
             route.stats.record(outcome == Outcome::Success, latency);
+        }
+        if let Some(metrics) = &route.metrics {
+            if !matches!(outcome, Outcome::Rejected(_)) {
+                metrics.attempt(latency);
+            }
         }
         if let Some(observe) = &route.observer {
             observe(&outcome, latency);
@@ -377,13 +452,15 @@ impl Cursor {
         (step, outcome): (Step, Outcome),
         result: Result<Res, E>,
     ) -> Result<Routed<Res>, BoxError> {
-        if let Some(record) = &shared.on_result {
-            record(!matches!(
-                outcome,
-                Outcome::Failure { .. } | Outcome::Rejected(_)
-            ));
-        }
+        let end = if matches!(outcome, Outcome::Failure { .. } | Outcome::Rejected(_)) {
+            RequestEnd::Failed
+        } else {
+            RequestEnd::Answered
+        };
+        self.ended(shared, end);
         let response = result.map_err(Into::into)?;
+        let model = shared.routes[index].model;
+        self.span.record("gen_ai.response.model", model.as_str());
         if step == Step::Answer {
             if let Some(keep) = &shared.on_answer {
                 keep(&response);
@@ -391,7 +468,7 @@ impl Cursor {
         }
         Ok(Routed {
             response,
-            model: Some(shared.routes[index].model),
+            model: Some(model),
             attempts: self.attempts,
             degraded: false,
         })
@@ -404,10 +481,16 @@ impl Cursor {
         shared: &Shared<S, Res>,
         ending: Ending,
     ) -> Result<Routed<Res>, BoxError> {
-        if let Some(record) = &shared.on_result {
-            record(false);
-        }
-        if let Some(response) = shared.degraded.as_ref().and_then(|answer| answer()) {
+        let degraded = shared.degraded.as_ref().and_then(|answer| answer());
+        self.ended(
+            shared,
+            if degraded.is_some() {
+                RequestEnd::Degraded
+            } else {
+                RequestEnd::Failed
+            },
+        );
+        if let Some(response) = degraded {
             return Ok(Routed {
                 response,
                 model: None,
@@ -421,6 +504,24 @@ impl Cursor {
             Ending::Exhausted => FallbackError::Exhausted { attempts },
             Ending::Deadline => FallbackError::DeadlineExceeded { attempts },
         }))
+    }
+
+    /// Tells the router's hook and metrics how the request ended.
+    fn ended<S, Res>(&self, shared: &Shared<S, Res>, end: RequestEnd) {
+        if let Some(record) = &shared.on_result {
+            record(end);
+        }
+        if !self.span.is_disabled() {
+            self.span.record("hive.attempts", self.attempts);
+            self.span.record("hive.result", end.as_str());
+            if let Some(started) = self.started {
+                let took = started.elapsed().as_secs_f64() * 1000.0;
+                self.span.record("hive.latency_ms", took);
+            }
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.request(end, self.started.map(|s| s.elapsed()));
+        }
     }
 
     /// The attempts that failed so far, for Debug.
@@ -438,6 +539,9 @@ pub(crate) fn failover<S, Res>(
     latency: Duration,
 ) {
     tracing::debug!(%from, %to, ?reason, ?latency, "failover");
+    if shared.metrics.is_some() {
+        telemetry::failover(from, to, &reason);
+    }
     shared.events.emit(|| ResilienceEvent::Failover {
         from,
         to,

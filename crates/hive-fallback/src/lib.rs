@@ -48,7 +48,7 @@
 #![forbid(unsafe_code)]
 
 // The modules form a line, each using only those before it: error, policy, stats, strategy;
-// route; shared; cursor; sequential and race; future; router.
+// telemetry; route; shared; cursor; sequential and race; future; router.
 mod cursor;
 mod error;
 mod future;
@@ -60,12 +60,14 @@ mod sequential;
 mod shared;
 mod stats;
 mod strategy;
+mod telemetry;
 
 pub use error::{FailedAttempt, FallbackError};
 pub use future::ResponseFuture;
 pub use policy::{ClientErrorAction, FallbackPolicy};
 pub use route::Route;
 pub use router::{DEFAULT_LAST_RESORT_INTERVAL, FallbackRouter, FallbackRouterBuilder};
-pub use shared::{LastResort, Routed};
+pub use shared::{LastResort, RequestEnd, Routed};
 pub use stats::RouteStats;
 pub use strategy::{HedgeDelay, Strategy};
+pub use telemetry::{AttemptMetrics, RouterMetrics};

@@ -51,6 +51,8 @@ pin_project! {
         cursor: Cursor,
         in_flight: Vec<Attempt<S, S::Future>>,
         hedges: u32,
+        // The route started first (a hedge wins when another answers).
+        first: Option<usize>,
         started: bool,
         done: bool,
     }
@@ -89,6 +91,7 @@ where
             cursor,
             in_flight: Vec::new(),
             hedges: 0,
+            first: None,
             started: false,
             done: false,
         }
@@ -138,6 +141,9 @@ fn hedge<S: Clone, Res, F>(
         return false;
     }
     *hedges += 1;
+    if let Some(metrics) = &shared.metrics {
+        metrics.hedge_fired();
+    }
     if let Some(hedge) = in_flight.last() {
         let from = shared.routes[first].model;
         let to = shared.routes[hedge.index].model;
@@ -191,6 +197,7 @@ where
             _ => 1,
         };
         while this.in_flight.len() < at_once && launch(shared, this.cursor, this.in_flight) {}
+        *this.first = this.in_flight.first().map(|a| a.index);
         if let Strategy::Hedged { .. } = shared.strategy {
             let first = this.in_flight.first().map(|a| a.index);
             this.hedge_timer
@@ -239,7 +246,7 @@ where
                         progress = Progress::Moved;
                     }
                     Poll::Ready(Ok(())) => {
-                        let future = cursor.call(service, this.request.clone());
+                        let future = cursor.call(shared, index, service, this.request.clone());
                         attempt.started = Instant::now();
                         attempt.state = AttemptState::Calling(Box::pin(future));
                         progress = Progress::Moved;
@@ -252,8 +259,15 @@ where
                     };
                     let latency = attempt.started.elapsed();
                     let outcome = outcome_of(this.classifier, &result);
-                    match cursor.outcome(shared, index, outcome, latency) {
+                    match cursor.outcome(shared, (index, future.span()), outcome, latency) {
                         step @ (Step::Answer | Step::Return) => {
+                            // A hedge wins when an answer comes from another model than
+                            // the first one started.
+                            if let (Some(metrics), Step::Answer) = (&shared.metrics, step) {
+                                if *this.hedges > 0 && Some(index) != *this.first {
+                                    metrics.hedge_won();
+                                }
+                            }
                             // The others lose: dropping them cancels them.
                             this.in_flight.clear();
                             *this.done = true;
@@ -314,6 +328,8 @@ where
     type Output = Output<Res>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let span = self.cursor.span.clone();
+        let _entered = span.enter();
         if self.done {
             return Poll::Ready(Err("fallback router future polled after completion".into()));
         }

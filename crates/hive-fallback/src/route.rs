@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use hive_core::{Available, ModelId, Outcome};
 
-use crate::RouteStats;
+use crate::{AttemptMetrics, RouteStats};
 
 /// One model behind the router: its name, its service (usually its whole resilience stack),
 /// its context window, and what says whether it can take a call now.
@@ -16,6 +16,7 @@ pub struct Route<S> {
     pub(crate) min_attempt_time: Duration,
     pub(crate) stats: Arc<RouteStats>,
     pub(crate) observer: Option<Observer>,
+    pub(crate) metrics: Option<AttemptMetrics>,
 }
 
 /// Told of every attempt's outcome and latency.
@@ -32,6 +33,7 @@ impl<S> Route<S> {
             min_attempt_time: Duration::ZERO,
             stats: Arc::default(),
             observer: None,
+            metrics: None,
         }
     }
 
@@ -73,6 +75,15 @@ impl<S> Route<S> {
     #[must_use]
     pub fn stats(mut self, stats: Arc<RouteStats>) -> Self {
         self.stats = stats;
+        self
+    }
+
+    /// Records every attempt's duration in `metrics` (registered once per model and shared
+    /// by its routes). A router built with metrics on registers one itself for routes that
+    /// have none.
+    #[must_use]
+    pub fn metrics(mut self, metrics: AttemptMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 

@@ -14,9 +14,9 @@ use hive_core::{
 use tower_service::Service;
 
 use crate::{
-    FallbackPolicy, HedgeDelay, Route, Strategy,
+    AttemptMetrics, FallbackPolicy, HedgeDelay, Route, RouterMetrics, Strategy,
     future::ResponseFuture,
-    shared::{Fallback, LastResort, OnAnswer, OnResult, Routed, Shared},
+    shared::{Fallback, LastResort, OnAnswer, OnResult, RequestEnd, Routed, Shared},
 };
 
 /// How a builder was told to pace last-resort probes.
@@ -71,6 +71,8 @@ impl<S, Res> FallbackRouter<S, Res> {
             on_answer: None,
             on_result: None,
             events: EventSink::none(),
+            metrics: MetricsSetting::Off,
+            name: None,
             classifier: ErrorClassifier,
             _response: PhantomData,
         }
@@ -128,8 +130,19 @@ pub struct FallbackRouterBuilder<S, Res, C = ErrorClassifier> {
     on_answer: Option<OnAnswer<Res>>,
     on_result: Option<OnResult>,
     events: EventSink,
+    metrics: MetricsSetting,
+    name: Option<String>,
     classifier: C,
     _response: PhantomData<fn() -> Res>,
+}
+
+/// How a builder was told to record metrics.
+#[derive(Clone, Debug)]
+enum MetricsSetting {
+    Off,
+    /// Register handles at build, labelled with the router's name.
+    Register,
+    Shared(RouterMetrics),
 }
 
 impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
@@ -210,10 +223,10 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
         self
     }
 
-    /// Called once per request with whether a model answered it (an answer, or a model's
-    /// refusal such as a bad request); a degraded answer or an error is `false`. Keep it
-    /// cheap: it runs on every request.
-    pub fn on_result(mut self, record: impl Fn(bool) + Send + Sync + 'static) -> Self {
+    /// Called once per request with how it ended: a model answered it (an answer, or a
+    /// model's refusal such as a bad request), the degraded answer went back, or it failed.
+    /// Keep it cheap: it runs on every request.
+    pub fn on_result(mut self, record: impl Fn(RequestEnd) + Send + Sync + 'static) -> Self {
         self.on_result = Some(Arc::new(record));
         self
     }
@@ -221,6 +234,34 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
     /// Where failovers are reported.
     pub fn events(mut self, events: EventSink) -> Self {
         self.events = events;
+        self
+    }
+
+    /// The route's name: the `route` label of its metrics and the `hive.route` field of its
+    /// request spans. Default `default`.
+    pub fn name(mut self, route: impl Into<String>) -> Self {
+        self.name = Some(route.into());
+        self
+    }
+
+    /// Records metrics through the `metrics` facade, labelled with the router's
+    /// [`name`](Self::name): requests by result and their duration, hedges, and for each
+    /// route its attempts' duration; failovers and last-resort probes by model. Handles are
+    /// registered at build (install the recorder first); a request then bumps handles it
+    /// already holds. Default off.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = if on {
+            MetricsSetting::Register
+        } else {
+            MetricsSetting::Off
+        };
+        self
+    }
+
+    /// [`metrics`](Self::metrics) with handles registered once and shared by several
+    /// routers of one route (routes then bring their own [`AttemptMetrics`](crate::AttemptMetrics)).
+    pub fn metrics_handles(mut self, metrics: RouterMetrics) -> Self {
+        self.metrics = MetricsSetting::Shared(metrics);
         self
     }
 
@@ -236,6 +277,8 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             on_answer: self.on_answer,
             on_result: self.on_result,
             events: self.events,
+            metrics: self.metrics,
+            name: self.name,
             classifier,
             _response: PhantomData,
         }
@@ -312,13 +355,30 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
             }
             _ => {}
         }
+        let mut routes = self.routes;
+        let metrics = match self.metrics {
+            MetricsSetting::Off => None,
+            MetricsSetting::Shared(metrics) => Some(metrics),
+            MetricsSetting::Register => {
+                for r in routes.iter_mut().filter(|r| r.metrics.is_none()) {
+                    r.metrics = Some(AttemptMetrics::register(r.model));
+                }
+                Some(RouterMetrics::register(
+                    self.name.as_deref().unwrap_or("default"),
+                ))
+            }
+        };
         let track_stats = self.strategy.tracks_stats();
         let timed = track_stats
+            || metrics.is_some()
             || self.events.is_enabled()
-            || self.routes.iter().any(|r| r.observer.is_some());
+            || routes
+                .iter()
+                .any(|r| r.observer.is_some() || r.metrics.is_some());
         Ok(FallbackRouter {
             shared: Arc::new(Shared {
-                routes: self.routes,
+                name: self.name,
+                routes,
                 strategy: self.strategy,
                 track_stats,
                 timed,
@@ -330,6 +390,7 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
                 on_answer: self.on_answer,
                 on_result: self.on_result,
                 events: self.events,
+                metrics,
             }),
             classifier: self.classifier,
         })

@@ -85,6 +85,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let span = this.cursor.span.clone();
+        let _entered = span.enter();
         let shared: &Shared<S, Res> = this.shared;
         let cursor = this.cursor;
         if this.timer.as_mut().expired(cx) {
@@ -120,16 +122,17 @@ where
                     }
                     Poll::Ready(Ok(())) => {
                         *this.started = Cursor::clock(shared);
-                        let future = cursor.call(service, this.request.clone());
+                        let future =
+                            cursor.call(shared, *this.current, service, this.request.clone());
                         this.state.set(State::Calling { future });
                     }
                 },
-                StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
+                StateProj::Calling { mut future } => {
+                    let result = ready!(future.as_mut().poll(cx));
                     let outcome = outcome_of(this.classifier, &result);
                     let index = *this.current;
                     let latency = this.started.map_or(Duration::ZERO, |s| s.elapsed());
-                    match cursor.outcome(shared, index, outcome, latency) {
+                    match cursor.outcome(shared, (index, future.span()), outcome, latency) {
                         step @ (Step::Answer | Step::Return) => {
                             this.state.set(State::Done);
                             return Poll::Ready(cursor.respond(

@@ -12,7 +12,7 @@ use std::{
 use hive_core::{ModelId, SharedRandom, micros};
 use tokio::time::Instant;
 
-use crate::{FallbackPolicy, Route, Strategy};
+use crate::{FallbackPolicy, Route, RouterMetrics, Strategy};
 
 /// An answer from the router, and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,9 +29,33 @@ pub struct Routed<T> {
 
 pub(crate) type Fallback<Res> = Arc<dyn Fn() -> Option<Res> + Send + Sync>;
 pub(crate) type OnAnswer<Res> = Arc<dyn Fn(&Res) + Send + Sync>;
-pub(crate) type OnResult = Arc<dyn Fn(bool) + Send + Sync>;
+pub(crate) type OnResult = Arc<dyn Fn(RequestEnd) + Send + Sync>;
+
+/// How a request through a router ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestEnd {
+    /// A model answered: an answer, or its refusal of the request (a bad request …).
+    Answered = 0,
+    /// No model could; the degraded answer went back.
+    Degraded = 1,
+    /// The request got an error.
+    Failed = 2,
+}
+
+impl RequestEnd {
+    /// A short stable name, for metric labels and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Degraded => "degraded",
+            Self::Failed => "failed",
+        }
+    }
+}
 
 pub(crate) struct Shared<S, Res> {
+    /// The route's name, in spans and metrics.
+    pub(crate) name: Option<String>,
     pub(crate) routes: Vec<Route<S>>,
     pub(crate) strategy: Strategy,
     pub(crate) track_stats: bool,
@@ -50,6 +74,7 @@ pub(crate) struct Shared<S, Res> {
     pub(crate) on_answer: Option<OnAnswer<Res>>,
     pub(crate) on_result: Option<OnResult>,
     pub(crate) events: hive_core::EventSink,
+    pub(crate) metrics: Option<RouterMetrics>,
 }
 
 impl<S, Res> Shared<S, Res> {

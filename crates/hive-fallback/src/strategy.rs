@@ -53,6 +53,16 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// A short stable name, for spans and logs.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Sequential => "sequential",
+            Self::Parallel { .. } => "parallel",
+            Self::Hedged { .. } => "hedged",
+            Self::Weighted { .. } => "weighted",
+        }
+    }
+
     /// Whether the routes' live statistics are used (and so must be kept).
     pub(crate) fn tracks_stats(&self) -> bool {
         matches!(

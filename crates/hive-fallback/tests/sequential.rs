@@ -528,7 +528,14 @@ async fn a_model_refusal_returned_to_the_caller_counts_as_answered() {
             ("a", refuse(ClientErrorClass::BadRequest), None),
             ("b", ok(5), None),
         ],
-        move |b| b.on_result(move |ok| record.write().unwrap().push(ok)),
+        move |b| {
+            b.on_result(move |end| {
+                record
+                    .write()
+                    .unwrap()
+                    .push(end == hive_fallback::RequestEnd::Answered)
+            })
+        },
     );
     router.clone().oneshot("q").await.unwrap();
     let (router2, _) = build_router(

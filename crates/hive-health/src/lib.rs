@@ -56,6 +56,7 @@
 mod checker;
 mod gate;
 mod registry;
+mod telemetry;
 
 pub use checker::{CheckerConfig, HealthChecker, ProbeRequest, RunningChecker};
 pub use gate::{GateFuture, HealthGate, HealthGateLayer};

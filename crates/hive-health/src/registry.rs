@@ -17,6 +17,8 @@ use hive_core::{
 };
 use tokio::{sync::broadcast, time::Instant};
 
+use crate::telemetry::Instruments;
+
 /// How probe results and live traffic turn into a status.
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
@@ -26,6 +28,7 @@ pub struct RegistryConfig {
     pub(crate) degraded_error_rate: Option<f64>,
     pub(crate) ewma_weight: f64,
     pub(crate) events: EventSink,
+    pub(crate) metrics: bool,
 }
 
 impl Default for RegistryConfig {
@@ -41,6 +44,7 @@ impl Default for RegistryConfig {
             degraded_error_rate: Some(0.5),
             ewma_weight: 0.2,
             events: EventSink::none(),
+            metrics: false,
         }
     }
 }
@@ -100,6 +104,17 @@ impl RegistryConfig {
     #[must_use]
     pub fn events(mut self, events: EventSink) -> Self {
         self.events = events;
+        self
+    }
+
+    /// Records metrics through the `metrics` facade, per model: the status
+    /// (`hive_health_status`: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy), active checks
+    /// by result (`hive_health_checks_total`) and their duration
+    /// (`hive_health_check_duration_seconds`). Handles are registered when a model is first
+    /// registered. Default off.
+    #[must_use]
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
         self
     }
 
@@ -397,6 +412,7 @@ struct ModelHealth {
     error_rate: AtomicEwma,
     checks: AtomicU64,
     failed_checks: AtomicU64,
+    instruments: Option<Instruments>,
 }
 
 impl ModelHealth {
@@ -404,7 +420,6 @@ impl ModelHealth {
         let weight = registry.config.ewma_weight;
         Self {
             model,
-            registry,
             word: AtomicU64::new(0),
             consecutive_successes: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
@@ -413,6 +428,11 @@ impl ModelHealth {
             error_rate: AtomicEwma::starting_at(weight, 0.0),
             checks: AtomicU64::new(0),
             failed_checks: AtomicU64::new(0),
+            instruments: registry
+                .config
+                .metrics
+                .then(|| Instruments::register(model)),
+            registry,
         }
     }
 
@@ -453,6 +473,11 @@ impl ModelHealth {
     fn announce(&self, change: HealthChange) -> HealthChange {
         let _ = self.registry.changes.send(change.clone());
         if change.from != change.to {
+            if let Some(instruments) = &self.instruments {
+                // The status now, not the change's: a later change announced first must
+                // not be overwritten by an earlier one.
+                instruments.status(effective(self.word.load(Ordering::Acquire)));
+            }
             let (from, to, reason) = (change.from, change.to, change.cause.as_str());
             tracing::info!(model = %self.model, %from, %to, reason, "model health changed");
             self.registry
@@ -553,6 +578,9 @@ impl HealthHandle {
         let now = micros(Instant::now().saturating_duration_since(h.registry.epoch));
         h.last_check.store(now.saturating_add(1), Ordering::Release);
         h.checks.fetch_add(1, Ordering::Relaxed);
+        if let Some(instruments) = &h.instruments {
+            instruments.check(ok, latency);
+        }
         let config = &h.registry.config;
         let change = if ok {
             h.consecutive_failures.store(0, Ordering::Release);

@@ -13,7 +13,7 @@ use std::{
 
 use hive_core::{
     CircuitState, EventReceiver, EventSink, HealthStatus, ModelId, Outcome, ResilienceEvent,
-    SlidingCounters,
+    SlidingCounters, metric,
 };
 use tokio::{sync::broadcast, task::JoinHandle, time::Instant};
 
@@ -35,6 +35,11 @@ pub struct MonitorConfig {
     pub failovers: usize,
     /// Ended incidents kept for snapshots (open ones are always kept). Default 100.
     pub incidents: usize,
+    /// Whether the monitor sets its gauges through the `metrics` facade every second:
+    /// models up (`hive_models_up`), models (`hive_models`), the share of requests answered
+    /// per window (`hive_availability_ratio`) and events dropped
+    /// (`hive_events_dropped_total`). Default off.
+    pub metrics: bool,
 }
 
 impl Default for MonitorConfig {
@@ -43,6 +48,7 @@ impl Default for MonitorConfig {
             event_queue: 4096,
             failovers: 100,
             incidents: 100,
+            metrics: false,
         }
     }
 }
@@ -234,16 +240,16 @@ struct Inner {
     sink: EventSink,
     dropped: Arc<AtomicU64>,
     events: broadcast::Sender<TimedEvent>,
-    task: RwLock<Option<JoinHandle<()>>>,
+    tasks: RwLock<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .task
+        for task in self
+            .tasks
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+            .drain(..)
         {
             task.abort();
         }
@@ -292,12 +298,16 @@ impl Monitor {
                 dropped: Arc::new(AtomicU64::new(0)),
                 sink,
                 events,
-                task: RwLock::new(None),
+                tasks: RwLock::default(),
                 config,
             }),
         };
-        let task = tokio::spawn(follow(Arc::downgrade(&monitor.inner), receiver));
-        *write(&monitor.inner.task) = Some(task);
+        let weak = Arc::downgrade(&monitor.inner);
+        let mut tasks = vec![
+            tokio::spawn(follow(weak.clone(), receiver)),
+            tokio::spawn(tick(weak, Duration::from_secs(1))),
+        ];
+        write(&monitor.inner.tasks).append(&mut tasks);
         monitor
     }
 
@@ -352,6 +362,15 @@ impl Monitor {
         self.inner.events.subscribe()
     }
 
+    /// Empties the slots the rings turn to next.
+    fn prepare_rings(&self) {
+        let now = Instant::now();
+        for stats in read(&self.inner.models).iter() {
+            stats.minute.prepare(now);
+            stats.hour.prepare(now);
+        }
+    }
+
     /// What the monitor knows now.
     pub fn snapshot(&self) -> ResilienceMetrics {
         let now = Instant::now();
@@ -376,6 +395,10 @@ impl Monitor {
                 failovers_from: known.map_or(0, |m| m.failovers_from),
                 credentials_rejected: known.map_or(0, |m| m.credentials_rejected),
                 incidents: known.map_or(0, |m| m.incidents),
+                open_incident_for: state
+                    .open
+                    .get(&stats.model)
+                    .map(|(_, started)| now.saturating_duration_since(*started)),
             });
         }
         let routes: BTreeMap<String, RequestWindows> = read(&self.inner.routes)
@@ -445,6 +468,65 @@ impl fmt::Debug for Monitor {
             )
             .field("events_dropped", &self.events_dropped())
             .finish()
+    }
+}
+
+/// The monitor's clock: every `every`, empties the slots the rings turn to next (so that
+/// recorders find them ready) and, with metrics on, sets the gauges. Ends with the monitor.
+async fn tick(inner: Weak<Inner>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    let gauges = inner
+        .upgrade()
+        .is_some_and(|inner| inner.config.metrics)
+        .then(Gauges::register);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let monitor = Monitor { inner };
+        match &gauges {
+            // A snapshot prepares the rings on its way.
+            Some(gauges) => gauges.set(&monitor.snapshot(), monitor.events_dropped()),
+            None => monitor.prepare_rings(),
+        }
+    }
+}
+
+/// The monitor's gauges on the installed `metrics` recorder.
+struct Gauges {
+    models_up: metrics::Gauge,
+    models: metrics::Gauge,
+    availability: [metrics::Gauge; 3],
+    dropped: metrics::Counter,
+}
+
+impl Gauges {
+    fn register() -> Self {
+        Self {
+            models_up: metrics::gauge!(metric::MODELS_UP),
+            models: metrics::gauge!(metric::MODELS),
+            availability: ["1m", "5m", "1h"]
+                .map(|window| metrics::gauge!(metric::AVAILABILITY_RATIO, "window" => window)),
+            dropped: metrics::counter!(metric::EVENTS_DROPPED_TOTAL),
+        }
+    }
+
+    fn set(&self, snapshot: &ResilienceMetrics, dropped: u64) {
+        let overall = &snapshot.overall;
+        self.models_up.set(overall.models_up as f64);
+        self.models.set(overall.models as f64);
+        let requests = &overall.requests;
+        for (gauge, window) in self.availability.iter().zip([
+            &requests.last_minute,
+            &requests.last_5_minutes,
+            &requests.last_hour,
+        ]) {
+            if let Some(ratio) = window.availability() {
+                gauge.set(ratio);
+            }
+        }
+        self.dropped.absolute(dropped);
     }
 }
 

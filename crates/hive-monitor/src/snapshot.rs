@@ -179,6 +179,10 @@ pub struct ModelMetrics {
     pub credentials_rejected: u64,
     /// Incidents (its breaker opened) over the monitor's life.
     pub incidents: u64,
+    /// How long its open incident has lasted (from its breaker opening, through every
+    /// half-open probe and reopening, until it closes), if one is open.
+    #[serde(rename = "open_incident_seconds", with = "seconds_option")]
+    pub open_incident_for: Option<Duration>,
 }
 
 /// Requests through one route (a router) at one moment.

@@ -27,6 +27,7 @@ use crate::{
     ApiKey, ChatCompletion, ChatRequest, ChatStream, OpenAiError,
     error::{MAX_PROVIDER_CODE, MAX_PROVIDER_MESSAGE, untrusted_text, wait_hint},
     limits::{Caps, Identity, Limits},
+    telemetry::Instruments,
     url::{BaseUrl, redact_url},
 };
 
@@ -63,6 +64,7 @@ struct Inner {
     identity: Identity,
     limits: Limits,
     caps: Caps,
+    instruments: Option<Arc<Instruments>>,
 }
 
 /// Calls one model of an OpenAI-compatible provider (OpenAI, vLLM, Ollama, Together, Groq,
@@ -110,6 +112,7 @@ pub struct OpenAiClientBuilder {
     caps: Caps,
     accept_unnamed_stream: bool,
     http2_prior_knowledge: bool,
+    metrics: bool,
 }
 
 impl OpenAiClient {
@@ -128,6 +131,7 @@ impl OpenAiClient {
             caps: Caps::default(),
             accept_unnamed_stream: false,
             http2_prior_knowledge: false,
+            metrics: false,
         }
     }
 
@@ -287,6 +291,15 @@ impl OpenAiClientBuilder {
         self
     }
 
+    /// Records stream metrics through the `metrics` facade, labelled with the model: time to
+    /// the first chunk (`hive_stream_first_token_seconds`), cuts (`hive_stream_cuts_total`)
+    /// and stalls (`hive_stream_stalls_total`). Handles are registered at build. Default
+    /// off.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
     /// Speak HTTP/2 without negotiation on cleartext connections (vLLM behind h2c …).
     pub fn http2_prior_knowledge(mut self, on: bool) -> Self {
         self.http2_prior_knowledge = on;
@@ -327,6 +340,9 @@ impl OpenAiClientBuilder {
                 ),
                 limits: self.limits,
                 caps: self.caps,
+                instruments: self
+                    .metrics
+                    .then(|| Arc::new(Instruments::register(self.model))),
             }),
         })
     }
@@ -562,6 +578,7 @@ impl Inner {
                 self.limits,
                 self.caps,
                 started,
+                self.instruments.clone(),
             ))));
         }
         let bytes = self

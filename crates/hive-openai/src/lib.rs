@@ -57,6 +57,7 @@ mod limits;
 mod secret;
 mod sse;
 mod stream;
+mod telemetry;
 mod types;
 mod url;
 

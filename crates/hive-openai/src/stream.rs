@@ -5,6 +5,7 @@ use std::{
     fmt,
     future::poll_fn,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -16,6 +17,7 @@ use tokio::time::{Instant, Sleep};
 use crate::{
     ChatChunk, OpenAiError, SseDecoder, Usage,
     limits::{Caps, Identity, Limits},
+    telemetry::Instruments,
 };
 
 /// What the stream gives out next: a chunk, its failure, or `None` at its end.
@@ -61,6 +63,8 @@ pub struct ChatStream {
     recorders: Vec<EosRecorder>,
     /// A chunk read ahead (by a first-chunk commit), given out first.
     peeked: Option<ChatChunk>,
+    started: Instant,
+    instruments: Option<Arc<Instruments>>,
 }
 
 impl ChatStream {
@@ -71,6 +75,7 @@ impl ChatStream {
         limits: Limits,
         caps: Caps,
         started: Instant,
+        instruments: Option<Arc<Instruments>>,
     ) -> Self {
         Self {
             body,
@@ -90,6 +95,8 @@ impl ChatStream {
             usage: None,
             recorders: Vec::new(),
             peeked: None,
+            started,
+            instruments,
         }
     }
 
@@ -196,6 +203,11 @@ impl ChatStream {
             return self.fail(error);
         }
         self.chunks += 1;
+        if self.chunks == 1 {
+            if let Some(instruments) = &self.instruments {
+                instruments.first_token(self.started.elapsed());
+            }
+        }
         self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
@@ -300,6 +312,13 @@ impl ChatStream {
     }
 
     fn fail(&mut self, error: OpenAiError) -> Item {
+        if let Some(instruments) = &self.instruments {
+            match error {
+                OpenAiError::StreamCut { .. } => instruments.cut(),
+                OpenAiError::Stalled { .. } => instruments.stall(),
+                _ => {}
+            }
+        }
         self.end(error.outcome());
         Some(Err(error))
     }

@@ -8,8 +8,9 @@ use std::{
 
 use hive_breaker::{CircuitBreaker, CircuitBreakerLayer};
 use hive_core::{ConfigError, EventSink, ModelId, SharedRandom, check_duration};
-use hive_fallback::{Route, RouteStats};
+use hive_fallback::{AttemptMetrics, Route, RouteStats};
 use hive_health::{HealthGate, HealthGateLayer, HealthRegistry};
+use hive_monitor::{ModelRecorder, Monitor};
 use hive_retry::{Retry, RetryLayer};
 use tower::{
     Layer,
@@ -32,6 +33,8 @@ pub(crate) struct ModelEntry<S, C> {
     pub(crate) context_window: Option<u64>,
     pub(crate) min_attempt_time: Duration,
     pub(crate) passive_health: bool,
+    pub(crate) attempt_metrics: Option<AttemptMetrics>,
+    pub(crate) recorder: Option<ModelRecorder>,
 }
 
 /// What building a model needs from the manager.
@@ -41,6 +44,8 @@ pub(crate) struct Shared<'a, C> {
     pub(crate) classifier: &'a C,
     pub(crate) random: &'a SharedRandom,
     pub(crate) seed: Option<u64>,
+    pub(crate) metrics: bool,
+    pub(crate) monitor: Option<&'a Monitor>,
 }
 
 impl<S, C: Clone> ModelEntry<S, C> {
@@ -56,7 +61,11 @@ impl<S, C: Clone> ModelEntry<S, C> {
         check_duration("attempt_timeout", spec.attempt_timeout, false).map_err(named)?;
         check_duration("slow_start", spec.slow_start, true).map_err(named)?;
         check_duration("min_attempt_time", spec.min_attempt_time, true).map_err(named)?;
-        let breaker = spec.breaker.model(model).events(shared.events.clone());
+        let breaker = spec
+            .breaker
+            .model(model)
+            .events(shared.events.clone())
+            .metrics(shared.metrics);
         // A probe is never cut short before the attempt's own limit.
         let max_wait = breaker
             .clone()
@@ -72,6 +81,7 @@ impl<S, C: Clone> ModelEntry<S, C> {
             .retry
             .model(model)
             .events(shared.events.clone())
+            .metrics(shared.metrics)
             .retry_only_while(breaker_handle.clone());
         if let Some(seed) = shared.seed {
             retry = retry.seed(seed ^ shared.random.next_u64());
@@ -99,6 +109,8 @@ impl<S, C: Clone> ModelEntry<S, C> {
                 context_window: spec.context_window,
                 min_attempt_time: spec.min_attempt_time,
                 passive_health: spec.passive_health,
+                attempt_metrics: shared.metrics.then(|| AttemptMetrics::register(model)),
+                recorder: shared.monitor.map(|monitor| monitor.model(model)),
             },
             spec.probe,
         ))
@@ -120,10 +132,19 @@ impl<S: Clone, C: Clone> ModelEntry<S, C> {
         if let Some(window) = self.context_window {
             route = route.context_window(window);
         }
-        if self.passive_health {
-            let health = self.control.health.clone();
+        if let Some(metrics) = &self.attempt_metrics {
+            route = route.metrics(metrics.clone());
+        }
+        let health = self.passive_health.then(|| self.control.health.clone());
+        let recorder = self.recorder.clone();
+        if health.is_some() || recorder.is_some() {
             route = route.observe(move |outcome, latency| {
-                health.record_outcome(outcome, latency);
+                if let Some(health) = &health {
+                    health.record_outcome(outcome, latency);
+                }
+                if let Some(recorder) = &recorder {
+                    recorder.record(outcome, latency);
+                }
             });
         }
         route

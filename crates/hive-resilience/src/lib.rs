@@ -3,7 +3,7 @@
 //! Add this crate alone: every layer, config, classifier and event is here, at the top
 //! level and in the [`prelude`], and the OpenAI-compatible client with the `openai` feature
 //! (the `openai` module). Each crate is also re-exported whole ([`core`], [`retry`], [`breaker`],
-//! [`health`], [`fallback`]).
+//! [`health`], [`fallback`], [`monitor`]).
 //!
 //! On top, the [`ModelManager`] builds each model's stack **once** — health gate → retry →
 //! circuit breaker → attempt timeout → model — and routes requests over them with
@@ -56,8 +56,8 @@ mod window;
 pub use control::ModelControl;
 pub use entry::ModelStack;
 pub use manager::{
-    Availability, DEFAULT_REQUEST_TIMEOUT, ManagedRouter, ManagerError, ModelAvailability,
-    ModelManager, ModelManagerBuilder, Running,
+    Availability, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE, ManagedRouter, ManagerError,
+    ModelAvailability, ModelManager, ModelManagerBuilder, REQUEST_ROUTE, Running,
 };
 pub use spec::{ModelSpec, RouteSpec};
 
@@ -65,6 +65,7 @@ pub use hive_breaker as breaker;
 pub use hive_core as core;
 pub use hive_fallback as fallback;
 pub use hive_health as health;
+pub use hive_monitor as monitor;
 #[cfg(feature = "openai")]
 pub use hive_openai as openai;
 pub use hive_retry as retry;
@@ -80,13 +81,15 @@ pub use hive_core::{
     Rejected, ResilienceEvent, RetryStop, classify_fn,
 };
 pub use hive_fallback::{
-    ClientErrorAction, FailedAttempt, FallbackError, FallbackPolicy, FallbackRouter,
-    FallbackRouterBuilder, HedgeDelay, Route, RouteStats, Routed, Strategy,
+    AttemptMetrics, ClientErrorAction, FailedAttempt, FallbackError, FallbackPolicy,
+    FallbackRouter, FallbackRouterBuilder, HedgeDelay, LastResort, RequestEnd, Route, RouteStats,
+    Routed, RouterMetrics, Strategy,
 };
 pub use hive_health::{
     CheckerConfig, HealthChange, HealthChecker, HealthGate, HealthGateLayer, HealthHandle,
     HealthRegistry, HealthSnapshot, ProbeRequest, RegistryConfig, RunningChecker,
 };
+pub use hive_monitor::{Monitor, MonitorConfig, ResilienceMetrics};
 pub use hive_retry::{
     Backoff, DEFAULT_RETRYABLE, Jitter, Retry, RetryBudget, RetryConfig, RetryConfigBuilder,
     RetryLayer,
@@ -97,8 +100,9 @@ pub mod prelude {
     pub use crate::{
         BoxError, CheckerConfig, CircuitBreakerConfig, CircuitBreakerLayer, ErrorClassifier,
         EventSink, FallbackPolicy, FallbackRouter, HealthGateLayer, HealthRegistry, HedgeDelay,
-        HttpClassifier, Jitter, ModelId, ModelManager, ModelSpec, Outcome, ResilienceEvent,
-        RetryBudget, RetryConfig, RetryLayer, Route, RouteSpec, Routed, Strategy, classify_fn,
+        HttpClassifier, Jitter, ModelId, ModelManager, ModelSpec, Monitor, MonitorConfig, Outcome,
+        ResilienceEvent, RetryBudget, RetryConfig, RetryLayer, Route, RouteSpec, Routed, Strategy,
+        classify_fn,
     };
     #[cfg(feature = "openai")]
     pub use hive_openai::{

@@ -1,7 +1,12 @@
 //! [`ModelManager`]: every model's stack once, the routes over them, health checks and
 //! recovery.
 
-use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use hive_core::{
     CircuitState, ConfigError, ErrorClassifier, EventSink, HealthStatus, ModelId, ResilienceEvent,
@@ -9,9 +14,10 @@ use hive_core::{
 };
 use hive_fallback::{
     DEFAULT_LAST_RESORT_INTERVAL, FallbackPolicy, FallbackRouter, FallbackRouterBuilder,
-    LastResort, Strategy,
+    LastResort, RequestEnd, RouterMetrics, Strategy,
 };
 use hive_health::{CheckerConfig, HealthChecker, HealthRegistry, RunningChecker};
+use hive_monitor::{Monitor, RequestResult};
 use tokio::task::JoinSet;
 
 use crate::{
@@ -26,6 +32,11 @@ use crate::{
 /// minutes leaves room for a first model to time out (60 s attempts) and for the next to
 /// answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The name of the default route (every model in priority order), in metrics and snapshots.
+pub const DEFAULT_ROUTE: &str = "default";
+/// The name routers over a request's own list of models go by, in metrics and snapshots.
+pub const REQUEST_ROUTE: &str = "request";
 
 /// A router over the manager's stacks: what [`ModelManager::service`], [`ModelManager::route`]
 /// and [`ModelManager::router`] return.
@@ -72,6 +83,8 @@ pub struct ModelManagerBuilder<S, C = ErrorClassifier> {
     specs: Vec<ModelSpec<S>>,
     routes: Vec<RouteSpec>,
     defaults: RouteDefaults,
+    metrics: bool,
+    monitor: Option<Monitor>,
     events: EventSink,
     registry: Option<HealthRegistry>,
     checks: CheckerConfig,
@@ -92,6 +105,8 @@ impl<S> ModelManager<S> {
                 timeout: Some(DEFAULT_REQUEST_TIMEOUT),
                 last_resort: Some(DEFAULT_LAST_RESORT_INTERVAL),
             },
+            metrics: false,
+            monitor: None,
             events: EventSink::none(),
             registry: None,
             checks: CheckerConfig::default(),
@@ -150,6 +165,24 @@ impl<S, C> ModelManagerBuilder<S, C> {
         self
     }
 
+    /// Records metrics through the `metrics` facade in every layer and router: calls by
+    /// outcome, breaker states and transitions, retries and give-ups, health, requests and
+    /// their durations by route, attempt durations, failovers, hedges, last-resort probes
+    /// (see `hive_core::metric` for the names). Install the recorder before building
+    /// (`hive_monitor::install_prometheus` does). Default off.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Feeds `monitor` (a `hive_monitor::Monitor`): every attempt of every model, every
+    /// request of every route, and every event, so that its snapshots and alerts see the
+    /// whole fleet.
+    pub fn monitor(mut self, monitor: &Monitor) -> Self {
+        self.monitor = Some(monitor.clone());
+        self
+    }
+
     /// Where every layer reports (breakers also feed the health registry).
     pub fn events(mut self, events: EventSink) -> Self {
         self.events = events;
@@ -189,6 +222,8 @@ impl<S, C> ModelManagerBuilder<S, C> {
             specs: self.specs,
             routes: self.routes,
             defaults: self.defaults,
+            metrics: self.metrics,
+            monitor: self.monitor,
             events: self.events,
             registry: self.registry,
             checks: self.checks,
@@ -205,16 +240,21 @@ impl<S, C> ModelManagerBuilder<S, C> {
         S: Clone,
         C: Clone,
     {
+        let user_events = match &self.monitor {
+            Some(monitor) => both(self.events, monitor.event_sink()),
+            None => self.events,
+        };
         let registry = match self.registry {
             Some(registry) => registry,
             // A registry of our own reports its health changes where every layer reports.
             None => HealthRegistry::builder()
-                .events(self.events.clone())
+                .events(user_events.clone())
+                .metrics(self.metrics)
                 .build()?,
         };
         // Validated now, so that starting cannot fail on settings.
         let _ = HealthChecker::new(registry.clone(), self.checks.clone())?;
-        let events = feed_registry(&registry, self.events);
+        let events = both(registry.event_sink(), user_events);
         let random = SharedRandom::new(self.seed);
         let shared = Shared {
             registry: &registry,
@@ -222,6 +262,8 @@ impl<S, C> ModelManagerBuilder<S, C> {
             classifier: &self.classifier,
             random: &random,
             seed: self.seed,
+            metrics: self.metrics,
+            monitor: self.monitor.as_ref(),
         };
         let mut entries: Vec<ModelEntry<S, C>> = Vec::new();
         let mut probes = Vec::new();
@@ -248,6 +290,9 @@ impl<S, C> ModelManagerBuilder<S, C> {
                 .last_resort
                 .map(|i| Arc::new(LastResort::new(i))),
             defaults: self.defaults,
+            metrics: self.metrics,
+            router_metrics: RwLock::default(),
+            monitor: self.monitor,
             events,
             classifier: self.classifier,
             window: Arc::new(RequestWindow::new(self.window)),
@@ -261,7 +306,11 @@ impl<S, C> ModelManagerBuilder<S, C> {
             .iter()
             .map(|e| e.model().as_str().to_owned())
             .collect();
-        manager.default = Some(manager.router(&RouteSpec::new("", every)).map_err(config)?);
+        manager.default = Some(
+            manager
+                .router(&RouteSpec::new(DEFAULT_ROUTE, every))
+                .map_err(config)?,
+        );
         for spec in self.routes {
             if spec.name.is_empty() || manager.routes.contains_key(&spec.name) {
                 return Err(ConfigError::new(
@@ -285,13 +334,19 @@ fn config(error: ManagerError) -> ConfigError {
     }
 }
 
-/// The sink every layer and router reports to: the health registry (breaker transitions,
-/// applied by generation) and the user's sink.
-fn feed_registry(registry: &HealthRegistry, user: EventSink) -> EventSink {
-    let registry_sink = registry.event_sink();
+/// A sink that passes each event to `first`, then to `second` (the sink every layer and
+/// router reports to: the health registry, which applies breaker transitions by generation,
+/// then the user's sink and the monitor).
+fn both(first: EventSink, second: EventSink) -> EventSink {
+    if !first.is_enabled() {
+        return second;
+    }
+    if !second.is_enabled() {
+        return first;
+    }
     EventSink::from_fn(move |event: &ResilienceEvent| {
-        registry_sink.emit(|| event.clone());
-        user.emit(|| event.clone());
+        first.emit(|| event.clone());
+        second.emit(|| event.clone());
     })
 }
 
@@ -326,6 +381,10 @@ pub struct ModelManager<S, Res = (), C = ErrorClassifier> {
     defaults: RouteDefaults,
     /// The pace of last-resort probes shared by every router without one of its own.
     last_resort: Option<Arc<LastResort>>,
+    metrics: bool,
+    /// Each route's metric handles, registered once.
+    router_metrics: RwLock<BTreeMap<String, RouterMetrics>>,
+    monitor: Option<Monitor>,
     events: EventSink,
     classifier: C,
     window: Arc<RequestWindow>,
@@ -405,7 +464,7 @@ impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
         models: impl IntoIterator<Item = M>,
     ) -> Result<ManagedRouter<S, Res, C>, ManagerError> {
         let models: Vec<String> = models.into_iter().map(|m| m.as_ref().to_owned()).collect();
-        self.router(&RouteSpec::new("", models))
+        self.router(&RouteSpec::new(REQUEST_ROUTE, models))
     }
 
     /// A router for `spec` over the manager's stacks.
@@ -421,15 +480,29 @@ impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
         spec: &RouteSpec,
     ) -> Result<FallbackRouterBuilder<ModelStack<S, C>, Res, C>, ManagerError> {
         let window = Arc::clone(&self.window);
+        let requests = self
+            .monitor
+            .as_ref()
+            .map(|monitor| monitor.route(&spec.name));
         let defaults = &self.defaults;
         let mut builder = FallbackRouter::builder()
-            .on_result(move |answered| window.record(answered))
+            .on_result(move |end| {
+                window.record(end == RequestEnd::Answered);
+                if let Some(requests) = &requests {
+                    requests.record(match end {
+                        RequestEnd::Answered => RequestResult::Answered,
+                        RequestEnd::Degraded => RequestResult::Degraded,
+                        RequestEnd::Failed => RequestResult::Failed,
+                    });
+                }
+            })
             .strategy(
                 spec.strategy
                     .clone()
                     .unwrap_or_else(|| defaults.strategy.clone()),
             )
             .policy(spec.policy.unwrap_or(defaults.policy))
+            .name(spec.name.clone())
             .events(self.events.clone())
             .classifier(self.classifier.clone());
         if let Some(timeout) = spec.timeout.unwrap_or(defaults.timeout) {
@@ -442,6 +515,9 @@ impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
             (None, Some(gate)) => builder.last_resort_gate(Arc::clone(gate)),
             (None, None) => builder.last_resort(None),
         };
+        if self.metrics {
+            builder = builder.metrics_handles(self.router_metrics(&spec.name));
+        }
         for name in &spec.models {
             let entry = ModelId::lookup(name)
                 .and_then(|id| self.entries.iter().find(|e| e.model() == id))
@@ -453,6 +529,29 @@ impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
 }
 
 impl<S, Res, C> ModelManager<S, Res, C> {
+    /// The metric handles of route `name`, registered at its first router.
+    fn router_metrics(&self, name: &str) -> RouterMetrics {
+        if let Some(metrics) = self
+            .router_metrics
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(name)
+        {
+            return metrics.clone();
+        }
+        self.router_metrics
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(name.to_owned())
+            .or_insert_with(|| RouterMetrics::register(name))
+            .clone()
+    }
+
+    /// The monitor the manager feeds, if it was given one.
+    pub fn monitor(&self) -> Option<&Monitor> {
+        self.monitor.as_ref()
+    }
+
     /// The controls of `model`.
     pub fn control(&self, model: &str) -> Option<&ModelControl> {
         let model = ModelId::lookup(model)?;

@@ -9,7 +9,7 @@ use hive_core::{
     check_duration,
 };
 
-use crate::{Backoff, Jitter, RetryBudget};
+use crate::{Backoff, Jitter, RetryBudget, telemetry::Instruments};
 
 /// The failure classes retried by default: every availability failure except
 ///
@@ -34,6 +34,9 @@ pub struct RetryConfig {
     /// When set, no retry starts while it says the model cannot take a call.
     pub(crate) availability: Option<Arc<dyn Available>>,
     pub(crate) events: EventSink,
+    pub(crate) metrics: bool,
+    /// The metric handles, when metrics are on (made by `build`).
+    pub(crate) instruments: Option<Arc<Instruments>>,
     pub(crate) seed: Option<u64>,
     /// The jitter generator's state, shared by every clone of the layer; drawn from only
     /// when a retry is scheduled.
@@ -62,6 +65,8 @@ impl RetryConfig {
                 budget: None,
                 availability: None,
                 events: EventSink::none(),
+                metrics: false,
+                instruments: None,
                 seed: None,
                 random: SharedRandom::new(Some(0)),
             },
@@ -158,6 +163,14 @@ impl RetryConfigBuilder {
         self
     }
 
+    /// Records metrics through the `metrics` facade: retries by failure class
+    /// (`hive_retries_total`) and give-ups by reason (`hive_retry_stops_total`), labelled
+    /// with the model. Nothing is recorded on a call that succeeds. Default off.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
+        self
+    }
+
     /// Seeds the jitter so delays repeat exactly (tests, simulations).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = Some(seed);
@@ -200,6 +213,9 @@ impl RetryConfigBuilder {
         }
         let mut config = self.config;
         config.random = SharedRandom::new(config.seed);
+        config.instruments = config
+            .metrics
+            .then(|| Arc::new(Instruments::new(config.model)));
         Ok(config)
     }
 }
@@ -207,6 +223,19 @@ impl RetryConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_attempts_reads_back_the_first_call_included() {
+        assert_eq!(RetryConfig::builder().build().unwrap().max_attempts(), 3);
+        assert_eq!(
+            RetryConfig::builder()
+                .max_attempts(7)
+                .build()
+                .unwrap()
+                .max_attempts(),
+            7
+        );
+    }
 
     #[test]
     fn bad_values_name_their_field() {

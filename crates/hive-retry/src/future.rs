@@ -195,6 +195,9 @@ fn plan_after_failure(
         }
     }
     *previous_delay = delay;
+    if let Some(instruments) = &config.instruments {
+        instruments.retry(class);
+    }
     tracing::debug!(model = %config.model, attempt, ?delay, %class, "retrying");
     config.events.emit(|| ResilienceEvent::Retry {
         model: config.model,
@@ -207,6 +210,9 @@ fn plan_after_failure(
 
 #[cold]
 fn stop(config: &Arc<RetryConfig>, attempts: u32, class: FailureClass, reason: RetryStop) -> Plan {
+    if let Some(instruments) = &config.instruments {
+        instruments.stop(reason);
+    }
     tracing::debug!(model = %config.model, attempts, %class, ?reason, "not retrying");
     config.events.emit(|| ResilienceEvent::RetryStopped {
         model: config.model,

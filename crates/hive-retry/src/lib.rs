@@ -70,6 +70,7 @@ mod config;
 mod future;
 mod layer;
 mod service;
+mod telemetry;
 
 pub use backoff::{Backoff, Jitter};
 pub use config::{DEFAULT_RETRYABLE, RetryConfig, RetryConfigBuilder};
