@@ -396,3 +396,66 @@ async fn a_connection_broken_after_the_finish_reason_leaves_a_whole_answer() {
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text, "The vote passes.");
 }
+
+#[tokio::test(start_paused = true)]
+async fn stream_metrics_count_first_tokens_cuts_and_stalls() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.1, 0.5, 1.0])
+        .unwrap()
+        .build_recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let sim = Simulator::start([
+        (
+            "slow",
+            Script::new().always(Behaviour::SlowFirstToken(Duration::from_millis(250))),
+        ),
+        (
+            "cut",
+            Script::new().always(Behaviour::StreamCut { after_tokens: 2 }),
+        ),
+        (
+            "stall",
+            Script::new().always(Behaviour::Stall { after_tokens: 2 }),
+        ),
+    ])
+    .await
+    .unwrap();
+    let client = |model: &'static str| {
+        OpenAiClient::builder(model, sim.base_url())
+            .idle_timeout(Duration::from_secs(1))
+            .metrics(true)
+            .build()
+            .unwrap()
+    };
+    let (text, error) = drain(&mut *stream_of(&client("slow")).await).await;
+    assert_eq!((text.as_str(), error.is_none()), (ANSWER, true));
+    assert!(matches!(
+        drain(&mut *stream_of(&client("cut")).await).await.1,
+        Some(OpenAiError::StreamCut { .. })
+    ));
+    assert!(matches!(
+        drain(&mut *stream_of(&client("stall")).await).await.1,
+        Some(OpenAiError::Stalled { .. })
+    ));
+    let rendered = recorder.handle().render();
+    let value = |series: &str| -> f64 {
+        rendered
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no `{series}` in:\n{rendered}"))
+            .parse()
+            .unwrap()
+    };
+    // The first token came 250 ms after the request: in the 0.5 s bucket, not the 0.1 s.
+    assert_eq!(
+        value(r#"hive_stream_first_token_seconds_bucket{model="slow",le="0.1"}"#),
+        0.0
+    );
+    assert_eq!(
+        value(r#"hive_stream_first_token_seconds_bucket{model="slow",le="0.5"}"#),
+        1.0
+    );
+    assert_eq!(value(r#"hive_stream_cuts_total{model="cut"}"#), 1.0);
+    assert_eq!(value(r#"hive_stream_stalls_total{model="stall"}"#), 1.0);
+    assert_eq!(value(r#"hive_stream_cuts_total{model="slow"}"#), 0.0);
+}
