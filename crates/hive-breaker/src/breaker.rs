@@ -606,9 +606,14 @@ impl Breaker {
         self.transition(Some(word), CircuitState::HalfOpen, Rates(None)) || self.would_admit()
     }
 
-    /// Whether a call now would be admitted, without taking a permit or changing state.
+    /// Whether a call now would be admitted, without taking a permit or changing state. One
+    /// atomic load when closed.
+    #[inline]
     pub(crate) fn would_admit(&self) -> bool {
-        self.ready_in() == Some(Duration::ZERO)
+        match tag(self.state.load(Ordering::Acquire)) {
+            CLOSED | METRICS_ONLY | DISABLED => true,
+            _ => self.ready_in() == Some(Duration::ZERO),
+        }
     }
 
     pub(crate) fn state(&self) -> CircuitState {

@@ -16,13 +16,13 @@ use http::StatusCode;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
-use tracing::Span;
 
 use crate::{
     FailedAttempt, FallbackError,
     policy::Step,
     shared::{RequestEnd, Routed, Shared},
     telemetry,
+    trace::Trace,
 };
 
 /// The classified outcome of an attempt; a streamed answer that has begun is the answer.
@@ -42,7 +42,7 @@ pin_project! {
     pub(crate) struct AttemptFuture<F> {
         #[pin]
         call: Call<F>,
-        span: Span,
+        trace: Trace,
     }
 }
 
@@ -75,9 +75,9 @@ impl Timer {
 }
 
 impl<F> AttemptFuture<F> {
-    /// The attempt's span (disabled when nobody traces).
-    pub(crate) fn span(&self) -> &Span {
-        &self.span
+    /// The attempt's span, when somebody traces.
+    pub(crate) fn trace(&self) -> &Trace {
+        &self.trace
     }
 }
 
@@ -87,7 +87,7 @@ impl<F: Future> Future for AttemptFuture<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _entered = this.span.enter();
+        let _entered = this.trace.enter();
         match this.call.project() {
             CallProj::Scoped { future } => future.poll(cx),
             CallProj::Plain { future } => future.poll(cx),
@@ -153,25 +153,27 @@ pub(crate) struct Cursor {
     last_resort_used: bool,
     /// When the request started, when its duration is recorded or traced.
     started: Option<Instant>,
-    /// The request's span (disabled when nobody traces).
-    pub(crate) span: Span,
+    /// The request's span, when somebody traces.
+    pub(crate) trace: Trace,
 }
 
 impl Cursor {
     /// A cursor for a request starting now; its deadline is the router's timeout or an
     /// outer deadline, the sooner.
     pub(crate) fn new<S, Res>(shared: &Shared<S, Res>, order: Order) -> Self {
-        let span = tracing::info_span!(
-            "hive.request",
-            otel.name = "chat",
-            gen_ai.operation.name = "chat",
-            hive.route = shared.name.as_deref().unwrap_or(""),
-            hive.strategy = shared.strategy.name(),
-            gen_ai.response.model = tracing::field::Empty,
-            hive.attempts = tracing::field::Empty,
-            hive.result = tracing::field::Empty,
-            hive.latency_ms = tracing::field::Empty,
-        );
+        let trace = Trace::info(|| {
+            tracing::info_span!(
+                "hive.request",
+                otel.name = "chat",
+                gen_ai.operation.name = "chat",
+                hive.route = shared.name.as_deref().unwrap_or(""),
+                hive.strategy = shared.strategy.name(),
+                gen_ai.response.model = tracing::field::Empty,
+                hive.attempts = tracing::field::Empty,
+                hive.result = tracing::field::Empty,
+                hive.latency_ms = tracing::field::Empty,
+            )
+        });
         let own = shared.timeout.map(Deadline::after);
         let deadline = match (own, Deadline::current()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -185,8 +187,8 @@ impl Cursor {
             attempts: 0,
             out_of_time: false,
             last_resort_used: false,
-            started: (shared.metrics.is_some() || !span.is_disabled()).then(Instant::now),
-            span,
+            started: (shared.metrics.is_some() || trace.is_on()).then(Instant::now),
+            trace,
         }
     }
 
@@ -209,25 +211,25 @@ impl Cursor {
         service: &mut S,
         request: Req,
     ) -> AttemptFuture<S::Future> {
-        let span = tracing::info_span!(
-            parent: &self.span,
-            "hive.attempt",
-            otel.name = tracing::field::Empty,
-            gen_ai.operation.name = "chat",
-            gen_ai.request.model = shared.routes[index].model.as_str(),
-            hive.attempt = self.attempts,
-            hive.outcome = tracing::field::Empty,
-            error.r#type = tracing::field::Empty,
-            hive.latency_ms = tracing::field::Empty,
-        );
-        if !span.is_disabled() {
-            span.record(
-                "otel.name",
-                format!("chat {}", shared.routes[index].model).as_str(),
-            );
-        }
+        let trace = if self.trace.is_on() {
+            let model = shared.routes[index].model.as_str();
+            let trace = Trace::new(tracing::info_span!(
+                parent: &self.trace.span(),
+                "hive.attempt",
+                otel.name = format!("chat {model}").as_str(),
+                gen_ai.operation.name = "chat",
+                gen_ai.request.model = model,
+                hive.attempt = self.attempts,
+                hive.outcome = tracing::field::Empty,
+                error.r#type = tracing::field::Empty,
+                hive.latency_ms = tracing::field::Empty,
+            ));
+            trace
+        } else {
+            Trace::default()
+        };
         let call = {
-            let _entered = span.enter();
+            let _entered = trace.enter();
             match self.deadline {
                 Some(deadline) => Call::Scoped {
                     future: deadline.scoped(deadline.sync_scope(|| service.call(request))),
@@ -237,7 +239,7 @@ impl Cursor {
                 },
             }
         };
-        AttemptFuture { call, span }
+        AttemptFuture { call, trace }
     }
 
     /// Now, when attempts are timed.
@@ -378,16 +380,16 @@ impl Cursor {
     pub(crate) fn outcome<S, Res>(
         &mut self,
         shared: &Shared<S, Res>,
-        (index, span): (usize, &Span),
+        (index, trace): (usize, &Trace),
         outcome: Outcome,
         latency: Duration,
     ) -> Step {
         let route = &shared.routes[index];
-        if !span.is_disabled() {
-            span.record("hive.outcome", outcome.label());
-            span.record("hive.latency_ms", latency.as_secs_f64() * 1000.0);
+        if trace.is_on() {
+            trace.record("hive.outcome", outcome.label());
+            trace.record("hive.latency_ms", latency.as_secs_f64() * 1000.0);
             if !matches!(outcome, Outcome::Success) {
-                span.record("error.type", outcome.label());
+                trace.record("error.type", outcome.label());
             }
         }
         if shared.track_stats {
@@ -460,7 +462,7 @@ impl Cursor {
         self.ended(shared, end);
         let response = result.map_err(Into::into)?;
         let model = shared.routes[index].model;
-        self.span.record("gen_ai.response.model", model.as_str());
+        self.trace.record("gen_ai.response.model", model.as_str());
         if step == Step::Answer {
             if let Some(keep) = &shared.on_answer {
                 keep(&response);
@@ -511,12 +513,12 @@ impl Cursor {
         if let Some(record) = &shared.on_result {
             record(end);
         }
-        if !self.span.is_disabled() {
-            self.span.record("hive.attempts", self.attempts);
-            self.span.record("hive.result", end.as_str());
+        if self.trace.is_on() {
+            self.trace.record("hive.attempts", self.attempts);
+            self.trace.record("hive.result", end.as_str());
             if let Some(started) = self.started {
                 let took = started.elapsed().as_secs_f64() * 1000.0;
-                self.span.record("hive.latency_ms", took);
+                self.trace.record("hive.latency_ms", took);
             }
         }
         if let Some(metrics) = &shared.metrics {

@@ -48,7 +48,7 @@
 #![forbid(unsafe_code)]
 
 // The modules form a line, each using only those before it: error, policy, stats, strategy;
-// telemetry; route; shared; cursor; sequential and race; future; router.
+// telemetry, trace; route; shared; cursor; sequential and race; future; router.
 mod cursor;
 mod error;
 mod future;
@@ -61,6 +61,7 @@ mod shared;
 mod stats;
 mod strategy;
 mod telemetry;
+mod trace;
 
 pub use error::{FailedAttempt, FallbackError};
 pub use future::ResponseFuture;

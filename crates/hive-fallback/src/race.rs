@@ -259,7 +259,7 @@ where
                     };
                     let latency = attempt.started.elapsed();
                     let outcome = outcome_of(this.classifier, &result);
-                    match cursor.outcome(shared, (index, future.span()), outcome, latency) {
+                    match cursor.outcome(shared, (index, future.trace()), outcome, latency) {
                         step @ (Step::Answer | Step::Return) => {
                             // A hedge wins when an answer comes from another model than
                             // the first one started.
@@ -328,8 +328,8 @@ where
     type Output = Output<Res>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let span = self.cursor.span.clone();
-        let _entered = span.enter();
+        let span = self.cursor.trace.handle();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         if self.done {
             return Poll::Ready(Err("fallback router future polled after completion".into()));
         }

@@ -85,8 +85,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let span = this.cursor.span.clone();
-        let _entered = span.enter();
+        let span = this.cursor.trace.handle();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let shared: &Shared<S, Res> = this.shared;
         let cursor = this.cursor;
         if this.timer.as_mut().expired(cx) {
@@ -132,7 +132,7 @@ where
                     let outcome = outcome_of(this.classifier, &result);
                     let index = *this.current;
                     let latency = this.started.map_or(Duration::ZERO, |s| s.elapsed());
-                    match cursor.outcome(shared, (index, future.span()), outcome, latency) {
+                    match cursor.outcome(shared, (index, future.trace()), outcome, latency) {
                         step @ (Step::Answer | Step::Return) => {
                             this.state.set(State::Done);
                             return Poll::Ready(cursor.respond(
