@@ -213,7 +213,7 @@ impl Cursor {
     ) -> AttemptFuture<S::Future> {
         let trace = if self.trace.is_on() {
             let model = shared.routes[index].model.as_str();
-            let trace = Trace::new(tracing::info_span!(
+            Trace::new(tracing::info_span!(
                 parent: &self.trace.span(),
                 "hive.attempt",
                 otel.name = format!("chat {model}").as_str(),
@@ -223,8 +223,7 @@ impl Cursor {
                 hive.outcome = tracing::field::Empty,
                 error.r#type = tracing::field::Empty,
                 hive.latency_ms = tracing::field::Empty,
-            ));
-            trace
+            ))
         } else {
             Trace::default()
         };
