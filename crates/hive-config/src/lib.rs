@@ -1,0 +1,3 @@
+//! The YAML configuration of the hive gateway.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! The `hive` binary.
+
+fn main() {}
