@@ -26,6 +26,7 @@ use crate::{
 pub type ModelStack<S, C> = HealthGate<Retry<CircuitBreaker<Timeout<S>, C>, C>>;
 
 /// What the manager keeps of one model: its stack and everything routes share about it.
+/// Clones share the stack's state (breaker, health, budget, statistics).
 pub(crate) struct ModelEntry<S, C> {
     pub(crate) stack: ModelStack<S, C>,
     pub(crate) control: ModelControl,
@@ -35,6 +36,21 @@ pub(crate) struct ModelEntry<S, C> {
     pub(crate) passive_health: bool,
     pub(crate) attempt_metrics: Option<AttemptMetrics>,
     pub(crate) recorder: Option<ModelRecorder>,
+}
+
+impl<S: Clone, C: Clone> Clone for ModelEntry<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            stack: self.stack.clone(),
+            control: self.control.clone(),
+            stats: Arc::clone(&self.stats),
+            context_window: self.context_window,
+            min_attempt_time: self.min_attempt_time,
+            passive_health: self.passive_health,
+            attempt_metrics: self.attempt_metrics.clone(),
+            recorder: self.recorder.clone(),
+        }
+    }
 }
 
 /// What building a model needs from the manager.
@@ -117,11 +133,13 @@ impl<S, C: Clone> ModelEntry<S, C> {
     }
 }
 
-impl<S: Clone, C: Clone> ModelEntry<S, C> {
+impl<S, C> ModelEntry<S, C> {
     pub(crate) fn model(&self) -> ModelId {
         self.control.model
     }
+}
 
+impl<S: Clone, C: Clone> ModelEntry<S, C> {
     /// A router's view of this model: the same stack (clones share its breaker, health and
     /// budget), gate, statistics and passive health.
     pub(crate) fn route(&self) -> Route<ModelStack<S, C>> {

@@ -38,6 +38,15 @@ pub const DEFAULT_ROUTE: &str = "default";
 /// The name routers over a request's own list of models go by, in metrics and snapshots.
 pub const REQUEST_ROUTE: &str = "request";
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A router over the manager's stacks: what [`ModelManager::service`], [`ModelManager::route`]
 /// and [`ModelManager::router`] return.
 pub type ManagedRouter<S, Res, C> = FallbackRouter<ModelStack<S, C>, Res, C>;
@@ -81,6 +90,8 @@ struct RouteDefaults {
 #[must_use]
 pub struct ModelManagerBuilder<S, C = ErrorClassifier> {
     specs: Vec<ModelSpec<S>>,
+    /// Stacks of an older manager to keep, by model (see `reusing`).
+    reused: Vec<ModelEntry<S, C>>,
     routes: Vec<RouteSpec>,
     defaults: RouteDefaults,
     metrics: bool,
@@ -98,6 +109,7 @@ impl<S> ModelManager<S> {
     pub fn builder() -> ModelManagerBuilder<S> {
         ModelManagerBuilder {
             specs: Vec::new(),
+            reused: Vec::new(),
             routes: Vec::new(),
             defaults: RouteDefaults {
                 strategy: Strategy::Sequential,
@@ -122,6 +134,29 @@ impl<S, C> ModelManagerBuilder<S, C> {
     /// route that names it.
     pub fn model(mut self, spec: ModelSpec<S>) -> Self {
         self.specs.push(spec);
+        self
+    }
+
+    /// Builds the new manager over the state of `old` (a reload): every model `keep`
+    /// accepts keeps its stack — its breaker, health, budget, statistics — when the new
+    /// manager has a spec for it (the spec's service and settings are then ignored), and the
+    /// health registry is shared. Models not kept get new stacks. Stop the old manager's
+    /// checks before starting the new one's.
+    pub fn reusing<Res>(
+        mut self,
+        old: &ModelManager<S, Res, C>,
+        keep: impl Fn(ModelId) -> bool,
+    ) -> Self
+    where
+        S: Clone,
+        C: Clone,
+    {
+        self.reused = read(&old.entries)
+            .iter()
+            .filter(|entry| keep(entry.model()))
+            .cloned()
+            .collect();
+        self.registry = Some(old.registry.clone());
         self
     }
 
@@ -220,6 +255,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
     pub fn classifier<C2>(self, classifier: C2) -> ModelManagerBuilder<S, C2> {
         ModelManagerBuilder {
             specs: self.specs,
+            reused: Vec::new(),
             routes: self.routes,
             defaults: self.defaults,
             metrics: self.metrics,
@@ -235,7 +271,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
 
     /// Builds every model's stack once, the default route over all of them and the named
     /// routes over their views; says which setting of which model or route is wrong.
-    pub fn build<Res>(self) -> Result<ModelManager<S, Res, C>, ConfigError>
+    pub fn build<Res>(mut self) -> Result<ModelManager<S, Res, C>, ConfigError>
     where
         S: Clone,
         C: Clone,
@@ -275,7 +311,10 @@ impl<S, C> ModelManagerBuilder<S, C> {
                 ));
             }
             let model = spec.model;
-            let (entry, probe) = ModelEntry::build(spec, &shared)?;
+            let (entry, probe) = match self.reused.iter().position(|e| e.model() == model) {
+                Some(kept) => (self.reused.swap_remove(kept), spec.probe),
+                None => ModelEntry::build(spec, &shared)?,
+            };
             entries.push(entry);
             if let Some(probe) = probe {
                 probes.push((model, probe));
@@ -284,7 +323,9 @@ impl<S, C> ModelManagerBuilder<S, C> {
         let mut manager = ModelManager {
             default: None,
             routes: BTreeMap::new(),
-            entries,
+            entries: RwLock::new(entries),
+            random,
+            seed: self.seed,
             last_resort: self
                 .defaults
                 .last_resort
@@ -301,8 +342,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
             probes,
             started: false,
         };
-        let every: Vec<String> = manager
-            .entries
+        let every: Vec<String> = read(&manager.entries)
             .iter()
             .map(|e| e.model().as_str().to_owned())
             .collect();
@@ -377,7 +417,10 @@ pub struct ModelManager<S, Res = (), C = ErrorClassifier> {
     /// Always set once built.
     default: Option<ManagedRouter<S, Res, C>>,
     routes: BTreeMap<String, ManagedRouter<S, Res, C>>,
-    entries: Vec<ModelEntry<S, C>>,
+    /// Every model's stack; models may be added while serving ([`ModelManager::add_model`]).
+    entries: RwLock<Vec<ModelEntry<S, C>>>,
+    random: SharedRandom,
+    seed: Option<u64>,
     defaults: RouteDefaults,
     /// The pace of last-resort probes shared by every router without one of its own.
     last_resort: Option<Arc<LastResort>>,
@@ -518,13 +561,42 @@ impl<S: Clone, Res, C: Clone> ModelManager<S, Res, C> {
         if self.metrics {
             builder = builder.metrics_handles(self.router_metrics(&spec.name));
         }
+        let entries = read(&self.entries);
         for name in &spec.models {
             let entry = ModelId::lookup(name)
-                .and_then(|id| self.entries.iter().find(|e| e.model() == id))
+                .and_then(|id| entries.iter().find(|e| e.model() == id))
                 .ok_or_else(|| ManagerError::unknown(name))?;
             builder = builder.route(entry.route());
         }
         Ok(builder)
+    }
+
+    /// Adds a model while serving (a name that matches a configured pattern, say): its
+    /// stack is built as the builder's are, with the manager's registry, events, metrics
+    /// and monitor, and every router built from now on can use it. It gets no active
+    /// health checks (its live traffic feeds its health). Adding a model already there
+    /// returns its controls.
+    pub fn add_model(&self, spec: ModelSpec<S>) -> Result<ModelControl, ManagerError> {
+        if let Some(known) = self.control(spec.model.as_str()) {
+            return Ok(known);
+        }
+        let shared = Shared {
+            registry: &self.registry,
+            events: &self.events,
+            classifier: &self.classifier,
+            random: &self.random,
+            seed: self.seed,
+            metrics: self.metrics,
+            monitor: self.monitor.as_ref(),
+        };
+        let (entry, _probe) = ModelEntry::build(spec, &shared)?;
+        let mut entries = write(&self.entries);
+        if let Some(raced) = entries.iter().find(|e| e.model() == entry.model()) {
+            return Ok(raced.control.clone());
+        }
+        let control = entry.control.clone();
+        entries.push(entry);
+        Ok(control)
     }
 }
 
@@ -552,15 +624,21 @@ impl<S, Res, C> ModelManager<S, Res, C> {
         self.monitor.as_ref()
     }
 
-    /// The controls of `model`.
-    pub fn control(&self, model: &str) -> Option<&ModelControl> {
+    /// The controls of `model` (cheap to clone: they share the model's state).
+    pub fn control(&self, model: &str) -> Option<ModelControl> {
         let model = ModelId::lookup(model)?;
-        self.controls().find(|c| c.model == model)
+        read(&self.entries)
+            .iter()
+            .find(|e| e.control.model == model)
+            .map(|e| e.control.clone())
     }
 
-    /// Every model's controls, in priority order.
-    pub fn controls(&self) -> impl Iterator<Item = &ModelControl> {
-        self.entries.iter().map(|e| &e.control)
+    /// Every model's controls, in priority order (models added while serving last).
+    pub fn controls(&self) -> Vec<ModelControl> {
+        read(&self.entries)
+            .iter()
+            .map(|e| e.control.clone())
+            .collect()
     }
 
     /// The health registry.
@@ -578,6 +656,7 @@ impl<S, Res, C> ModelManager<S, Res, C> {
             answered,
             models: self
                 .controls()
+                .into_iter()
                 .map(|c| ModelAvailability {
                     model: c.model,
                     health: c.health.status(),
@@ -603,7 +682,7 @@ impl<S, Res, C> ModelManager<S, Res, C> {
         self.started = true;
         let checks = checker.start();
         let mut recovery = JoinSet::new();
-        let controls: Vec<ModelControl> = self.controls().cloned().collect();
+        let controls: Vec<ModelControl> = self.controls();
         recovery.spawn(recover_on_checks(self.registry.subscribe(), controls));
         Ok(Running { checks, recovery })
     }
@@ -612,7 +691,7 @@ impl<S, Res, C> ModelManager<S, Res, C> {
 impl<S, Res, C> fmt::Debug for ModelManager<S, Res, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModelManager")
-            .field("controls", &self.controls().collect::<Vec<_>>())
+            .field("controls", &self.controls())
             .field("routes", &self.routes.keys().collect::<Vec<_>>())
             .field("defaults", &self.defaults)
             .field("checks", &self.checks)

@@ -359,3 +359,70 @@ async fn a_passing_check_half_opens_a_break_a_retry_after_stretched() {
     assert_eq!(routed.response, "primary");
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_state_of_the_models_it_keeps() {
+    let fleet = Fleet::new(2);
+    let old = ModelManager::builder()
+        .model(fleet.spec(0, "kept"))
+        .model(fleet.spec(1, "replaced"))
+        .build::<&'static str>()
+        .unwrap();
+    fleet.up[0].store(false, Ordering::SeqCst);
+    for _ in 0..5 {
+        let _ = old.service().oneshot("q").await;
+    }
+    assert_eq!(
+        old.control("kept").unwrap().breaker().state(),
+        CircuitState::Open
+    );
+    old.control("replaced").unwrap().drain();
+    // The new manager keeps `kept` (its open breaker with it) and builds `replaced` anew.
+    let new = ModelManager::builder()
+        .model(fleet.spec(0, "kept"))
+        .model(fleet.spec(1, "replaced"))
+        .reusing(&old, |model| model == "kept")
+        .build::<&'static str>()
+        .unwrap();
+    assert_eq!(
+        new.control("kept").unwrap().breaker().state(),
+        CircuitState::Open
+    );
+    assert!(
+        !new.control("replaced").unwrap().is_drained(),
+        "a new stack"
+    );
+    let routed = new.service().oneshot("q").await.unwrap();
+    assert_eq!((routed.response, routed.attempts), ("replaced", 1));
+    assert_eq!(
+        fleet.calls(),
+        [5, 6],
+        "the kept model was skipped: still broken"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_model_added_while_serving_gets_a_stack_of_its_own() {
+    let fleet = Fleet::new(2);
+    let manager = ModelManager::builder()
+        .model(fleet.spec(0, "configured"))
+        .build::<&'static str>()
+        .unwrap();
+    assert!(manager.router_for(["openai/gpt-4o-mini"]).is_err());
+    let control = manager
+        .add_model(fleet.spec(1, "openai/gpt-4o-mini"))
+        .unwrap();
+    assert_eq!(control.model().as_str(), "openai/gpt-4o-mini");
+    let routed = manager
+        .router_for(["openai/gpt-4o-mini", "configured"])
+        .unwrap()
+        .oneshot("q")
+        .await
+        .unwrap();
+    assert_eq!(routed.response, "openai/gpt-4o-mini");
+    let again = manager
+        .add_model(fleet.spec(1, "openai/gpt-4o-mini"))
+        .unwrap();
+    assert_eq!(again.model(), control.model());
+    assert_eq!(manager.controls().len(), 2);
+}

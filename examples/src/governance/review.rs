@@ -51,7 +51,7 @@ where
 impl<S> std::fmt::Debug for ReviewDesk<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReviewDesk")
-            .field("reviewers", &self.manager.controls().collect::<Vec<_>>())
+            .field("reviewers", &self.manager.controls())
             .finish()
     }
 }
