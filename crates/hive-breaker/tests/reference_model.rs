@@ -123,17 +123,17 @@ impl Reference {
                 since_ms: now_ms,
             };
         }
-        if let Reference::HalfOpen { results, since_ms } = self {
-            if now_ms >= *since_ms + s.max_wait_ms {
-                // Out of time: the probes still out count as failed.
-                let mut all = results.clone();
-                all.resize(s.permits, true);
-                if Self::rate(&all) >= s.threshold {
-                    *self = Self::open(s, now_ms);
-                    return false;
-                }
-                *self = Reference::Closed(VecDeque::new());
+        if let Reference::HalfOpen { results, since_ms } = self
+            && now_ms >= *since_ms + s.max_wait_ms
+        {
+            // Out of time: the probes still out count as failed.
+            let mut all = results.clone();
+            all.resize(s.permits, true);
+            if Self::rate(&all) >= s.threshold {
+                *self = Self::open(s, now_ms);
+                return false;
             }
+            *self = Reference::Closed(VecDeque::new());
         }
         match self {
             Reference::Closed(window) => {

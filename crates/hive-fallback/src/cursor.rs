@@ -259,10 +259,10 @@ impl Cursor {
             let index = self.order.route_at(self.next);
             let route = &shared.routes[index];
             self.next += 1;
-            if let Some(min) = self.cold.as_ref().and_then(|c| c.min_context) {
-                if route.context_window.is_none_or(|w| w <= min) {
-                    continue;
-                }
+            if let Some(min) = self.cold.as_ref().and_then(|c| c.min_context)
+                && route.context_window.is_none_or(|w| w <= min)
+            {
+                continue;
             }
             if !route.is_available() {
                 let skipped = FailedAttempt {
@@ -394,10 +394,10 @@ impl Cursor {
         if shared.track_stats {
             route.stats.record(outcome == Outcome::Success, latency);
         }
-        if let Some(metrics) = &route.metrics {
-            if !matches!(outcome, Outcome::Rejected(_)) {
-                metrics.attempt(latency);
-            }
+        if let Some(metrics) = &route.metrics
+            && !matches!(outcome, Outcome::Rejected(_))
+        {
+            metrics.attempt(latency);
         }
         if let Some(observe) = &route.observer {
             observe(&outcome, latency);
@@ -462,10 +462,10 @@ impl Cursor {
         let response = result.map_err(Into::into)?;
         let model = shared.routes[index].model;
         self.trace.record("gen_ai.response.model", model.as_str());
-        if step == Step::Answer {
-            if let Some(keep) = &shared.on_answer {
-                keep(&response);
-            }
+        if step == Step::Answer
+            && let Some(keep) = &shared.on_answer
+        {
+            keep(&response);
         }
         Ok(Routed {
             response,

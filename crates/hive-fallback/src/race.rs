@@ -263,10 +263,11 @@ where
                         step @ (Step::Answer | Step::Return) => {
                             // A hedge wins when an answer comes from another model than
                             // the first one started.
-                            if let (Some(metrics), Step::Answer) = (&shared.metrics, step) {
-                                if *this.hedges > 0 && Some(index) != *this.first {
-                                    metrics.hedge_won();
-                                }
+                            if let (Some(metrics), Step::Answer) = (&shared.metrics, step)
+                                && *this.hedges > 0
+                                && Some(index) != *this.first
+                            {
+                                metrics.hedge_won();
                             }
                             // The others lose: dropping them cancels them.
                             this.in_flight.clear();

@@ -132,13 +132,13 @@ impl RegistryConfig {
         if let Some(latency) = self.degraded_latency {
             check_duration("degraded_latency", latency, false)?;
         }
-        if let Some(rate) = self.degraded_error_rate {
-            if !(rate > 0.0 && rate < 1.0) {
-                return Err(ConfigError::new(
-                    "degraded_error_rate",
-                    format!("{rate} is outside (0, 1); `None` turns the limit off"),
-                ));
-            }
+        if let Some(rate) = self.degraded_error_rate
+            && !(rate > 0.0 && rate < 1.0)
+        {
+            return Err(ConfigError::new(
+                "degraded_error_rate",
+                format!("{rate} is outside (0, 1); `None` turns the limit off"),
+            ));
         }
         if !(self.ewma_weight > 0.0 && self.ewma_weight <= 1.0) {
             return Err(ConfigError::new(

@@ -203,13 +203,13 @@ impl RetryConfigBuilder {
                 format!("{} must be a finite number >= 1", b.multiplier),
             ));
         }
-        if let Jitter::Proportional(f) = b.jitter {
-            if !(0.0..=1.0).contains(&f) {
-                return Err(ConfigError::new(
-                    "jitter",
-                    format!("proportional jitter {f} is outside [0, 1]"),
-                ));
-            }
+        if let Jitter::Proportional(f) = b.jitter
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(ConfigError::new(
+                "jitter",
+                format!("proportional jitter {f} is outside [0, 1]"),
+            ));
         }
         let mut config = self.config;
         config.random = SharedRandom::new(config.seed);

@@ -184,15 +184,15 @@ fn plan_after_failure(
             .backoff
             .delay(attempt, *previous_delay, config.random.unit()),
     };
-    if let Some(deadline) = Deadline::current() {
-        if !deadline.fits(delay + config.min_attempt_time) {
-            return stop(config, attempt, class, RetryStop::DeadlineTooClose);
-        }
+    if let Some(deadline) = Deadline::current()
+        && !deadline.fits(delay + config.min_attempt_time)
+    {
+        return stop(config, attempt, class, RetryStop::DeadlineTooClose);
     }
-    if let Some(budget) = &config.budget {
-        if !budget.withdraw() {
-            return stop(config, attempt, class, RetryStop::BudgetDenied);
-        }
+    if let Some(budget) = &config.budget
+        && !budget.withdraw()
+    {
+        return stop(config, attempt, class, RetryStop::BudgetDenied);
     }
     *previous_delay = delay;
     if let Some(instruments) = &config.instruments {

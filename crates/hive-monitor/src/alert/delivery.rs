@@ -159,13 +159,13 @@ impl Channel {
         if self.queue == 0 {
             return Err(AlertError::invalid("channel.queue", "must be 1 or more"));
         }
-        if let Some(limit) = self.rate_limit {
-            if limit.max == 0 || limit.per.is_zero() {
-                return Err(AlertError::invalid(
-                    "channel.rate_limit",
-                    "max and per must be above zero",
-                ));
-            }
+        if let Some(limit) = self.rate_limit
+            && (limit.max == 0 || limit.per.is_zero())
+        {
+            return Err(AlertError::invalid(
+                "channel.rate_limit",
+                "max and per must be above zero",
+            ));
         }
         if self.attempt_timeout.is_zero() {
             return Err(AlertError::invalid(

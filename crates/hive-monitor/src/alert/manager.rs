@@ -149,13 +149,13 @@ impl AlertManagerBuilder {
             hive_core::check_duration(field, value, true)
                 .map_err(|e| AlertError::invalid(field, e.problem))?;
         }
-        if let Some(url) = &self.dashboard_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(AlertError::invalid(
-                    "dashboard_url",
-                    "must start with http:// or https://",
-                ));
-            }
+        if let Some(url) = &self.dashboard_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(AlertError::invalid(
+                "dashboard_url",
+                "must start with http:// or https://",
+            ));
         }
         let rules = if self.rules.is_empty() {
             Rule::defaults()

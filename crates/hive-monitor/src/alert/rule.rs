@@ -355,10 +355,10 @@ impl Rule {
             }
             _ => {}
         }
-        if let Some(escalation) = &self.escalation {
-            if escalation.after.is_zero() {
-                return bad("escalation after must be above zero");
-            }
+        if let Some(escalation) = &self.escalation
+            && escalation.after.is_zero()
+        {
+            return bad("escalation after must be above zero");
         }
         Ok(())
     }

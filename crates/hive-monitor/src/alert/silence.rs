@@ -166,10 +166,10 @@ impl Entry {
         if s.rule.as_deref().is_some_and(|r| r != rule) {
             return false;
         }
-        if let Some(model) = &s.model {
-            if subject.model().is_none_or(|m| m.as_str() != model) {
-                return false;
-            }
+        if let Some(model) = &s.model
+            && subject.model().is_none_or(|m| m.as_str() != model)
+        {
+            return false;
         }
         if let Some(route) = &s.route {
             let hit = match subject {
