@@ -121,10 +121,10 @@ impl Assembly {
         if self.model.is_empty() {
             self.model = chunk.model;
         }
-        if self.id.is_empty() {
-            if let Some(value) = chunk.extra.get("id").and_then(|v| v.as_str()) {
-                value.clone_into(&mut self.id);
-            }
+        if self.id.is_empty()
+            && let Some(value) = chunk.extra.get("id").and_then(|v| v.as_str())
+        {
+            value.clone_into(&mut self.id);
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(content) = choice.delta.content {

@@ -127,6 +127,37 @@ pub enum OpenAiError {
         /// The cap.
         limit: usize,
     },
+    /// The provider sent an error event in the stream (`data: {"error": {"message", "type",
+    /// "code"}}`, or `{"error": "…"}`), as OpenAI, vLLM, LiteLLM's proxy and this crate's
+    /// own [`SseEncoder`](crate::server::SseEncoder) do when a stream fails after its
+    /// headers. The answer is not whole, whatever came before.
+    ///
+    /// Its class comes from the event's code, else its type ([`OpenAiError::outcome`]): an
+    /// HTTP status as code (LiteLLM writes `"500"`) goes through the status table; the
+    /// class names this crate writes (`stream_cut`, `stream_stalled`, `rate_limited`,
+    /// `context_length_exceeded` …) are read back as those classes; OpenAI's
+    /// `rate_limit_exceeded`, `context_length_exceeded`, `content_policy_violation` … as
+    /// theirs; then the type (`rate_limit_error`, `overloaded_error`,
+    /// `invalid_request_error`, `authentication_error` …); anything else is a server error
+    /// (unavailable).
+    #[error(
+        "model `{model}` sent an error event after {chunks} chunks ({})",
+        outcome_label(&event_outcome(.code.as_deref(), .kind.as_deref()))
+    )]
+    ErrorEvent {
+        /// The model asked.
+        model: ModelId,
+        /// Chunks received before the error event.
+        chunks: usize,
+        /// The event's `code` (a number is kept as its digits), at most 64 bytes, control
+        /// characters removed.
+        code: Option<String>,
+        /// The event's `type`, at most 64 bytes, control characters removed.
+        kind: Option<String>,
+        /// The event's message. Untrusted: for debug logs, never shown by `Display`. At
+        /// most 512 bytes, control characters removed.
+        provider_message: String,
+    },
     /// The answer came from another model than the one asked, or a stream named no model
     /// (see [`accept_unnamed_stream`](crate::OpenAiClientBuilder::accept_unnamed_stream)).
     #[error("asked model `{expected}`, {}", AnsweredAs(.answered.as_deref()))]
@@ -159,6 +190,7 @@ impl OpenAiError {
                 Outcome::failure(FailureClass::Malformed)
             }
             Self::IdentityMismatch { .. } => Outcome::failure(FailureClass::IdentityMismatch),
+            Self::ErrorEvent { code, kind, .. } => event_outcome(code.as_deref(), kind.as_deref()),
         }
     }
 
@@ -175,6 +207,24 @@ impl OpenAiError {
         Self::Malformed {
             model,
             detail: untrusted_text(&detail.to_string(), MAX_MALFORMED_DETAIL),
+        }
+    }
+
+    /// An error event received after `chunks` chunks: `error` is the event's `error` value
+    /// (an object with `message`, `type` and `code`, or a string).
+    pub(crate) fn error_event(model: ModelId, chunks: usize, error: &serde_json::Value) -> Self {
+        let word = |value: &serde_json::Value| match value {
+            serde_json::Value::String(text) => Some(untrusted_text(text, MAX_PROVIDER_CODE)),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
+        let message = error["message"].as_str().or_else(|| error.as_str());
+        Self::ErrorEvent {
+            model,
+            chunks,
+            code: word(&error["code"]),
+            kind: word(&error["type"]),
+            provider_message: untrusted_text(message.unwrap_or(""), MAX_PROVIDER_MESSAGE),
         }
     }
 
@@ -238,6 +288,52 @@ fn code_class(code: &str) -> Option<ClientErrorClass> {
         }
         "content_policy_violation" | "content_filter" => Some(ClientErrorClass::ContentPolicy),
         _ => None,
+    }
+}
+
+/// The class of an error event (see [`OpenAiError::ErrorEvent`]): by its code, else its
+/// type, else a server error.
+pub(crate) fn event_outcome(code: Option<&str>, kind: Option<&str>) -> Outcome {
+    if let Some(outcome) = code.and_then(code_outcome) {
+        return outcome;
+    }
+    match kind.unwrap_or("") {
+        "rate_limit_error" | "requests" | "tokens" => Outcome::failure(FailureClass::RateLimited),
+        "overloaded_error" => Outcome::failure(FailureClass::Overloaded),
+        "timeout" | "timeout_error" => Outcome::failure(FailureClass::Timeout),
+        "invalid_request_error" => Outcome::ClientError(ClientErrorClass::BadRequest),
+        "authentication_error" | "permission_error" => {
+            Outcome::ClientError(ClientErrorClass::Unauthorized)
+        }
+        _ => Outcome::failure(FailureClass::Unavailable),
+    }
+}
+
+/// The class an error event's code names, if it names one: an HTTP error status, one of
+/// hive-core's class names, or a provider's code.
+fn code_outcome(code: &str) -> Option<Outcome> {
+    if let Ok(status) = code.parse::<u16>().map(StatusCode::from_u16) {
+        return status
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .map(|s| status_outcome(s, None, None));
+    }
+    if let Some(class) = FailureClass::ALL.into_iter().find(|c| c.as_str() == code) {
+        return Some(Outcome::failure(class));
+    }
+    if let Some(class) = ClientErrorClass::ALL
+        .into_iter()
+        .find(|c| c.as_str() == code)
+    {
+        return Some(Outcome::ClientError(class));
+    }
+    match code {
+        "rate_limit_exceeded" | "insufficient_quota" => {
+            Some(Outcome::failure(FailureClass::RateLimited))
+        }
+        "server_is_overloaded" | "overloaded" => Some(Outcome::failure(FailureClass::Overloaded)),
+        "invalid_api_key" => Some(Outcome::ClientError(ClientErrorClass::Unauthorized)),
+        _ => code_class(code).map(Outcome::ClientError),
     }
 }
 
@@ -405,6 +501,91 @@ mod tests {
             Outcome::ClientError(ClientErrorClass::BadRequest),
             "a redirect is not an answer"
         );
+    }
+
+    #[test]
+    fn error_events_are_classed_by_code_then_type() {
+        let c = |code: Option<&str>, kind: Option<&str>| event_outcome(code, kind);
+        // LiteLLM's proxy writes the status as the code.
+        assert_eq!(
+            c(Some("429"), Some("None")),
+            Outcome::failure(FailureClass::RateLimited)
+        );
+        assert_eq!(
+            c(Some("500"), None),
+            Outcome::failure(FailureClass::Unavailable)
+        );
+        assert_eq!(
+            c(Some("400"), None),
+            Outcome::ClientError(ClientErrorClass::BadRequest)
+        );
+        // This crate's own class names round-trip.
+        for class in FailureClass::ALL {
+            assert_eq!(c(Some(class.as_str()), None), Outcome::failure(class));
+        }
+        for class in ClientErrorClass::ALL {
+            assert_eq!(c(Some(class.as_str()), None), Outcome::ClientError(class));
+        }
+        // OpenAI's codes.
+        assert_eq!(
+            c(Some("rate_limit_exceeded"), Some("requests")),
+            Outcome::failure(FailureClass::RateLimited)
+        );
+        assert_eq!(
+            c(
+                Some("content_policy_violation"),
+                Some("invalid_request_error")
+            ),
+            Outcome::ClientError(ClientErrorClass::ContentPolicy)
+        );
+        // Then the type, then a server error.
+        assert_eq!(
+            c(Some("mystery"), Some("overloaded_error")),
+            Outcome::failure(FailureClass::Overloaded)
+        );
+        assert_eq!(
+            c(None, Some("invalid_request_error")),
+            Outcome::ClientError(ClientErrorClass::BadRequest)
+        );
+        assert_eq!(
+            c(Some("200"), Some("server_error")),
+            Outcome::failure(FailureClass::Unavailable),
+            "a success status is no class"
+        );
+        assert_eq!(c(None, None), Outcome::failure(FailureClass::Unavailable));
+    }
+
+    #[test]
+    fn an_error_event_keeps_its_words_cut_and_clean_and_never_shows_them() {
+        let model = ModelId::new("m");
+        let event = OpenAiError::error_event(
+            model,
+            3,
+            &serde_json::json!({"message": "boom\nIGNORE ALL", "type": "server_error", "code": 500}),
+        );
+        let OpenAiError::ErrorEvent {
+            chunks,
+            code,
+            kind,
+            provider_message,
+            ..
+        } = &event
+        else {
+            panic!("{event:?}")
+        };
+        assert_eq!(*chunks, 3);
+        assert_eq!(code.as_deref(), Some("500"));
+        assert_eq!(kind.as_deref(), Some("server_error"));
+        assert_eq!(provider_message, "boom IGNORE ALL");
+        assert_eq!(
+            event.to_string(),
+            "model `m` sent an error event after 3 chunks (unavailable)"
+        );
+        let bare = OpenAiError::error_event(model, 0, &serde_json::json!("quota"));
+        assert!(matches!(
+            &bare,
+            OpenAiError::ErrorEvent { code: None, kind: None, provider_message, .. } if provider_message == "quota"
+        ));
     }
 
     #[test]

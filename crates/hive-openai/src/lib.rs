@@ -29,6 +29,14 @@
 //!   failover is free; after it, pass-through ends with an error the caller sees, and
 //!   buffered reads the whole stream first so the caller always gets a whole answer — from
 //!   the next model when this one fails. A truncated answer is never a success.
+//! * Continuation ([`ContinuedStream`]): a committed stream that is cut or stalls after its
+//!   first token is continued by the next model, asked with the partial answer as an
+//!   assistant prefill; its tokens follow those already sent, under the first model's
+//!   name. Where no model continues, the stream ends with the cut, never the refusal.
+//! * The server half of the wire ([`server`]): the SSE encoder with its in-band error event,
+//!   and the table from "no answer" to an HTTP status and OpenAI's error JSON; tested
+//!   against the client over loopback. A provider's in-band error event (`data: {"error":
+//!   …}`) is read as [`OpenAiError::ErrorEvent`].
 //!
 //! ```no_run
 //! use hive_openai::{ApiKey, ChatRequest, ChatResponse, OpenAiClient};
@@ -52,18 +60,26 @@
 mod classify;
 mod client;
 mod commit;
+mod continuation;
 mod error;
 mod limits;
 mod secret;
+pub mod server;
 mod sse;
 mod stream;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 mod types;
 mod url;
 
 pub use classify::OpenAiClassifier;
 pub use client::{ChatResponse, OpenAiClient, OpenAiClientBuilder};
 pub use commit::{Commit, CommitLayer, CommitService};
+pub use continuation::{
+    ContinuationError, ContinueRequest, ContinuedStream, DEFAULT_MAX_CONTINUATIONS, NotContinued,
+    prefill_refusal,
+};
 pub use error::OpenAiError;
 pub use secret::ApiKey;
 pub use sse::SseDecoder;

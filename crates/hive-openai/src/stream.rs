@@ -26,9 +26,10 @@ type Item = Option<Result<ChatChunk, OpenAiError>>;
 /// A streamed answer: chunks as they arrive, then `None`.
 ///
 /// It ends with an error when the provider stops early ([`OpenAiError::StreamCut`]: the
-/// body ended, broke or sent `[DONE]` without a finish reason), stalls, takes too
-/// long, answers as another model (or names none on its first chunk, unless the client
-/// accepts unnamed streams), sends more than its caps allow, or (by setting) sends a
+/// body ended, broke or sent `[DONE]` without a finish reason), sends an error event
+/// ([`OpenAiError::ErrorEvent`], even after a finish reason: the provider said so), stalls,
+/// takes too long, answers as another model (or names none on its first chunk, unless the
+/// client accepts unnamed streams), sends more than its caps allow, or (by setting) sends a
 /// malformed event. After the finish reason the answer is whole: a body that then ends or
 /// breaks without `[DONE]` finishes it at once.
 ///
@@ -182,7 +183,15 @@ impl ChatStream {
                 return Some(None);
             }
             match serde_json::from_str::<ChatChunk>(&data) {
-                Ok(chunk) => return Some(self.give_out(chunk)),
+                // `{"error": …}` parses as a chunk without choices: the provider's error
+                // event, not a malformed chunk.
+                Ok(chunk) => match chunk.extra.get("error").filter(|e| !e.is_null()) {
+                    Some(error) => {
+                        let error = OpenAiError::error_event(self.model, self.chunks, error);
+                        return Some(self.fail(error));
+                    }
+                    None => return Some(self.give_out(chunk)),
+                },
                 Err(e) if self.limits.skip_malformed => {
                     tracing::debug!(model = %self.model, error = %e, "malformed event skipped");
                     self.malformed += 1;
@@ -203,10 +212,10 @@ impl ChatStream {
             return self.fail(error);
         }
         self.chunks += 1;
-        if self.chunks == 1 {
-            if let Some(instruments) = &self.instruments {
-                instruments.first_token(self.started.elapsed());
-            }
+        if self.chunks == 1
+            && let Some(instruments) = &self.instruments
+        {
+            instruments.first_token(self.started.elapsed());
         }
         self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
         if chunk.usage.is_some() {

@@ -378,6 +378,42 @@ async fn done_without_a_finish_reason_is_a_cut() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_providers_error_event_is_a_failure_with_its_class_never_a_malformed_chunk() {
+    // LiteLLM's proxy: the status as the code, "None" for what it does not know.
+    let litellm = br#"data: {"error": {"message": "Rate limit reached", "type": "None", "param": "None", "code": "429"}}"#;
+    // OpenAI's own shape, and the bare string some servers send.
+    let openai = br#"data: {"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}}"#;
+    let bare = br#"data: {"error": "thinking_budget is not supported"}"#;
+    for (event, outcome) in [
+        (&litellm[..], Outcome::failure(FailureClass::RateLimited)),
+        (&openai[..], Outcome::failure(FailureClass::Unavailable)),
+        (&bare[..], Outcome::failure(FailureClass::Unavailable)),
+    ] {
+        let mut body = chunk(&delta("m", "The vote ", false));
+        let mut error_event = event.to_vec();
+        error_event.extend(b"\n\n");
+        body.extend(chunk(&error_event));
+        body.extend(chunk(&delta("m", "never read", true)));
+        let provider = RawProvider::trickle(SSE_HEAD, vec![body], Duration::ZERO).await;
+        // Malformed events would be skipped: an error event must not be.
+        let client = OpenAiClient::builder("m", provider.base_url())
+            .skip_malformed(true)
+            .build()
+            .unwrap();
+        let mut stream = stream_of(&client).await;
+        let (text, error) = drain(&mut stream).await;
+        assert_eq!(text, "The vote ");
+        let error = error.expect("an error event fails the stream");
+        assert!(
+            matches!(error, OpenAiError::ErrorEvent { chunks: 1, .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.outcome(), outcome, "{error:?}");
+        assert_eq!(stream.malformed(), 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_connection_broken_after_the_finish_reason_leaves_a_whole_answer() {
     // The whole answer with its finish reason, then the connection closes without the
     // chunked body's last chunk (and without `[DONE]`).

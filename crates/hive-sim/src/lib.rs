@@ -10,8 +10,12 @@
 //! ([`Behaviour::StreamReset`]: an HTTP/1.1 close without the last chunk, an HTTP/2 stream
 //! reset), a stall, a malformed chunk, a missing `[DONE]`, context length exceeded, a
 //! content-policy refusal, an outage window, an answer from the wrong model, fixed or random
-//! latency. Every healthy answer is [`ANSWER`], so a truncated answer is detectable; every
-//! request is logged with its time ([`Simulator::attempts`]).
+//! latency. Every healthy answer is [`ANSWER`] (or the text a model's [`Script::answer`]
+//! gives), so a truncated answer is detectable; every request is logged with its time
+//! ([`Simulator::attempts`]). A request that ends with an assistant message (a prefill) is
+//! continued from that text, or refused with HTTP 400 by a model set to
+//! ([`Script::refuse_prefill`]), so that a gateway's continuation of a cut stream can be
+//! measured: the attempt log shows the prefill each request carried.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -39,6 +43,26 @@ pub use body::{ChannelBody, MidBodyReset, SimBody};
 pub use script::{Behaviour, Latency, RetryAfter, Script};
 pub use server::{Attempt, Simulator};
 
-/// The one text every healthy answer carries, so that a truncated answer shows.
+/// The one text every healthy answer carries, so that a truncated answer shows (unless a
+/// model's [`Script::answer`] gives another). Its tokens are its words with the space after
+/// each: 15 of them.
 pub const ANSWER: &str =
     "The proposal is sound, its risks are understood, and I vote in favour of it.";
+
+/// An answer of exactly `tokens` tokens, each one different (`w1 w2 … wN.`), for
+/// [`Script::answer`]: a token lost, repeated or out of order shows in the text.
+///
+/// ```
+/// assert_eq!(hive_sim::long_answer(3), "w1 w2 w3.");
+/// assert_eq!(hive_sim::long_answer(60).split_inclusive(' ').count(), 60);
+/// ```
+pub fn long_answer(tokens: usize) -> String {
+    let mut text = (1..=tokens)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if tokens > 0 {
+        text.push('.');
+    }
+    text
+}

@@ -107,6 +107,21 @@ enum When {
 /// A model's script: steps tried in order, the first whose condition holds decides;
 /// [`Behaviour::Healthy`] when none does.
 ///
+/// Beside the steps, two settings of the model itself:
+///
+/// * its answer: [`ANSWER`](crate::ANSWER) unless [`answer`](Self::answer) gives another
+///   text (a longer one from [`long_answer`](crate::long_answer), to cut a stream after 40
+///   of 60 tokens). A token is a word with the space after it.
+/// * whether it accepts an assistant prefill. A request whose last message is an
+///   `assistant` message asks the model to continue that text, as Anthropic's prefill and
+///   Mistral's or DeepSeek's `prefix` do. By default the model honours it: when the
+///   message's content is a prefix of its answer, it answers only the rest of its answer
+///   (streamed or not, every behaviour applying to that rest: a cut after 3 tokens is 3
+///   tokens of the rest); a content that is not a prefix of its answer is ignored and the
+///   whole answer is sent, as a model that does not follow would. With
+///   [`refuse_prefill`](Self::refuse_prefill) it answers such a request with HTTP 400, as
+///   providers that do not accept one do, whatever its steps say.
+///
 /// ```
 /// use std::time::Duration;
 /// use hive_sim::{Behaviour, Script};
@@ -121,6 +136,8 @@ enum When {
 pub struct Script {
     steps: Vec<(When, Behaviour)>,
     latency: Option<Latency>,
+    answer: Option<String>,
+    refuse_prefill: bool,
 }
 
 impl Script {
@@ -162,6 +179,33 @@ impl Script {
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = Some(latency);
         self
+    }
+
+    /// Answers with `text` instead of [`ANSWER`](crate::ANSWER).
+    #[must_use]
+    pub fn answer(mut self, text: impl Into<String>) -> Self {
+        self.answer = Some(text.into());
+        self
+    }
+
+    /// Refuses a request that ends with an assistant message (a prefill) with HTTP 400,
+    /// type `invalid_request_message_order`, and Mistral's message ("Expected last role User
+    /// or Tool (or Assistant with prefix True) for serving but got assistant"), before any
+    /// step applies. The refusal is logged as `prefill_refused`.
+    #[must_use]
+    pub fn refuse_prefill(mut self) -> Self {
+        self.refuse_prefill = true;
+        self
+    }
+
+    /// The model's whole answer.
+    pub(crate) fn answer_text(&self) -> &str {
+        self.answer.as_deref().unwrap_or(crate::ANSWER)
+    }
+
+    /// Whether a prefill is refused.
+    pub(crate) fn refuses_prefill(&self) -> bool {
+        self.refuse_prefill
     }
 
     pub(crate) fn behaviour(&self, call: u32, elapsed: Duration) -> Behaviour {

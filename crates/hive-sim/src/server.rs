@@ -23,7 +23,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, task::JoinSet, time::Instant};
 
 use crate::{
-    ANSWER, Behaviour, RetryAfter, Script,
+    Behaviour, RetryAfter, Script,
     body::{ChannelBody, Piece, SimBody},
     wire::{self, ChatRequest},
 };
@@ -46,6 +46,9 @@ pub struct Attempt {
     pub behaviour: &'static str,
     /// Whether a stream was asked for.
     pub stream: bool,
+    /// The assistant prefill the request ended with (the text the model was asked to
+    /// continue), if its last message was the assistant's.
+    pub prefill: Option<String>,
 }
 
 struct Model {
@@ -63,9 +66,10 @@ struct State {
 /// A misbehaving OpenAI-compatible provider on `127.0.0.1`, scripted per model.
 ///
 /// Serves `GET /v1/models` and `POST /v1/chat/completions` (streamed with SSE or not) over
-/// HTTP/1.1 and HTTP/2 (cleartext). Every healthy answer is [`ANSWER`], so a truncated
-/// answer is detectable. Every request is logged with its time. Dropping it stops the
-/// server.
+/// HTTP/1.1 and HTTP/2 (cleartext). Every healthy answer is [`ANSWER`](crate::ANSWER) (or
+/// the model's [`Script::answer`]), so a truncated answer is detectable; a prefill is
+/// continued or refused as the model's [`Script`] says. Every request is logged with its
+/// time. Dropping it stops the server.
 pub struct Simulator {
     addr: SocketAddr,
     state: Arc<State>,
@@ -214,6 +218,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 at,
                 behaviour: "models",
                 stream: false,
+                prefill: None,
             });
             let names: Vec<String> = state.models.keys().cloned().collect();
             Ok(json(StatusCode::OK, &wire::models(&names)))
@@ -250,20 +255,38 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 return Ok(json(StatusCode::NOT_FOUND, &error));
             };
             let call = model.calls.fetch_add(1, Ordering::SeqCst);
+            let prefill = chat.prefill();
+            let refused = prefill.is_some() && model.script.refuses_prefill();
             let behaviour = model.script.behaviour(call, at);
             state.log(Attempt {
                 model: chat.model.clone(),
                 path,
                 call,
                 at,
-                behaviour: behaviour.name(),
+                behaviour: if refused {
+                    "prefill_refused"
+                } else {
+                    behaviour.name()
+                },
                 stream: chat.stream,
+                prefill: prefill.clone(),
             });
+            if refused {
+                return Ok(json(
+                    StatusCode::BAD_REQUEST,
+                    &wire::error(
+                        "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant",
+                        "invalid_request_message_order",
+                        None,
+                    ),
+                ));
+            }
             let latency = model.script.latency_for(state.random.unit());
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            answer(&chat, behaviour).await
+            let reply = Reply::new(model.script.answer_text(), prefill.as_deref());
+            answer(&chat, behaviour, reply).await
         }
         _ => Ok(json(
             StatusCode::NOT_FOUND,
@@ -272,11 +295,35 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     }
 }
 
-fn tokens() -> Vec<&'static str> {
-    ANSWER.split_inclusive(' ').collect()
+/// What a healthy answer to one request says: the model's answer, or the rest of it after a
+/// prefill that is a prefix of it.
+struct Reply {
+    /// The text to send.
+    text: String,
+    /// Prompt tokens: the simulator's fixed prompt, plus the prefill's tokens.
+    prompt: usize,
 }
 
-async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<SimBody>, Reset> {
+impl Reply {
+    fn new(answer: &str, prefill: Option<&str>) -> Self {
+        let prefill = prefill.unwrap_or("");
+        Self {
+            text: answer.strip_prefix(prefill).unwrap_or(answer).to_owned(),
+            prompt: wire::PROMPT_TOKENS + tokens(prefill).len(),
+        }
+    }
+}
+
+/// A text's tokens: its words, each with the space after it.
+fn tokens(text: &str) -> Vec<&str> {
+    text.split_inclusive(' ').collect()
+}
+
+async fn answer(
+    chat: &ChatRequest,
+    behaviour: Behaviour,
+    reply: Reply,
+) -> Result<Response<SimBody>, Reset> {
     let model = chat.model.as_str();
     match behaviour {
         Behaviour::ResetBeforeHeaders => Err(Reset),
@@ -299,10 +346,10 @@ async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<Sim
                 if let Ok(value) = value.parse() {
                     headers.insert(header::RETRY_AFTER, value);
                 }
-                if let RetryAfter::Seconds(s) = retry_after {
-                    if let Ok(value) = format!("{s}s").parse() {
-                        headers.insert("x-ratelimit-reset-requests", value);
-                    }
+                if let RetryAfter::Seconds(s) = retry_after
+                    && let Ok(value) = format!("{s}s").parse()
+                {
+                    headers.insert("x-ratelimit-reset-requests", value);
                 }
             }
             Ok(response)
@@ -339,7 +386,7 @@ async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<Sim
                 Some("content_policy_violation"),
             ),
         )),
-        other if chat.stream => Ok(stream(model, other, chat)),
+        other if chat.stream => Ok(stream(model, other, chat, reply)),
         other => {
             let (model, delay) = match &other {
                 Behaviour::WrongModel(name) => (name.as_str(), Duration::ZERO),
@@ -347,7 +394,9 @@ async fn answer(chat: &ChatRequest, behaviour: Behaviour) -> Result<Response<Sim
                 _ => (model, Duration::ZERO),
             };
             tokio::time::sleep(delay).await;
-            let body = wire::completion(model, ANSWER, tokens().len()).to_string();
+            let body =
+                wire::completion(model, &reply.text, reply.prompt, tokens(&reply.text).len())
+                    .to_string();
             Ok(match other {
                 // Unstreamed, a cut or malformed answer is a broken JSON body.
                 Behaviour::StreamCut { .. } | Behaviour::MalformedChunk { .. } => {
@@ -405,7 +454,12 @@ fn partial_body(part: String, ending: Ending) -> Response<SimBody> {
     response
 }
 
-fn stream(model: &str, behaviour: Behaviour, chat: &ChatRequest) -> Response<SimBody> {
+fn stream(
+    model: &str,
+    behaviour: Behaviour,
+    chat: &ChatRequest,
+    reply: Reply,
+) -> Response<SimBody> {
     let (tx, body) = ChannelBody::new();
     let with_usage = chat
         .stream_options
@@ -422,7 +476,7 @@ fn stream(model: &str, behaviour: Behaviour, chat: &ChatRequest) -> Response<Sim
             async move { tx.send(Piece::Data(Bytes::from(text))).await.is_ok() }
         };
         tokio::time::sleep(first_delay).await;
-        let tokens = tokens();
+        let tokens = tokens(&reply.text);
         for (i, token) in tokens.iter().enumerate() {
             match behaviour {
                 Behaviour::StreamCut { after_tokens } if i == after_tokens => return,
@@ -446,7 +500,7 @@ fn stream(model: &str, behaviour: Behaviour, chat: &ChatRequest) -> Response<Sim
                 return;
             }
         }
-        if !send(wire::finish(&model, tokens.len(), with_usage)).await {
+        if !send(wire::finish(&model, reply.prompt, tokens.len(), with_usage)).await {
             return;
         }
         if behaviour != Behaviour::MissingDone {

@@ -11,6 +11,38 @@ pub(crate) struct ChatRequest {
     pub(crate) stream: bool,
     #[serde(default)]
     pub(crate) stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub(crate) messages: Vec<WireMessage>,
+}
+
+impl ChatRequest {
+    /// The content of the last message when it is the assistant's: a prefill to continue.
+    pub(crate) fn prefill(&self) -> Option<String> {
+        let last = self.messages.last()?;
+        (last.role == "assistant").then(|| text_of(&last.content))
+    }
+}
+
+/// What the simulator reads of a message.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireMessage {
+    #[serde(default)]
+    pub(crate) role: String,
+    /// A string, or an array of content parts (`{"type": "text", "text": …}`).
+    #[serde(default)]
+    pub(crate) content: Value,
+}
+
+/// The text of a message's content: the string, or its text parts joined.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect(),
+        _ => String::new(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -19,7 +51,7 @@ pub(crate) struct StreamOptions {
     pub(crate) include_usage: bool,
 }
 
-pub(crate) fn completion(model: &str, text: &str, tokens: usize) -> Value {
+pub(crate) fn completion(model: &str, text: &str, prompt: usize, tokens: usize) -> Value {
     json!({
         "id": "chatcmpl-hive-sim",
         "object": "chat.completion",
@@ -30,12 +62,15 @@ pub(crate) fn completion(model: &str, text: &str, tokens: usize) -> Value {
             "message": {"role": "assistant", "content": text},
             "finish_reason": "stop"
         }],
-        "usage": usage(tokens),
+        "usage": usage(prompt, tokens),
     })
 }
 
-fn usage(tokens: usize) -> Value {
-    json!({"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens})
+/// Prompt tokens of a request: 12, plus the tokens of its prefill.
+pub(crate) const PROMPT_TOKENS: usize = 12;
+
+fn usage(prompt: usize, tokens: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": tokens, "total_tokens": prompt + tokens})
 }
 
 /// One SSE event carrying a content delta.
@@ -50,7 +85,7 @@ pub(crate) fn delta(model: &str, content: &str) -> String {
 }
 
 /// The last content event: an empty delta with the finish reason, and usage when asked.
-pub(crate) fn finish(model: &str, tokens: usize, with_usage: bool) -> String {
+pub(crate) fn finish(model: &str, prompt: usize, tokens: usize, with_usage: bool) -> String {
     let mut chunk = json!({
         "id": "chatcmpl-hive-sim",
         "object": "chat.completion.chunk",
@@ -59,7 +94,7 @@ pub(crate) fn finish(model: &str, tokens: usize, with_usage: bool) -> String {
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]
     });
     if with_usage {
-        chunk["usage"] = usage(tokens);
+        chunk["usage"] = usage(prompt, tokens);
     }
     event(&chunk)
 }

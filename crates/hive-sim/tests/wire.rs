@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hive_sim::{ANSWER, Behaviour, RetryAfter, Script, Simulator};
+use hive_sim::{ANSWER, Behaviour, RetryAfter, Script, Simulator, long_answer};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -29,8 +29,34 @@ async fn chat(
     model: &str,
     stream: bool,
 ) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+    let messages = serde_json::json!([{"role": "user", "content": "Vote on BIP-01"}]);
+    send(client, sim, model, stream, messages).await
+}
+
+/// A chat request whose last message is the assistant's `prefill`.
+async fn prefilled(
+    client: &HttpClient,
+    sim: &Simulator,
+    model: &str,
+    stream: bool,
+    prefill: serde_json::Value,
+) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+    let messages = serde_json::json!([
+        {"role": "user", "content": "Vote on BIP-01"},
+        {"role": "assistant", "content": prefill},
+    ]);
+    send(client, sim, model, stream, messages).await
+}
+
+async fn send(
+    client: &HttpClient,
+    sim: &Simulator,
+    model: &str,
+    stream: bool,
+    messages: serde_json::Value,
+) -> Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
     let body = format!(
-        r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Vote on BIP-01"}}]}}"#
+        r#"{{"model":"{model}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":{messages}}}"#
     );
     client
         .request(
@@ -379,4 +405,121 @@ async fn a_reset_breaks_the_body_after_its_tokens_over_http1_and_http2() {
         );
     }
     assert_eq!(sim.attempts()[0].behaviour, "stream_reset");
+}
+
+#[tokio::test]
+async fn a_prefill_is_continued_or_refused_and_logged() {
+    let long = long_answer(60);
+    let first_40: String = long.split_inclusive(' ').take(40).collect();
+    let rest = &long[first_40.len()..];
+    let sim = Simulator::start([
+        ("long", Script::new().answer(long.clone())),
+        (
+            "refuser",
+            Script::new().answer(long.clone()).refuse_prefill(),
+        ),
+        (
+            "cut",
+            Script::new()
+                .answer(long.clone())
+                .always(Behaviour::StreamCut { after_tokens: 5 }),
+        ),
+    ])
+    .await
+    .unwrap();
+    let c = client();
+
+    // Without a prefill, the whole long answer: 60 tokens, 60 content events.
+    let body = text(chat(&c, &sim, "long", true).await.unwrap()).await;
+    let (content, done, finished, _) = parse_sse(&body);
+    assert_eq!(
+        (content.as_str(), done, finished),
+        (long.as_str(), true, true)
+    );
+    assert_eq!(body.matches("\"content\":\"w").count(), 60);
+
+    // With the first 40 tokens as a prefill, only the other 20, streamed or not; usage
+    // counts the prefill in the prompt (12 + 40) and the 20 tokens sent.
+    let streamed = prefilled(&c, &sim, "long", true, first_40.clone().into())
+        .await
+        .unwrap();
+    let body = text(streamed).await;
+    let (content, done, finished, _) = parse_sse(&body);
+    assert_eq!((content.as_str(), done, finished), (rest, true, true));
+    assert_eq!(body.matches("\"content\":\"w").count(), 20);
+    assert!(
+        body.contains(r#""usage":{"completion_tokens":20,"prompt_tokens":52,"total_tokens":72}"#),
+        "{body}"
+    );
+    let whole: serde_json::Value = serde_json::from_str(
+        &text(
+            prefilled(&c, &sim, "long", false, first_40.clone().into())
+                .await
+                .unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(whole["choices"][0]["message"]["content"], rest);
+    assert_eq!(whole["usage"]["completion_tokens"], 20);
+
+    // Content parts are read as their text; a prefill that is not a prefix of the answer is
+    // ignored (the whole answer comes).
+    let parts = serde_json::json!([{"type": "text", "text": first_40}]);
+    let (content, ..) =
+        parse_sse(&text(prefilled(&c, &sim, "long", true, parts).await.unwrap()).await);
+    assert_eq!(content, rest);
+    let (content, ..) = parse_sse(
+        &text(
+            prefilled(&c, &sim, "long", true, "Something else ".into())
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    assert_eq!(content, long);
+
+    // The steps apply to the rest: a cut after 5 tokens is 5 tokens after the prefill.
+    let (content, done, finished, _) = parse_sse(
+        &text(
+            prefilled(&c, &sim, "cut", true, first_40.clone().into())
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    let five: String = rest.split_inclusive(' ').take(5).collect();
+    assert_eq!(
+        (content.as_str(), done, finished),
+        (five.as_str(), false, false)
+    );
+
+    // A model that refuses a prefill answers 400 with Mistral's words; without one it answers.
+    let refused = prefilled(&c, &sim, "refuser", true, first_40.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = text(refused).await;
+    assert!(
+        body.contains("\"type\":\"invalid_request_message_order\""),
+        "{body}"
+    );
+    assert!(body.contains("Assistant with prefix True"), "{body}");
+    let (content, ..) = parse_sse(&text(chat(&c, &sim, "refuser", true).await.unwrap()).await);
+    assert_eq!(content, long);
+
+    // The log shows which request carried which prefill.
+    let log = sim.attempts_of("long");
+    assert_eq!(log[0].prefill, None);
+    assert_eq!(log[1].prefill.as_deref(), Some(first_40.as_str()));
+    assert_eq!(log[4].prefill.as_deref(), Some("Something else "));
+    let refuser = sim.attempts_of("refuser");
+    assert_eq!(
+        (refuser[0].behaviour, refuser[0].prefill.as_deref()),
+        ("prefill_refused", Some(first_40.as_str()))
+    );
+    assert_eq!(
+        (refuser[1].behaviour, refuser[1].prefill.as_deref()),
+        ("healthy", None)
+    );
 }

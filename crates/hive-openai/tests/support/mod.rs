@@ -161,3 +161,5 @@ pub fn chunk(bytes: &[u8]) -> Vec<u8> {
 /// The head of a streamed answer (chunked).
 pub const SSE_HEAD: &str =
     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked";
+
+pub mod gateway;
