@@ -76,8 +76,9 @@ where
     }
 
     fn call(&mut self, request: ChatRequest) -> Self::Future {
+        // A request may ask for its own policy (a gateway's route).
+        let commit = request.commit.unwrap_or(self.commit);
         let future = self.inner.call(request);
-        let commit = self.commit;
         Box::pin(async move {
             let response = future.await?;
             let ChatResponse::Stream(mut stream) = response else {

@@ -50,6 +50,13 @@ pub struct ChatRequest {
     /// Other fields (temperature, tools, stream_options …).
     #[serde(flatten)]
     pub extra: Extra,
+    /// The commit policy of this request's stream, over the [`CommitLayer`]'s own (a route
+    /// of a gateway sets it, so that routes sharing a model's stack commit as each wants).
+    /// Never sent to the provider.
+    ///
+    /// [`CommitLayer`]: crate::CommitLayer
+    #[serde(skip)]
+    pub commit: Option<crate::Commit>,
 }
 
 impl ChatRequest {
@@ -61,6 +68,7 @@ impl ChatRequest {
             stream: false,
             max_tokens: None,
             extra: Extra::new(),
+            commit: None,
         }
     }
 

@@ -251,3 +251,20 @@ async fn http2_with_prior_knowledge_and_invalid_json_bodies() {
         Outcome::failure(FailureClass::Malformed)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_may_ask_for_its_own_commit_policy() {
+    use hive_openai::{Commit, CommitLayer};
+    use tower::Layer;
+    let sim = sim(Script::new()).await;
+    let layered = CommitLayer::new(Commit::PassThrough).layer(client(&sim));
+    let streamed = ChatRequest::new("m", "Vote on BIP-01").streamed();
+    let passed = layered.clone().oneshot(streamed.clone()).await.unwrap();
+    assert!(matches!(passed, ChatResponse::Stream(_)), "the layer's own policy");
+    let mut buffered = streamed;
+    buffered.commit = Some(Commit::Buffered);
+    match layered.oneshot(buffered).await.unwrap() {
+        ChatResponse::Complete(answer) => assert_eq!(answer.text(), ANSWER),
+        ChatResponse::Stream(_) => panic!("the request asked for a whole answer"),
+    }
+}
