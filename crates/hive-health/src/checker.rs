@@ -146,7 +146,7 @@ type Probe = BoxService<ProbeRequest, (), BoxError>;
 pub struct HealthChecker {
     registry: HealthRegistry,
     config: CheckerConfig,
-    probes: Vec<(HealthHandle, Probe)>,
+    probes: Vec<(HealthHandle, Probe, Option<CheckerConfig>)>,
 }
 
 impl HealthChecker {
@@ -163,7 +163,34 @@ impl HealthChecker {
     /// Checks `model` with `probe`: an `Ok` answer within the timeout passes. A model has
     /// one probe: a second for the same model replaces the first (keeping its place in the
     /// order).
-    pub fn probe<P>(mut self, model: impl Into<ModelId>, probe: P) -> Self
+    pub fn probe<P>(self, model: impl Into<ModelId>, probe: P) -> Self
+    where
+        P: Service<ProbeRequest> + Send + 'static,
+        P::Future: Send + 'static,
+        P::Error: Into<BoxError>,
+    {
+        self.add(model.into(), probe, None)
+    }
+
+    /// Checks `model` with `probe` on a timing of its own (a local server checked every
+    /// few seconds, a paid completion probe once a minute) instead of the checker's; the
+    /// error names the setting out of bounds. The seed stays the checker's.
+    pub fn probe_with<P>(
+        self,
+        model: impl Into<ModelId>,
+        probe: P,
+        config: CheckerConfig,
+    ) -> Result<Self, ConfigError>
+    where
+        P: Service<ProbeRequest> + Send + 'static,
+        P::Future: Send + 'static,
+        P::Error: Into<BoxError>,
+    {
+        config.validate()?;
+        Ok(self.add(model.into(), probe, Some(config)))
+    }
+
+    fn add<P>(mut self, model: ModelId, probe: P, config: Option<CheckerConfig>) -> Self
     where
         P: Service<ProbeRequest> + Send + 'static,
         P::Future: Send + 'static,
@@ -174,10 +201,13 @@ impl HealthChecker {
         match self
             .probes
             .iter_mut()
-            .find(|(h, _)| h.model() == handle.model())
+            .find(|(h, _, _)| h.model() == handle.model())
         {
-            Some((_, existing)) => *existing = probe,
-            None => self.probes.push((handle, probe)),
+            Some(existing) => {
+                existing.1 = probe;
+                existing.2 = config;
+            }
+            None => self.probes.push((handle, probe, config)),
         }
         self
     }
@@ -189,16 +219,11 @@ impl HealthChecker {
         // place in the order, not on how the tasks' draws interleave.
         let mut seeds = SharedRandom::new(self.config.seed).next_u64();
         let mut tasks = JoinSet::new();
-        for (handle, probe) in self.probes {
+        for (handle, probe, own) in self.probes {
             let mut random = splitmix64(&mut seeds);
-            let first = self.config.first_wait(&mut random);
-            tasks.spawn(check_forever(
-                handle,
-                probe,
-                self.config.clone(),
-                random,
-                first,
-            ));
+            let config = own.unwrap_or_else(|| self.config.clone());
+            let first = config.first_wait(&mut random);
+            tasks.spawn(check_forever(handle, probe, config, random, first));
         }
         RunningChecker { tasks }
     }
@@ -244,7 +269,7 @@ impl fmt::Debug for HealthChecker {
                 &self
                     .probes
                     .iter()
-                    .map(|(h, _)| h.model())
+                    .map(|(h, _, _)| h.model())
                     .collect::<Vec<_>>(),
             )
             .finish()

@@ -9,7 +9,7 @@ use std::{
 use hive_breaker::{CircuitBreaker, CircuitBreakerLayer};
 use hive_core::{ConfigError, EventSink, ModelId, SharedRandom, check_duration};
 use hive_fallback::{AttemptMetrics, Route, RouteStats};
-use hive_health::{HealthGate, HealthGateLayer, HealthRegistry};
+use hive_health::{CheckerConfig, HealthGate, HealthGateLayer, HealthRegistry};
 use hive_monitor::{ModelRecorder, Monitor};
 use hive_retry::{Retry, RetryLayer};
 use tower::{
@@ -64,13 +64,19 @@ pub(crate) struct Shared<'a, C> {
     pub(crate) monitor: Option<&'a Monitor>,
 }
 
+/// A model's active check: its probe, and its own timing if it has one.
+pub(crate) struct ModelProbe {
+    pub(crate) probe: Probe,
+    pub(crate) checks: Option<CheckerConfig>,
+}
+
 impl<S, C: Clone> ModelEntry<S, C> {
     /// Builds the stack of `spec`; names the model in any config error. Returns the entry
     /// and the model's probe, if it has one.
     pub(crate) fn build(
         spec: ModelSpec<S>,
         shared: &Shared<'_, C>,
-    ) -> Result<(Self, Option<Probe>), ConfigError> {
+    ) -> Result<(Self, Option<ModelProbe>), ConfigError> {
         let model = spec.model;
         let named =
             |e: ConfigError| ConfigError::new(e.field, format!("model `{model}`: {}", e.problem));
@@ -128,7 +134,10 @@ impl<S, C: Clone> ModelEntry<S, C> {
                 attempt_metrics: shared.metrics.then(|| AttemptMetrics::register(model)),
                 recorder: shared.monitor.map(|monitor| monitor.model(model)),
             },
-            spec.probe,
+            spec.probe.map(|probe| ModelProbe {
+                probe,
+                checks: spec.checks,
+            }),
         ))
     }
 }

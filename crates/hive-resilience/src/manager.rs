@@ -22,9 +22,9 @@ use tokio::task::JoinSet;
 
 use crate::{
     control::ModelControl,
-    entry::{ModelEntry, ModelStack, Shared},
+    entry::{ModelEntry, ModelProbe, ModelStack, Shared},
     recovery::recover_on_checks,
-    spec::{ModelSpec, Probe, RouteSpec},
+    spec::{ModelSpec, RouteSpec},
     window::RequestWindow,
 };
 
@@ -311,8 +311,21 @@ impl<S, C> ModelManagerBuilder<S, C> {
                 ));
             }
             let model = spec.model;
+            // Validated now (kept models too), so that starting cannot fail.
+            if let Some(Err(e)) = spec.checks.as_ref().map(CheckerConfig::validate) {
+                return Err(ConfigError::new(
+                    e.field,
+                    format!("model `{model}`: {}", e.problem),
+                ));
+            }
             let (entry, probe) = match self.reused.iter().position(|e| e.model() == model) {
-                Some(kept) => (self.reused.swap_remove(kept), spec.probe),
+                Some(kept) => (
+                    self.reused.swap_remove(kept),
+                    spec.probe.map(|probe| ModelProbe {
+                        probe,
+                        checks: spec.checks,
+                    }),
+                ),
                 None => ModelEntry::build(spec, &shared)?,
             };
             entries.push(entry);
@@ -433,7 +446,7 @@ pub struct ModelManager<S, Res = (), C = ErrorClassifier> {
     window: Arc<RequestWindow>,
     registry: HealthRegistry,
     checks: CheckerConfig,
-    probes: Vec<(ModelId, Probe)>,
+    probes: Vec<(ModelId, ModelProbe)>,
     started: bool,
 }
 
@@ -676,8 +689,11 @@ impl<S, Res, C> ModelManager<S, Res, C> {
             return Err(ManagerError::AlreadyStarted);
         }
         let mut checker = HealthChecker::new(self.registry.clone(), self.checks.clone())?;
-        for (model, probe) in self.probes.drain(..) {
-            checker = checker.probe(model, probe);
+        for (model, ModelProbe { probe, checks }) in self.probes.drain(..) {
+            checker = match checks {
+                Some(checks) => checker.probe_with(model, probe, checks)?,
+                None => checker.probe(model, probe),
+            };
         }
         self.started = true;
         let checks = checker.start();

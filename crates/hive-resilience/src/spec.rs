@@ -6,7 +6,7 @@ use std::{fmt, time::Duration};
 use hive_breaker::{CircuitBreakerConfig, CircuitBreakerConfigBuilder};
 use hive_core::{BoxError, ModelId};
 use hive_fallback::{FallbackPolicy, Strategy};
-use hive_health::ProbeRequest;
+use hive_health::{CheckerConfig, ProbeRequest};
 use hive_retry::{RetryConfig, RetryConfigBuilder};
 use tower::{Service, ServiceExt, util::BoxService};
 
@@ -24,6 +24,7 @@ pub struct ModelSpec<S> {
     pub(crate) slow_start: Duration,
     pub(crate) passive_health: bool,
     pub(crate) probe: Option<Probe>,
+    pub(crate) checks: Option<CheckerConfig>,
 }
 
 impl<S> ModelSpec<S> {
@@ -42,6 +43,7 @@ impl<S> ModelSpec<S> {
             slow_start: Duration::from_secs(10),
             passive_health: true,
             probe: None,
+            checks: None,
         }
     }
 
@@ -120,6 +122,15 @@ impl<S> ModelSpec<S> {
         ));
         self
     }
+
+    /// Checks this model on a timing of its own instead of the manager's
+    /// ([`ModelManagerBuilder::checks`](crate::ModelManagerBuilder::checks)); only with a
+    /// [`probe`](Self::probe).
+    #[must_use]
+    pub fn checks(mut self, checks: CheckerConfig) -> Self {
+        self.checks = Some(checks);
+        self
+    }
 }
 
 impl<S> fmt::Debug for ModelSpec<S> {
@@ -132,6 +143,7 @@ impl<S> fmt::Debug for ModelSpec<S> {
             .field("context_window", &self.context_window)
             .field("slow_start", &self.slow_start)
             .field("probe", &self.probe.is_some())
+            .field("checks", &self.checks)
             .finish_non_exhaustive()
     }
 }

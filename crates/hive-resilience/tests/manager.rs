@@ -249,3 +249,61 @@ async fn recovery_half_opens_early_and_ramps_traffic_back() {
         "after the ramp: all to the primary"
     );
 }
+
+/// A probe that counts its checks.
+fn counting_probe(
+    checks: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> impl tower::Service<ProbeRequest, Response = (), Error = BoxError, Future: Send> + Send + 'static
+{
+    tower::service_fn(move |_: ProbeRequest| {
+        checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async { Ok::<(), BoxError>(()) }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_model_with_its_own_check_timing_is_checked_on_it() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+    let (local, remote) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let every = |s| {
+        CheckerConfig::default()
+            .interval(Duration::from_secs(s))
+            .fast_interval(Duration::from_secs(s))
+            .jitter(0.0)
+    };
+    let mut manager = ModelManager::builder()
+        .checks(every(30))
+        .model(
+            ModelSpec::new("local", model_healing_at("local", None))
+                .probe(counting_probe(Arc::clone(&local)))
+                .checks(every(2)),
+        )
+        .model(
+            ModelSpec::new("remote", model_healing_at("remote", None))
+                .probe(counting_probe(Arc::clone(&remote))),
+        )
+        .build::<&'static str>()
+        .unwrap();
+    let running = manager.start().unwrap();
+    sleep(Duration::from_millis(59_500)).await;
+    running.stop().await;
+    // Checks at 0, 2, … 58 s for the local model; at 0 and 30 s for the remote one.
+    assert_eq!(local.load(Ordering::Relaxed), 30);
+    assert_eq!(remote.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_model_check_timing_out_of_bounds_is_refused_at_build() {
+    let error = ModelManager::builder()
+        .model(
+            ModelSpec::new("local", model_healing_at("local", None))
+                .checks(CheckerConfig::default().interval(Duration::ZERO)),
+        )
+        .build::<&'static str>()
+        .unwrap_err();
+    assert!(error.to_string().contains("model `local`"), "{error}");
+    assert!(error.to_string().contains("interval"), "{error}");
+}
