@@ -56,7 +56,7 @@ pub use event::{
     RetryStop,
 };
 pub use ewma::AtomicEwma;
-pub use limits::{MAX_DURATION, check_duration, micros};
+pub use limits::{CREDENTIAL_HEADERS, MAX_DURATION, check_duration, micros};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};

@@ -1,4 +1,5 @@
-//! Bounds on configured durations, and conversions that saturate instead of wrapping.
+//! Limits every crate shares: bounds on configured durations, conversions that saturate
+//! instead of wrapping, and the headers that carry credentials.
 
 use std::time::Duration;
 
@@ -58,3 +59,15 @@ mod tests {
         );
     }
 }
+
+/// Request headers whose values are credentials whatever they are called by (lower case):
+/// a client marks them sensitive, so that `Debug` of a header map and HTTP/2's header
+/// compression never show or index them, and a config refuses them in plain text.
+pub const CREDENTIAL_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+];

@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hive_core::{ConfigError, ModelId, check_duration};
+use hive_core::{CREDENTIAL_HEADERS, ConfigError, ModelId, check_duration};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
@@ -31,18 +31,6 @@ use crate::{
     url::{BaseUrl, redact_url},
 };
 
-/// Headers whose values are credentials whatever they are called by: marked sensitive, so
-/// that `Debug` of a header map and HTTP/2's header compression never show or index them.
-/// Any other header can be made one with [`OpenAiClientBuilder::secret_header`].
-const SECRET_HEADERS: [&str; 6] = [
-    "authorization",
-    "proxy-authorization",
-    "api-key",
-    "x-api-key",
-    "x-goog-api-key",
-    "cookie",
-];
-
 /// An answer: whole, or a stream that is classified when it ends.
 #[derive(Debug)]
 pub enum ChatResponse {
@@ -55,6 +43,8 @@ pub enum ChatResponse {
 struct Inner {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     model: ModelId,
+    /// The name the provider is asked for.
+    upstream: String,
     /// The base URL without its credentials and query, for Debug.
     shown_base_url: String,
     completions: Uri,
@@ -104,6 +94,7 @@ struct HeaderSetting {
 #[must_use]
 pub struct OpenAiClientBuilder {
     model: ModelId,
+    upstream: Option<String>,
     base_url: String,
     api_key: Option<ApiKey>,
     headers: Vec<HeaderSetting>,
@@ -123,6 +114,7 @@ impl OpenAiClient {
     pub fn builder(model: impl Into<ModelId>, base_url: impl Into<String>) -> OpenAiClientBuilder {
         OpenAiClientBuilder {
             model: model.into(),
+            upstream: None,
             base_url: base_url.into(),
             api_key: None,
             headers: Vec::new(),
@@ -198,6 +190,15 @@ impl OpenAiClientBuilder {
             value: value.into(),
             secret: true,
         });
+        self
+    }
+
+    /// The name the provider knows the model by, when it differs from the client's model
+    /// (a gateway serving `openrouter/meta-llama/llama-3.1-70b` asks OpenRouter for
+    /// `meta-llama/llama-3.1-70b`): sent as every request's `model` and expected in every
+    /// answer. Default the model's own name. Errors, metrics and logs keep the model's name.
+    pub fn upstream_name(mut self, name: impl Into<String>) -> Self {
+        self.upstream = Some(name.into());
         self
     }
 
@@ -309,6 +310,16 @@ impl OpenAiClientBuilder {
     /// Validates the settings and builds the client (its pool is its own).
     pub fn build(self) -> Result<OpenAiClient, ConfigError> {
         self.check_limits()?;
+        let upstream = self
+            .upstream
+            .clone()
+            .unwrap_or_else(|| self.model.as_str().to_owned());
+        if upstream.is_empty() || upstream.chars().any(char::is_control) {
+            return Err(ConfigError::new(
+                "upstream_name",
+                "must be a name without control characters",
+            ));
+        }
         let base = BaseUrl::parse(&self.base_url)?;
         let headers = self.header_map(&base)?;
         let mut connector = HttpConnector::new();
@@ -333,11 +344,8 @@ impl OpenAiClientBuilder {
                 models: base.endpoint("/v1/models")?,
                 api_key: self.api_key,
                 headers,
-                identity: Identity::new(
-                    self.model.as_str(),
-                    self.aliases,
-                    self.accept_unnamed_stream,
-                ),
+                identity: Identity::new(&upstream, self.aliases, self.accept_unnamed_stream),
+                upstream,
                 limits: self.limits,
                 caps: self.caps,
                 instruments: self
@@ -379,7 +387,7 @@ impl OpenAiClientBuilder {
                     format!("the value of `{name}` is not a header value"),
                 )
             })?;
-            value.set_sensitive(setting.secret || SECRET_HEADERS.contains(&name.as_str()));
+            value.set_sensitive(setting.secret || CREDENTIAL_HEADERS.contains(&name.as_str()));
             headers.insert(name, value);
         }
         let authorization = match (&self.api_key, base.basic_credentials()) {
@@ -559,7 +567,7 @@ impl Inner {
 
     async fn call(self: Arc<Self>, mut chat: ChatRequest) -> Result<ChatResponse, OpenAiError> {
         // One client, one model: a router sends the same request to every model.
-        self.model.as_str().clone_into(&mut chat.model);
+        self.upstream.clone_into(&mut chat.model);
         let started = Instant::now();
         let body = serde_json::to_vec(&chat)
             .map_err(|e| OpenAiError::malformed(self.model, format_args!("request: {e}")))?;
@@ -678,6 +686,7 @@ impl fmt::Debug for OpenAiClientBuilder {
             .collect();
         f.debug_struct("OpenAiClientBuilder")
             .field("model", &self.model)
+            .field("upstream_name", &self.upstream)
             .field("base_url", &redact_url(&self.base_url))
             .field("api_key", &self.api_key)
             .field("headers", &headers)

@@ -260,11 +260,34 @@ async fn a_request_may_ask_for_its_own_commit_policy() {
     let layered = CommitLayer::new(Commit::PassThrough).layer(client(&sim));
     let streamed = ChatRequest::new("m", "Vote on BIP-01").streamed();
     let passed = layered.clone().oneshot(streamed.clone()).await.unwrap();
-    assert!(matches!(passed, ChatResponse::Stream(_)), "the layer's own policy");
+    assert!(
+        matches!(passed, ChatResponse::Stream(_)),
+        "the layer's own policy"
+    );
     let mut buffered = streamed;
     buffered.commit = Some(Commit::Buffered);
     match layered.oneshot(buffered).await.unwrap() {
         ChatResponse::Complete(answer) => assert_eq!(answer.text(), ANSWER),
         ChatResponse::Stream(_) => panic!("the request asked for a whole answer"),
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_model_known_upstream_by_another_name_is_asked_and_answers_by_it() {
+    let sim = sim(Script::new()).await;
+    let routed = OpenAiClient::builder("openrouter/m", sim.base_url())
+        .upstream_name("m")
+        .build()
+        .unwrap();
+    assert_eq!(routed.model().as_str(), "openrouter/m");
+    for stream in [false, true] {
+        assert_eq!(ask(&routed, stream).await.unwrap(), ANSWER);
+    }
+    let asked: Vec<String> = sim.attempts().into_iter().map(|a| a.model).collect();
+    assert_eq!(asked, ["m", "m"]);
+    let refused = OpenAiClient::builder("x", sim.base_url())
+        .upstream_name("bad\nname")
+        .build()
+        .unwrap_err();
+    assert_eq!(refused.field, "upstream_name");
 }
