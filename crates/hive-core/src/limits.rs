@@ -39,6 +39,18 @@ pub const fn micros(duration: Duration) -> u64 {
     }
 }
 
+/// Request headers whose values are credentials whatever they are called by (lower case):
+/// a client marks them sensitive, so that `Debug` of a header map and HTTP/2's header
+/// compression never show or index them, and a config refuses them in plain text.
+pub const CREDENTIAL_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,15 +71,3 @@ mod tests {
         );
     }
 }
-
-/// Request headers whose values are credentials whatever they are called by (lower case):
-/// a client marks them sensitive, so that `Debug` of a header map and HTTP/2's header
-/// compression never show or index them, and a config refuses them in plain text.
-pub const CREDENTIAL_HEADERS: [&str; 6] = [
-    "authorization",
-    "proxy-authorization",
-    "api-key",
-    "x-api-key",
-    "x-goog-api-key",
-    "cookie",
-];
