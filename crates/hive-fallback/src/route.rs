@@ -12,6 +12,7 @@ pub struct Route<S> {
     pub(crate) model: ModelId,
     pub(crate) service: S,
     pub(crate) context_window: Option<u64>,
+    pub(crate) weight: f64,
     pub(crate) availability: Vec<Arc<dyn Available>>,
     pub(crate) min_attempt_time: Duration,
     pub(crate) stats: Arc<RouteStats>,
@@ -29,6 +30,7 @@ impl<S> Route<S> {
             model: model.into(),
             service,
             context_window: None,
+            weight: 1.0,
             availability: Vec::new(),
             min_attempt_time: Duration::ZERO,
             stats: Arc::default(),
@@ -42,6 +44,15 @@ impl<S> Route<S> {
     #[must_use]
     pub fn context_window(mut self, tokens: u64) -> Self {
         self.context_window = Some(tokens);
+        self
+    }
+
+    /// The model's share in weighted routing, relative to the other routes' (default 1):
+    /// its live score is multiplied by it, so a model of weight 2 draws twice the first
+    /// picks of an equal one. Above zero and finite.
+    #[must_use]
+    pub fn weight(mut self, weight: f64) -> Self {
+        self.weight = weight;
         self
     }
 
@@ -124,6 +135,7 @@ impl<S> fmt::Debug for Route<S> {
         f.debug_struct("Route")
             .field("model", &self.model)
             .field("context_window", &self.context_window)
+            .field("weight", &self.weight)
             .field("available", &self.is_available())
             .field("min_attempt_time", &self.min_attempt_time)
             .field("success_rate", &self.stats.success_rate())

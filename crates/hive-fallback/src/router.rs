@@ -284,7 +284,8 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
         }
     }
 
-    /// Validates: at least one route, distinct models, a timeout above zero.
+    /// Validates: at least one route, distinct models, a timeout above zero, weights above
+    /// zero.
     pub fn build(self) -> Result<FallbackRouter<S, Res, C>, ConfigError> {
         if self.routes.is_empty() {
             return Err(ConfigError::new(
@@ -315,6 +316,15 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
         };
         for route in &self.routes {
             check_duration("min_attempt_time", route.min_attempt_time, true)?;
+            if !(route.weight.is_finite() && route.weight > 0.0) {
+                return Err(ConfigError::new(
+                    "weight",
+                    format!(
+                        "model `{}`: must be above zero and finite, not {}",
+                        route.model, route.weight
+                    ),
+                ));
+            }
         }
         match &self.strategy {
             Strategy::Hedged {

@@ -78,12 +78,12 @@ pub(crate) struct Shared<S, Res> {
 }
 
 impl<S, Res> Shared<S, Res> {
-    /// For weighted routing: a first route drawn in proportion to the live scores of the
-    /// available routes.
+    /// For weighted routing: a first route drawn in proportion to the live scores (times
+    /// their weights) of the available routes.
     pub(crate) fn weighted_first(&self, random: &SharedRandom) -> Option<usize> {
         let score = |r: &Route<S>| {
             if r.is_available() {
-                r.stats.score()
+                r.stats.score() * r.weight
             } else {
                 0.0
             }

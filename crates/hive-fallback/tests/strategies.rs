@@ -295,3 +295,48 @@ async fn a_race_ends_at_the_deadline_with_every_model_in_flight_timed_out() {
     sleep(Duration::from_secs(1)).await;
     assert_eq!(f.finished(), [0, 0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn weights_scale_the_first_picks_of_equal_models() {
+    let (mut builder, mut calls) = (
+        FallbackRouter::builder()
+            .classifier(classify_fn(
+                classify as fn(&Result<Answer, BoxError>) -> Outcome,
+            ))
+            .strategy(Strategy::Weighted {
+                random: SharedRandom::new(Some(3)),
+            }),
+        Vec::new(),
+    );
+    for (name, weight) in [("light", 1.0), ("heavy", 3.0)] {
+        let (counter, done) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        calls.push(Arc::clone(&counter));
+        let model = counted_model(name, ok(100), counter, done);
+        builder = builder.route(Route::new(name, model).weight(weight));
+    }
+    let router = builder.build().unwrap();
+    for _ in 0..400 {
+        router.clone().oneshot("q").await.unwrap();
+    }
+    let [light, heavy] = [0, 1].map(|i| calls[i].load(Ordering::Relaxed));
+    assert_eq!(light + heavy, 400);
+    let share = f64::from(heavy) / 400.0;
+    assert!((0.70..=0.80).contains(&share), "heavy took {heavy} of 400");
+}
+
+#[test]
+fn a_weight_must_be_above_zero() {
+    for weight in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let error = FallbackRouter::<Model, Answer>::builder()
+            .route(
+                Route::new(
+                    "a",
+                    counted_model("a", ok(1), Arc::default(), Arc::default()),
+                )
+                .weight(weight),
+            )
+            .build()
+            .unwrap_err();
+        assert_eq!(error.field, "weight", "{weight}");
+    }
+}

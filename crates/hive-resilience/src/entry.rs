@@ -32,6 +32,7 @@ pub(crate) struct ModelEntry<S, C> {
     pub(crate) control: ModelControl,
     pub(crate) stats: Arc<RouteStats>,
     pub(crate) context_window: Option<u64>,
+    pub(crate) weight: f64,
     pub(crate) min_attempt_time: Duration,
     pub(crate) passive_health: bool,
     pub(crate) attempt_metrics: Option<AttemptMetrics>,
@@ -45,6 +46,7 @@ impl<S: Clone, C: Clone> Clone for ModelEntry<S, C> {
             control: self.control.clone(),
             stats: Arc::clone(&self.stats),
             context_window: self.context_window,
+            weight: self.weight,
             min_attempt_time: self.min_attempt_time,
             passive_health: self.passive_health,
             attempt_metrics: self.attempt_metrics.clone(),
@@ -83,6 +85,12 @@ impl<S, C: Clone> ModelEntry<S, C> {
         check_duration("attempt_timeout", spec.attempt_timeout, false).map_err(named)?;
         check_duration("slow_start", spec.slow_start, true).map_err(named)?;
         check_duration("min_attempt_time", spec.min_attempt_time, true).map_err(named)?;
+        if !(spec.weight.is_finite() && spec.weight > 0.0) {
+            return Err(named(ConfigError::new(
+                "weight",
+                "must be above zero and finite",
+            )));
+        }
         let breaker = spec
             .breaker
             .model(model)
@@ -129,6 +137,7 @@ impl<S, C: Clone> ModelEntry<S, C> {
                 control,
                 stats: Arc::default(),
                 context_window: spec.context_window,
+                weight: spec.weight,
                 min_attempt_time: spec.min_attempt_time,
                 passive_health: spec.passive_health,
                 attempt_metrics: shared.metrics.then(|| AttemptMetrics::register(model)),
@@ -155,6 +164,7 @@ impl<S: Clone, C: Clone> ModelEntry<S, C> {
         let mut route = Route::new(self.model(), self.stack.clone())
             .available_when(self.control.route_gate())
             .min_attempt_time(self.min_attempt_time)
+            .weight(self.weight)
             .stats(Arc::clone(&self.stats));
         if let Some(window) = self.context_window {
             route = route.context_window(window);

@@ -20,6 +20,7 @@ pub struct ModelSpec<S> {
     pub(crate) breaker: CircuitBreakerConfigBuilder,
     pub(crate) attempt_timeout: Duration,
     pub(crate) context_window: Option<u64>,
+    pub(crate) weight: f64,
     pub(crate) min_attempt_time: Duration,
     pub(crate) slow_start: Duration,
     pub(crate) passive_health: bool,
@@ -39,6 +40,7 @@ impl<S> ModelSpec<S> {
             breaker: CircuitBreakerConfig::builder(),
             attempt_timeout: Duration::from_secs(60),
             context_window: None,
+            weight: 1.0,
             min_attempt_time: Duration::ZERO,
             slow_start: Duration::from_secs(10),
             passive_health: true,
@@ -81,6 +83,14 @@ impl<S> ModelSpec<S> {
     #[must_use]
     pub fn context_window(mut self, tokens: u64) -> Self {
         self.context_window = Some(tokens);
+        self
+    }
+
+    /// Its share in weighted routing relative to the other models' (default 1; see
+    /// [`Route::weight`](hive_fallback::Route::weight)).
+    #[must_use]
+    pub fn weight(mut self, weight: f64) -> Self {
+        self.weight = weight;
         self
     }
 
@@ -141,6 +151,7 @@ impl<S> fmt::Debug for ModelSpec<S> {
             .field("breaker", &self.breaker)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("context_window", &self.context_window)
+            .field("weight", &self.weight)
             .field("slow_start", &self.slow_start)
             .field("probe", &self.probe.is_some())
             .field("checks", &self.checks)
