@@ -193,11 +193,17 @@ impl<S, Res, C> FallbackRouterBuilder<S, Res, C> {
     }
 
     /// When no model answers, answer `response` (marked degraded) instead of an error.
-    pub fn degraded_static(mut self, response: Res) -> Self
+    pub fn degraded_static(self, response: Res) -> Self
     where
         Res: Clone + Send + Sync + 'static,
     {
-        self.degraded = Some(Arc::new(move || Some(response.clone())));
+        self.degraded_with(move || Some(response.clone()))
+    }
+
+    /// When no model answers, answer what `make` makes (marked degraded), if it makes one:
+    /// for answers that cannot be cloned (a stream), or that depend on the moment.
+    pub fn degraded_with(mut self, make: impl Fn() -> Option<Res> + Send + Sync + 'static) -> Self {
+        self.degraded = Some(Arc::new(make));
         self
     }
 

@@ -133,6 +133,66 @@ pub struct ChatCompletion {
 }
 
 impl ChatCompletion {
+    /// The whole answer as the chunks of a stream, for a caller that asked to stream (an
+    /// answer assembled from a buffered stream, a gateway's degraded answer): per choice, one
+    /// chunk with its role and text and one with its finish reason; then the usage, if any,
+    /// on a chunk of its own (as `stream_options.include_usage` has it). The id and creation
+    /// time are kept on every chunk, with `"object": "chat.completion.chunk"`.
+    pub fn into_chunks(self) -> Vec<ChatChunk> {
+        let mut extra = Extra::new();
+        for key in ["id", "created", "system_fingerprint"] {
+            if let Some(value) = self.extra.get(key) {
+                extra.insert(key.to_owned(), value.clone());
+            }
+        }
+        if !self.id.is_empty() {
+            extra.insert("id".to_owned(), Value::String(self.id.clone()));
+        }
+        extra.insert("object".to_owned(), Value::from("chat.completion.chunk"));
+        let chunk = |choices, usage| ChatChunk {
+            model: self.model.clone(),
+            choices,
+            usage,
+            extra: extra.clone(),
+        };
+        let mut chunks = Vec::with_capacity(2 * self.choices.len() + 1);
+        for choice in &self.choices {
+            let mut delta = Delta {
+                content: Some(choice.message.content.clone()),
+                extra: Extra::new(),
+            };
+            delta.extra.insert(
+                "role".to_owned(),
+                Value::String(choice.message.role.clone()),
+            );
+            chunks.push(chunk(
+                vec![ChunkChoice {
+                    index: choice.index,
+                    delta,
+                    finish_reason: None,
+                }],
+                None,
+            ));
+            chunks.push(chunk(
+                vec![ChunkChoice {
+                    index: choice.index,
+                    delta: Delta::default(),
+                    finish_reason: Some(
+                        choice
+                            .finish_reason
+                            .clone()
+                            .unwrap_or_else(|| "stop".to_owned()),
+                    ),
+                }],
+                None,
+            ));
+        }
+        if let Some(usage) = self.usage {
+            chunks.push(chunk(Vec::new(), Some(usage)));
+        }
+        chunks
+    }
+
     /// The first choice's text.
     pub fn text(&self) -> &str {
         self.choices

@@ -381,3 +381,38 @@ async fn every_error_of_the_table_round_trips_through_the_client() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_answer_streams_as_chunks_that_read_back_as_it() {
+    let whole: hive_openai::ChatCompletion = serde_json::from_value(json!({
+        "id": "chatcmpl-whole",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "I vote yes."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    }))
+    .unwrap();
+    let chunks = whole.clone().into_chunks();
+    assert_eq!(chunks.len(), 3, "text, finish, usage");
+    assert_eq!(chunks[0].extra["id"], "chatcmpl-whole");
+    assert_eq!(chunks[0].extra["object"], "chat.completion.chunk");
+    assert_eq!(chunks[0].choices[0].delta.extra["role"], "assistant");
+    let gateway = Gateway::start(move |_| {
+        let chunks = whole.clone().into_chunks();
+        async move {
+            let items = chunks.into_iter().map(|c| (Duration::ZERO, Ok(c)));
+            SseEncoder::new(Scripted::new(items)).into_response()
+        }
+    })
+    .await;
+    let mut read = stream(&client("m", &gateway)).await;
+    let (got, error) = drain(&mut read).await;
+    assert!(error.is_none(), "{error:?}");
+    let text: String = got
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.content.clone())
+        .collect();
+    assert_eq!(text, "I vote yes.");
+    assert_eq!(read.usage().unwrap().total_tokens, 12);
+}
