@@ -7,8 +7,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body::{Body, Frame};
+use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
+
+use crate::delivery::Watch;
 
 /// One piece a streaming task hands to its [`ChannelBody`].
 #[derive(Debug)]
@@ -79,3 +81,51 @@ impl Body for ChannelBody {
 
 /// The simulator's response body.
 pub type SimBody = http_body_util::Either<http_body_util::Full<Bytes>, ChannelBody>;
+
+/// A response body watched to its end: complete when its last frame is taken (or a scripted
+/// break ends it), abandoned when hyper drops it before that.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    body: SimBody,
+    watch: Watch,
+}
+
+impl Watched {
+    pub(crate) fn new(body: SimBody, watch: Watch) -> Self {
+        Self { body, watch }
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = <SimBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            // The end, or the script's own break in the middle of the body.
+            Poll::Ready(None | Some(Err(_))) => this.watch.complete(),
+            // hyper stops polling a body that says it has ended after this frame.
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.watch.complete(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // hyper does not poll a body that has ended before its first frame (an empty one).
+        let ended = self.body.is_end_stream();
+        if ended {
+            self.watch.complete();
+        }
+        ended
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

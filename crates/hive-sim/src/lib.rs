@@ -12,10 +12,13 @@
 //! content-policy refusal, an outage window, an answer from the wrong model, fixed or random
 //! latency. Every healthy answer is [`ANSWER`] (or the text a model's [`Script::answer`]
 //! gives), so a truncated answer is detectable; every request is logged with its time
-//! ([`Simulator::attempts`]). A request that ends with an assistant message (a prefill) is
-//! continued from that text, or refused with HTTP 400 by a model set to
-//! ([`Script::refuse_prefill`]), so that a gateway's continuation of a cut stream can be
-//! measured: the attempt log shows the prefill each request carried.
+//! ([`Simulator::attempts`]) and with how its answer ended ([`Simulator::deliveries`],
+//! [`Delivery`]): sent to its end, or abandoned by a caller that went away first, so a test
+//! can prove that a gateway cancels its upstream call when its own client disconnects. A
+//! request that ends with an assistant message (a prefill) is continued from that text, or
+//! refused with HTTP 400 by a model set to ([`Script::refuse_prefill`]), so that a gateway's
+//! continuation of a cut stream can be measured: the attempt log shows the prefill each
+//! request carried.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -35,11 +38,13 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod delivery;
 mod script;
 mod server;
 mod wire;
 
 pub use body::{ChannelBody, MidBodyReset, SimBody};
+pub use delivery::Delivery;
 pub use script::{Behaviour, Latency, RetryAfter, Script};
 pub use server::{Attempt, Simulator};
 

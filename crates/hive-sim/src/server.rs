@@ -6,7 +6,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicU8, AtomicU32, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -20,11 +20,12 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use tokio::{net::TcpListener, task::JoinSet, time::Instant};
+use tokio::{net::TcpListener, sync::Notify, task::JoinSet, time::Instant};
 
 use crate::{
-    Behaviour, RetryAfter, Script,
-    body::{ChannelBody, Piece, SimBody},
+    Behaviour, Delivery, RetryAfter, Script,
+    body::{ChannelBody, Piece, SimBody, Watched},
+    delivery::Watch,
     wire::{self, ChatRequest},
 };
 
@@ -59,7 +60,10 @@ struct Model {
 struct State {
     start: Instant,
     models: BTreeMap<String, Model>,
-    log: RwLock<Vec<Attempt>>,
+    /// Every request, with how its answer ended so far ([`Delivery`], as a `u8`).
+    log: RwLock<Vec<(Attempt, Arc<AtomicU8>)>>,
+    /// Signalled whenever an answer ends.
+    ended: Arc<Notify>,
     random: SharedRandom,
 }
 
@@ -69,7 +73,9 @@ struct State {
 /// HTTP/1.1 and HTTP/2 (cleartext). Every healthy answer is [`ANSWER`](crate::ANSWER) (or
 /// the model's [`Script::answer`]), so a truncated answer is detectable; a prefill is
 /// continued or refused as the model's [`Script`] says. Every request is logged with its
-/// time. Dropping it stops the server.
+/// time ([`attempts`](Self::attempts)), and how its answer ended: sent to its end or
+/// abandoned by the caller first ([`deliveries`](Self::deliveries)). Dropping it stops the
+/// server.
 pub struct Simulator {
     addr: SocketAddr,
     state: Arc<State>,
@@ -106,6 +112,7 @@ impl Simulator {
                 })
                 .collect(),
             log: RwLock::default(),
+            ended: Arc::default(),
             random: SharedRandom::new(Some(seed)),
         });
         let mut server = JoinSet::new();
@@ -134,7 +141,47 @@ impl Simulator {
             .log
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .iter()
+            .map(|(attempt, _)| attempt.clone())
+            .collect()
+    }
+
+    /// How each request's answer ended so far, in arrival order, beside its [`Attempt`].
+    ///
+    /// A request the simulator answers without logging it (an unknown model, a body that is
+    /// not JSON, an unknown path) has no entry, as in [`attempts`](Self::attempts).
+    pub fn deliveries(&self) -> Vec<(Attempt, Delivery)> {
+        self.state
+            .log
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(attempt, cell)| (attempt.clone(), Delivery::load(cell)))
+            .collect()
+    }
+
+    /// Waits until no answer is [`Pending`](Delivery::Pending) or `limit` passes, then
+    /// returns [`deliveries`](Self::deliveries).
+    ///
+    /// It waits on tokio's clock, so it works in a test with paused time: a caller's
+    /// disconnection reaches the simulator over loopback without the clock moving, and an
+    /// answer that never ends (a [`Behaviour::Hang`] still connected) is returned
+    /// [`Pending`](Delivery::Pending) once `limit` has passed.
+    pub async fn settled(&self, limit: Duration) -> Vec<(Attempt, Delivery)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let ended = self.state.ended.notified();
+            tokio::pin!(ended);
+            // Registered before looking, so that an answer ending in between is not missed.
+            ended.as_mut().enable();
+            let deliveries = self.deliveries();
+            if deliveries.iter().all(|(_, d)| *d != Delivery::Pending) {
+                return deliveries;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return self.deliveries();
+            }
+        }
     }
 
     /// The requests for one model.
@@ -198,20 +245,36 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<SimBody> {
 }
 
 impl State {
-    fn log(&self, attempt: Attempt) {
+    /// Logs a request; the watch it returns follows its answer to the end.
+    fn log(&self, attempt: Attempt) -> Watch {
+        let cell = Delivery::cell();
         self.log
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(attempt);
+            .push((attempt, Arc::clone(&cell)));
+        Watch::new(cell, Arc::clone(&self.ended))
     }
 }
 
-async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<SimBody>, Reset> {
+/// A response whose body is watched by `watch`.
+fn watched(response: Response<SimBody>, watch: Watch) -> Response<Watched> {
+    response.map(|body| Watched::new(body, watch))
+}
+
+/// A response to a request that is not logged.
+fn unwatched(response: Response<SimBody>) -> Response<Watched> {
+    watched(response, Watch::none())
+}
+
+/// Answers one request. Its [`Watch`] lives in this future until the response is ready, then
+/// in the response's body: hyper dropping either before the end (the caller gone) marks the
+/// answer abandoned.
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Watched>, Reset> {
     let at = state.start.elapsed();
     let path = request.uri().path().to_owned();
     match (request.method(), path.as_str()) {
         (&Method::GET, "/v1/models") => {
-            state.log(Attempt {
+            let watch = state.log(Attempt {
                 model: String::new(),
                 path,
                 call: 0,
@@ -221,7 +284,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 prefill: None,
             });
             let names: Vec<String> = state.models.keys().cloned().collect();
-            Ok(json(StatusCode::OK, &wire::models(&names)))
+            Ok(watched(json(StatusCode::OK, &wire::models(&names)), watch))
         }
         (&Method::POST, "/v1/chat/completions") => {
             let body = match Limited::new(request.into_body(), MAX_REQUEST)
@@ -235,7 +298,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                         "invalid_request_error",
                         None,
                     );
-                    return Ok(json(StatusCode::PAYLOAD_TOO_LARGE, &error));
+                    return Ok(unwatched(json(StatusCode::PAYLOAD_TOO_LARGE, &error)));
                 }
             };
             let chat: ChatRequest = match serde_json::from_slice(&body) {
@@ -243,7 +306,7 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 Err(e) => {
                     let error =
                         wire::error(&format!("invalid JSON: {e}"), "invalid_request_error", None);
-                    return Ok(json(StatusCode::BAD_REQUEST, &error));
+                    return Ok(unwatched(json(StatusCode::BAD_REQUEST, &error)));
                 }
             };
             let Some(model) = state.models.get(&chat.model) else {
@@ -252,13 +315,13 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                     "invalid_request_error",
                     Some("model_not_found"),
                 );
-                return Ok(json(StatusCode::NOT_FOUND, &error));
+                return Ok(unwatched(json(StatusCode::NOT_FOUND, &error)));
             };
             let call = model.calls.fetch_add(1, Ordering::SeqCst);
             let prefill = chat.prefill();
             let refused = prefill.is_some() && model.script.refuses_prefill();
             let behaviour = model.script.behaviour(call, at);
-            state.log(Attempt {
+            let watch = state.log(Attempt {
                 model: chat.model.clone(),
                 path,
                 call,
@@ -272,13 +335,16 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 prefill: prefill.clone(),
             });
             if refused {
-                return Ok(json(
-                    StatusCode::BAD_REQUEST,
-                    &wire::error(
-                        "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant",
-                        "invalid_request_message_order",
-                        None,
+                return Ok(watched(
+                    json(
+                        StatusCode::BAD_REQUEST,
+                        &wire::error(
+                            "Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant",
+                            "invalid_request_message_order",
+                            None,
+                        ),
                     ),
+                    watch,
                 ));
             }
             let latency = model.script.latency_for(state.random.unit());
@@ -286,12 +352,19 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
                 tokio::time::sleep(latency).await;
             }
             let reply = Reply::new(model.script.answer_text(), prefill.as_deref());
-            answer(&chat, behaviour, reply).await
+            match answer(&chat, behaviour, reply).await {
+                Ok(response) => Ok(watched(response, watch)),
+                // A reset before the headers is the script's own end.
+                Err(Reset) => {
+                    watch.complete();
+                    Err(Reset)
+                }
+            }
         }
-        _ => Ok(json(
+        _ => Ok(unwatched(json(
             StatusCode::NOT_FOUND,
             &wire::error("no such endpoint", "invalid_request_error", None),
-        )),
+        ))),
     }
 }
 
