@@ -124,6 +124,7 @@ impl Loader {
             &global.fallback,
         );
         if !cx.diags.is_empty() {
+            cx.mask_secret_values();
             return Err(Diagnostics::new(cx.diags, cx.files));
         }
         let mut secret_files = cx.secret_files;

@@ -27,6 +27,8 @@ pub(crate) struct Cx<'e> {
     env: &'e Environment,
     pub(crate) dir: PathBuf,
     pub(crate) secret_files: Vec<PathBuf>,
+    /// The value of every secret read, never to be shown.
+    secret_values: Vec<Arc<str>>,
 }
 
 /// A node of the tree, with where it is: its file, the key it is the value of (if any) and
@@ -274,6 +276,7 @@ impl<'e> Cx<'e> {
             env,
             dir,
             secret_files: Vec::new(),
+            secret_values: Vec::new(),
         }
     }
 
@@ -924,6 +927,20 @@ impl<'e> Cx<'e> {
             }
             (Some(env), None) => self.env_secret(&env),
             (None, Some(file)) => self.file_secret(&file),
+        }
+        .inspect(|secret| self.secret_values.push(Arc::from(secret.expose())))
+    }
+
+    /// Masks every secret value read so far wherever it is written in the files (a key
+    /// pasted under a wrong key, say), so that no problem shown in them shows it.
+    pub(crate) fn mask_secret_values(&mut self) {
+        for file in &mut self.files {
+            for value in self.secret_values.iter().filter(|v| v.len() >= 4) {
+                for (byte, _) in file.text.match_indices(&**value) {
+                    let start = file.text[..byte].chars().count();
+                    file.masks.push((start, start + value.chars().count()));
+                }
+            }
         }
     }
 

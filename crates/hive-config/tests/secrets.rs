@@ -171,3 +171,21 @@ fn no_secret_in_audit_lines() {
     assert_eq!(entry.changes["note"], "[redacted]");
     assert_eq!(entry.changes["model"], "gpt-4o");
 }
+
+#[test]
+fn a_secret_value_pasted_under_a_wrong_key_is_masked_in_the_problems() {
+    let env = Environment::vars([("OPENAI_API_KEY", "sk-pasted-secret-value-42")]);
+    let models = "models:\n  - id: gpt-4o\n    base_url: https://api.openai.com\n    api_key: { env: OPENAI_API_KEY }\n    api_kee: sk-pasted-secret-value-42\n";
+    let problems = Loader::new()
+        .env(env)
+        .load_str("config", None, Some(models))
+        .unwrap_err();
+    assert_eq!(problems.len(), 1);
+    for shown in [problems.render(false), problems.to_string()] {
+        assert!(!shown.contains("sk-pasted-secret-value-42"), "{shown}");
+        assert!(
+            shown.contains("api_kee: *************************"),
+            "{shown}"
+        );
+    }
+}
