@@ -1,3 +1,12 @@
-//! The hive gateway: an OpenAI-compatible server over per-model resilience stacks.
+//! The hive gateway: an OpenAI-compatible server over per-model resilience stacks, run from
+//! a YAML config with hot reload.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod demo;
+pub mod fleet;
+pub mod http;
+mod reload;
+pub mod server;
+pub mod story;

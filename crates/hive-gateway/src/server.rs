@@ -1,0 +1,519 @@
+//! A running gateway: its listener, its fleet's health checks, its alerts, and reloads of
+//! its config (on a change of its files, SIGHUP, or a call), each recorded in the audit
+//! log; and a graceful shutdown.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, OnceLock},
+};
+
+use hive_config::{
+    AuditEntry, AuditLog, CONFIG_REJECTED, Config, ConfigDiff, Diagnostics, Environment, Loader,
+};
+use hive_monitor::{AlertManager, Monitor, MonitorConfig, PrometheusExporter};
+use hive_resilience::Running;
+use serde_json::json;
+use tokio::{
+    net::TcpListener,
+    sync::{Mutex, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    alerts::{AlertSetupError, alert_manager},
+    fleet::{BuildError, Fleet},
+    http::Gateway,
+};
+
+/// Where a gateway's config comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A directory holding `resilience.yml` and `models-resilience.yml`, reloaded when they
+    /// change.
+    Dir(PathBuf),
+    /// The two files' text (the demo's embedded config), as if they were in `dir`; `None`
+    /// stands for a missing file. Never reloaded.
+    Text {
+        /// Where secrets files and the audit log are.
+        dir: PathBuf,
+        /// `resilience.yml`.
+        resilience: Option<String>,
+        /// `models-resilience.yml`.
+        models: Option<String>,
+    },
+}
+
+impl ConfigSource {
+    fn load(&self, env: &Environment) -> Result<Config, Diagnostics> {
+        let loader = Loader::new().env(env.clone());
+        match self {
+            Self::Dir(dir) => loader.load(dir),
+            Self::Text {
+                dir,
+                resilience,
+                models,
+            } => loader.load_str(dir, resilience.as_deref(), models.as_deref()),
+        }
+    }
+}
+
+/// How to run a gateway beyond what its config says.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Listen here instead of `server.listen` (tests and the demo take port 0).
+    pub listen: Option<SocketAddr>,
+    /// Where secrets' variables are read. Default the process's environment.
+    pub env: Environment,
+    /// Seeds jitter, slow start and weighted routing (tests, simulations).
+    pub seed: Option<u64>,
+    /// Whether a change of the config's files reloads it. Default true.
+    pub watch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            env: Environment::Process,
+            seed: None,
+            watch: true,
+        }
+    }
+}
+
+/// Why a gateway did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The config has problems (each with its file and line).
+    #[error("the config has {n} problem(s):\n{0}", n = .0.len())]
+    Config(Diagnostics),
+    /// The config loaded, but a library refused a setting.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The alerts could not be set up.
+    #[error(transparent)]
+    Alerts(#[from] AlertSetupError),
+    /// The alert manager refused a rule or a timing.
+    #[error("the alerts could not start: {0}")]
+    AlertsStart(#[from] hive_monitor::alert::AlertError),
+    /// The health checks could not start.
+    #[error("the health checks could not start: {0}")]
+    Checks(#[from] hive_resilience::ManagerError),
+    /// The listener could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a reload left the config as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The new config has problems: the old one keeps serving.
+    #[error("the new config has {n} problem(s); the old one keeps serving:\n{0}", n = .0.len())]
+    Invalid(Diagnostics),
+    /// The new config loaded, but a library refused a setting: the old one keeps serving.
+    #[error("the new config was refused; the old one keeps serving: {0}")]
+    Refused(String),
+    /// This gateway's config is not read from files.
+    #[error("this gateway's config is embedded, not read from files")]
+    NotReloadable,
+}
+
+/// What a reload changed.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The changes (empty: the files changed in nothing that matters).
+    pub diff: ConfigDiff,
+    /// Whether the listener's address changed, which needs a restart.
+    pub needs_restart: bool,
+}
+
+/// The process's Prometheus recorder, installed by the first gateway that wants one.
+fn exporter() -> Option<PrometheusExporter> {
+    static EXPORTER: OnceLock<Option<PrometheusExporter>> = OnceLock::new();
+    EXPORTER
+        .get_or_init(|| match hive_monitor::install_prometheus() {
+            Ok(exporter) => Some(exporter),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics are not exported");
+                None
+            }
+        })
+        .clone()
+}
+
+/// What changes with each reload, behind one lock: reloads run one at a time.
+struct Live {
+    running: Option<Running>,
+    alerts: Option<AlertManager>,
+}
+
+/// A running gateway.
+pub struct Server {
+    gateway: Gateway,
+    source: ConfigSource,
+    options: Options,
+    monitor: Monitor,
+    addr: SocketAddr,
+    live: Mutex<Live>,
+    shutdown: watch::Sender<bool>,
+    serve: Mutex<Option<JoinHandle<io::Result<()>>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("source", &self.source)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Loads the config, builds every model's stack, starts the health checks and alerts,
+    /// and serves on the config's address (or the options'). Reloading on file changes and
+    /// SIGHUP is [`watch`](Self::watch)'s.
+    pub async fn start(source: ConfigSource, options: Options) -> Result<Arc<Self>, StartError> {
+        let config = source.load(&options.env).map_err(StartError::Config)?;
+        let config = Arc::new(config);
+        let exporter = if config.metrics { exporter() } else { None };
+        let monitor = Monitor::start(MonitorConfig {
+            metrics: config.metrics && exporter.is_some(),
+            ..MonitorConfig::default()
+        });
+        let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
+        let alerts = start_alerts(&config, &fleet, &monitor)?;
+        let running = fleet.start()?;
+        let addr = options.listen.unwrap_or(config.server.listen);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let gateway = Gateway::new(fleet, exporter);
+        let (shutdown, mut stopping) = watch::channel(false);
+        let app = gateway.router();
+        let serve = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tokio::spawn(audit_controls(
+            gateway.clone(),
+            monitor.subscribe(),
+            shutdown.subscribe(),
+        ));
+        tracing::info!(
+            %addr,
+            config = %config.hash().short(),
+            models = config.models.len(),
+            routes = config.routes.len(),
+            "gateway serving"
+        );
+        Ok(Arc::new(Self {
+            gateway,
+            source,
+            options,
+            monitor,
+            addr,
+            live: Mutex::new(Live {
+                running: Some(running),
+                alerts,
+            }),
+            shutdown,
+            serve: Mutex::new(Some(serve)),
+        }))
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{address}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The handlers' state: the fleet serving now.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The monitor every stack feeds.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    /// The alerts firing now.
+    pub async fn alerts(&self) -> Vec<hive_monitor::alert::Alert> {
+        self.live
+            .lock()
+            .await
+            .alerts
+            .as_ref()
+            .map(AlertManager::alerts)
+            .unwrap_or_default()
+    }
+
+    /// Reads the config again and applies what changed: models whose settings did not
+    /// change keep their stacks (breaker, health, statistics), the others get new ones;
+    /// routes are rebuilt; alerts restart when their section changed. An invalid config is
+    /// refused whole and the old one keeps serving; either way the audit log records it
+    /// with `actor`.
+    pub async fn reload(&self, actor: &str) -> Result<Reloaded, ReloadError> {
+        let ConfigSource::Dir(_) = &self.source else {
+            return Err(ReloadError::NotReloadable);
+        };
+        let mut live = self.live.lock().await;
+        let old = self.gateway.fleet();
+        let config = match self.source.load(&self.options.env) {
+            Ok(config) => Arc::new(config),
+            Err(problems) => {
+                let shown = problems.iter().map(ToString::to_string).collect();
+                self.refused(actor, old.config(), None, shown).await;
+                return Err(ReloadError::Invalid(problems));
+            }
+        };
+        let diff = hive_config::diff(old.config(), &config);
+        let needs_restart = diff.section_changed("server.listen");
+        if diff.is_empty() {
+            count_reload("unchanged");
+            return Ok(Reloaded {
+                diff,
+                needs_restart,
+            });
+        }
+        let built = Fleet::build(
+            Arc::clone(&config),
+            Some(&self.monitor),
+            Some((&old, &diff)),
+            self.options.seed,
+        )
+        .map_err(|e| e.to_string());
+        let alerts_changed = diff.section_changed("alerts")
+            || !diff.routes_added.is_empty()
+            || !diff.routes_removed.is_empty()
+            || !diff.routes_changed.is_empty();
+        let started = built.and_then(|fleet| {
+            let alerts = alerts_changed
+                .then(|| start_alerts(&config, &fleet, &self.monitor))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            Ok((fleet, alerts))
+        });
+        let (mut fleet, new_alerts) = match started {
+            Ok(started) => started,
+            Err(problem) => {
+                self.refused(actor, old.config(), Some(&config), vec![problem.clone()])
+                    .await;
+                return Err(ReloadError::Refused(problem));
+            }
+        };
+        // The old checks stop before the new ones start: a kept model has one checker.
+        if let Some(running) = live.running.take() {
+            running.stop().await;
+        }
+        match fleet.start() {
+            Ok(running) => live.running = Some(running),
+            Err(e) => tracing::error!(error = %e, "health checks did not start"),
+        }
+        self.gateway.swap(fleet);
+        if let Some(alerts) = new_alerts
+            && let Some(old_alerts) = std::mem::replace(&mut live.alerts, alerts)
+        {
+            old_alerts.stop().await;
+        }
+        if needs_restart {
+            tracing::warn!(
+                listening = %self.addr,
+                configured = %config.server.listen,
+                "server.listen changed: it takes effect at the next start"
+            );
+        }
+        tracing::info!(
+            actor,
+            config = %config.hash().short(),
+            added = diff.models_added.len(),
+            removed = diff.models_removed.len(),
+            changed = diff.models_changed.len(),
+            routes_changed = diff.routes_added.len() + diff.routes_removed.len() + diff.routes_changed.len(),
+            "config reloaded"
+        );
+        let new_audit = AuditLog::from_config(&config);
+        record(
+            new_audit,
+            AuditEntry::config_change(actor, &diff, old.config(), &config),
+        )
+        .await;
+        count_reload("applied");
+        Ok(Reloaded {
+            diff,
+            needs_restart,
+        })
+    }
+
+    /// Records a refused reload: the log, the audit log (every secret of either config
+    /// redacted), the metric.
+    async fn refused(
+        &self,
+        actor: &str,
+        old: &Config,
+        new: Option<&Config>,
+        problems: Vec<String>,
+    ) {
+        tracing::error!(
+            problems = problems.len(),
+            "config reload refused; the old config keeps serving:\n{}",
+            problems.join("\n")
+        );
+        let mut entry =
+            AuditEntry::new(actor, CONFIG_REJECTED, json!({ "problems": problems })).redacted(old);
+        if let Some(new) = new {
+            entry = entry.redacted(new);
+        }
+        record(AuditLog::from_config(old), entry).await;
+        count_reload("rejected");
+    }
+
+    /// Reloads on every change of the config's files (and of its secret files) and on
+    /// SIGHUP, until [`shutdown`](Self::shutdown). Changes within 250 ms are read once.
+    pub fn watch(self: &Arc<Self>) -> JoinHandle<()> {
+        let server = Arc::clone(self);
+        tokio::spawn(async move { crate::reload::watch(server).await })
+    }
+
+    pub(crate) fn watch_files(&self) -> Option<Vec<PathBuf>> {
+        match &self.source {
+            ConfigSource::Dir(_) if self.options.watch => {
+                Some(self.gateway.fleet().config().watched_paths())
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stops taking connections, lets requests under way finish within the config's
+    /// `server.shutdown_grace` (then drops them), and stops the health checks and alerts
+    /// (which send what they hold). Returns whether every request finished in time.
+    pub async fn shutdown(&self) -> bool {
+        let grace = self.gateway.fleet().config().server.shutdown_grace;
+        let _ = self.shutdown.send(true);
+        let finished = match self.serve.lock().await.take() {
+            Some(mut serve) => match tokio::time::timeout(grace, &mut serve).await {
+                Ok(_) => true,
+                Err(_) => {
+                    tracing::warn!(grace = %hive_config::format_duration(grace), "requests still under way at the end of the grace period are dropped");
+                    serve.abort();
+                    false
+                }
+            },
+            None => true,
+        };
+        let mut live = self.live.lock().await;
+        if let Some(running) = live.running.take() {
+            running.stop().await;
+        }
+        if let Some(alerts) = live.alerts.take() {
+            alerts.stop().await;
+        }
+        tracing::info!(finished, "gateway stopped");
+        finished
+    }
+}
+
+/// Starts the alert manager the config asks for, if any.
+fn start_alerts(
+    config: &Config,
+    fleet: &Fleet,
+    monitor: &Monitor,
+) -> Result<Option<AlertManager>, StartError> {
+    let routes: Vec<(String, Vec<String>)> = fleet
+        .routes()
+        .iter()
+        .map(|(name, entry)| (name.clone(), entry.models.clone()))
+        .collect();
+    let Some(builder) = alert_manager(&config.alerts, &routes, config.server.shutdown_grace)?
+    else {
+        return Ok(None);
+    };
+    builder
+        .start(monitor)
+        .map(Some)
+        .map_err(StartError::AlertsStart)
+}
+
+/// The action of an audit entry for a control of a model (forced open, drained …).
+pub const RECOVERY_ACTION: &str = "recovery_action";
+
+/// Records every control action on a model (an operator's, or automatic recovery's) in the
+/// audit log of the config serving, until shutdown.
+async fn audit_controls(
+    gateway: Gateway,
+    mut events: tokio::sync::broadcast::Receiver<hive_monitor::TimedEvent>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    use hive_core::ResilienceEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            _ = stopping.changed() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(hive_monitor::TimedEvent {
+                event: ResilienceEvent::Control { model, action, by },
+                ..
+            }) => {
+                let fleet = gateway.fleet();
+                let entry = AuditEntry::new(
+                    by.as_str(),
+                    RECOVERY_ACTION,
+                    json!({ "model": model.as_str(), "action": action.as_str() }),
+                )
+                .with_hash(fleet.config().hash());
+                record(AuditLog::from_config(fleet.config()), entry).await;
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "events were missed: control actions may be missing from the audit log"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Appends `entry` to `log` off the runtime's threads; a failure is logged, not fatal.
+async fn record(log: Option<AuditLog>, entry: AuditEntry) {
+    let Some(log) = log else { return };
+    let path: PathBuf = log.path().to_path_buf();
+    let written = tokio::task::spawn_blocking(move || log.append(&entry)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(path = %path.display(), error = %e, "audit log not written"),
+        Err(e) => tracing::error!(path = %path.display(), error = %e, "audit log not written"),
+    }
+}
+
+fn count_reload(result: &'static str) {
+    metrics::counter!("hive_config_reloads_total", "result" => result).increment(1);
+}
