@@ -137,9 +137,9 @@ pub use hash::{ConfigHash, HashParseError};
 pub use loader::{Loader, MODELS_FILE, RESILIENCE_FILE, load};
 pub use schema::{
     AdminConfig, AlertWindow, AlertsConfig, AuditConfig, BackoffSettings, BreakerSettings,
-    BudgetSettings, ChannelConfig, CommitPolicy, Condition, Config, Defaults, EmailConfig,
-    EscalationConfig, FallbackConfig, HIGH_FAILURE_RATE, HealthSettings, HedgeDelay, Jitter,
-    LatencyPercentile, MODEL_UNAVAILABLE, ModelConfig, ModelName, ModelSettings,
+    BudgetSettings, CONFIG_REJECTED_RULE, ChannelConfig, CommitPolicy, Condition, Config, Defaults,
+    EmailConfig, EscalationConfig, FallbackConfig, HIGH_FAILURE_RATE, HealthSettings, HedgeDelay,
+    Jitter, LatencyPercentile, MODEL_UNAVAILABLE, ModelConfig, ModelName, ModelSettings,
     OpenDurationSettings, Probe, ProviderKind, RetryAfterSettings, RetrySettings, RouteConfig,
     RuleConfig, ServerConfig, Severity, SmtpSecurity, Strategy, Timeouts, WindowSettings,
 };

@@ -544,7 +544,8 @@ pub struct AlertsConfig {
     /// `rules`, in file order. Default the governance system's rules (hive-monitor's
     /// `Rule::defaults`), notifying every channel: `model_unavailable` (3 failures in a
     /// row, warning, escalated to critical after 5 minutes) and `high_failure_rate` (more
-    /// than 20% of at least 10 calls over 5 minutes, warning).
+    /// than 20% of at least 10 calls over 5 minutes, warning); and `config_rejected`
+    /// (a reload refused, warning).
     pub rules: Vec<RuleConfig>,
     /// `group_wait`. Default `30s`.
     #[serde(serialize_with = "ser::duration")]
@@ -566,10 +567,12 @@ pub struct AlertsConfig {
 pub const MODEL_UNAVAILABLE: &str = "model_unavailable";
 /// The rule name of the governance system's "high failure rate" rule.
 pub const HIGH_FAILURE_RATE: &str = "high_failure_rate";
+/// The rule name of the default "config rejected" rule.
+pub const CONFIG_REJECTED_RULE: &str = "config_rejected";
 
 impl AlertsConfig {
-    /// The governance system's rules (hive-monitor's `Rule::defaults`), notifying
-    /// `channels`.
+    /// The default rules, notifying `channels`: the governance system's (hive-monitor's
+    /// `Rule::defaults`) and `config_rejected` (hive-monitor's `Rule::config_rejected`).
     pub fn default_rules(channels: &[String]) -> Vec<RuleConfig> {
         vec![
             RuleConfig {
@@ -590,6 +593,13 @@ impl AlertsConfig {
                     window: AlertWindow::Last5Minutes,
                     min_calls: 10,
                 },
+                severity: Severity::Warning,
+                notify: channels.to_vec(),
+                escalate: None,
+            },
+            RuleConfig {
+                name: CONFIG_REJECTED_RULE.to_owned(),
+                condition: Condition::ConfigRejected,
                 severity: Severity::Warning,
                 notify: channels.to_vec(),
                 escalate: None,
@@ -751,6 +761,9 @@ pub enum Condition {
     },
     /// `route_down`: every model of a route is down.
     RouteDown,
+    /// `config_rejected`: the last reload of the config was refused (the old config keeps
+    /// serving); resolved by the next accepted one.
+    ConfigRejected,
     /// `identity_mismatch` or `{ identity_mismatch: { window: 1h } }`.
     IdentityMismatch {
         /// Default `5m`.

@@ -163,7 +163,7 @@ fn empty_sections_and_files_are_defaults_too() {
     assert_eq!(config.server, defaults.server);
     // `rules:` with nothing is an empty list: no rules, rather than the default ones.
     assert!(config.alerts.rules.is_empty());
-    assert_eq!(defaults.alerts.rules.len(), 2);
+    assert_eq!(defaults.alerts.rules.len(), 3);
 }
 
 #[test]

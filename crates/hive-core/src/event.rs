@@ -320,11 +320,30 @@ pub enum ResilienceEvent {
         /// Why no further attempt was made.
         reason: RetryStop,
     },
+    /// A gateway tried to reload its configuration while serving (emitted after every
+    /// attempt, whatever triggered it: a file change, a signal, the admin API). About no
+    /// model: [`model`](Self::model) is `None`.
+    ///
+    /// * Accepted: the new configuration was valid and now serves; `problems` is 0 and
+    ///   `config_hash` is the new configuration's.
+    /// * Refused: the new configuration had `problems` problems (at least 1) and was not
+    ///   applied; the old one keeps serving, and `config_hash` is the old one's. Alerting
+    ///   raises it until a later reload is accepted.
+    ConfigReload {
+        /// Whether the new configuration was applied.
+        accepted: bool,
+        /// How many problems refused it (0 when accepted).
+        problems: u32,
+        /// The hash of the configuration serving after the attempt, as the gateway shows it
+        /// (hive-config's `ConfigHash`: `sha256:` and 64 hex digits).
+        config_hash: String,
+    },
 }
 
 impl ResilienceEvent {
-    /// The model the event is about.
-    pub fn model(&self) -> &ModelId {
+    /// The model the event is about (the one left, for a failover or a hedge); `None` for
+    /// an event about no model ([`ConfigReload`](Self::ConfigReload)).
+    pub fn model(&self) -> Option<&ModelId> {
         match self {
             Self::CircuitTransition { model, .. }
             | Self::CallRejected { model, .. }
@@ -333,8 +352,27 @@ impl ResilienceEvent {
             | Self::HealthChanged { model, .. }
             | Self::Control { model, .. }
             | Self::LastResort { model, .. }
-            | Self::CredentialsRejected { model } => model,
-            Self::Failover { from, .. } | Self::Hedge { from, .. } => from,
+            | Self::CredentialsRejected { model } => Some(model),
+            Self::Failover { from, .. } | Self::Hedge { from, .. } => Some(from),
+            Self::ConfigReload { .. } => None,
+        }
+    }
+
+    /// A short stable name of the event's kind, for logs and metric labels
+    /// (`circuit_transition`, `config_reload`, …).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::CircuitTransition { .. } => "circuit_transition",
+            Self::CallRejected { .. } => "call_rejected",
+            Self::Retry { .. } => "retry",
+            Self::Failover { .. } => "failover",
+            Self::CredentialsRejected { .. } => "credentials_rejected",
+            Self::Hedge { .. } => "hedge",
+            Self::LastResort { .. } => "last_resort",
+            Self::Control { .. } => "control",
+            Self::HealthChanged { .. } => "health_changed",
+            Self::RetryStopped { .. } => "retry_stopped",
+            Self::ConfigReload { .. } => "config_reload",
         }
     }
 }
@@ -420,7 +458,11 @@ fn deliver(shared: &Shared, event: &ResilienceEvent) {
     }));
     if delivered.is_err() {
         shared.panics.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(model = %event.model(), "an event listener panicked; the event is lost");
+        tracing::error!(
+            event = event.kind(),
+            model = event.model().map_or("-", |model| model.as_str()),
+            "an event listener panicked; the event is lost"
+        );
     }
 }
 
@@ -499,6 +541,23 @@ mod tests {
         assert_eq!(sink.panics(), 2);
         assert_eq!(seen.load(Ordering::Relaxed), 1, "later events still arrive");
         assert_eq!(EventSink::none().panics(), 0);
+    }
+
+    #[test]
+    fn a_config_reload_is_about_no_model() {
+        let refused = ResilienceEvent::ConfigReload {
+            accepted: false,
+            problems: 2,
+            config_hash: "sha256:00".into(),
+        };
+        assert_eq!(refused.model(), None);
+        assert_eq!(refused.kind(), "config_reload");
+        assert_eq!(rejected().model(), Some(&ModelId::new("m")));
+        assert_eq!(rejected().kind(), "call_rejected");
+        // A listener that panics on it is isolated like any other.
+        let sink = EventSink::from_fn(|_| panic!("listener bug"));
+        sink.emit(|| refused.clone());
+        assert_eq!(sink.panics(), 1);
     }
 
     #[test]

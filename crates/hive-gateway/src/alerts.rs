@@ -244,6 +244,7 @@ pub fn condition(config: &hive_config::Condition) -> alert::Condition {
         C::BreakerOpen => alert::Condition::BreakerOpen,
         C::BreakerStuckOpen { longer_than } => alert::Condition::BreakerStuckOpen { longer_than },
         C::RouteDown => alert::Condition::RouteDown,
+        C::ConfigRejected => alert::Condition::ConfigRejected,
         C::IdentityMismatch { window: w } => {
             alert::Condition::IdentityMismatch { window: window(w) }
         }

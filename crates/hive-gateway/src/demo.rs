@@ -1,5 +1,5 @@
 //! `hive demo`: the gateway, in real time, in front of three simulated models that fail on a
-//! two-minute cycle (see [`story`](crate::story)), under a workload of concurrent clients;
+//! two-minute cycle (see [`story`]), under a workload of concurrent clients;
 //! live progress, and a summary of what the clients saw, next to what a client calling the
 //! primary model directly saw over the same time.
 
@@ -300,8 +300,11 @@ pub async fn run(
         let (tally, done, random) = (Arc::clone(&tally), Arc::clone(&done), random.clone());
         workload.spawn(async move {
             let mut n = u64::from(client_number);
+            let mut asks = 0u64;
             while !done.load(Ordering::Relaxed) {
-                let stream = n % 2 == 1;
+                // Every other request of each client streams.
+                let stream = (asks + u64::from(client_number)) % 2 == 1;
+                asks += 1;
                 let asked = Instant::now();
                 let ended = ask(&client, n, stream).await;
                 let latency = asked.elapsed();
@@ -377,11 +380,24 @@ pub async fn run(
                 }
                 let tally = tally.read().unwrap_or_else(|p| p.into_inner());
                 let answered = tally.ended.iter().filter(|(_, e, _)| matches!(e, Ended::Answered { .. })).count();
+                let models: Vec<String> = server
+                    .gateway()
+                    .fleet()
+                    .manager()
+                    .availability()
+                    .models
+                    .iter()
+                    .map(|m| {
+                        let state = if m.up { "up" } else { "down" };
+                        format!("{} {state}", m.model)
+                    })
+                    .collect();
                 out.status(at, format!(
-                    "{} · {} requests · {:.1}% answered · {failovers} failovers · {}",
+                    "{} · {} requests · {:.1}% answered · {failovers} failovers · {} · {}",
                     clock(at),
                     tally.ended.len(),
                     share(answered, tally.ended.len()),
+                    models.join(", "),
                     story::phase(at),
                 ));
             }

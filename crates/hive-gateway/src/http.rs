@@ -2,7 +2,7 @@
 //! probes `/healthz` and `/readyz`, and `/metrics`.
 //!
 //! Every answer that is not a model's is OpenAI's error JSON from
-//! [`GatewayError`](hive_openai::server::GatewayError): a sanitised message (class and
+//! [`GatewayError`]: a sanitised message (class and
 //! route, never a provider's words or a key), the status of its table, `Retry-After` when
 //! a wait is known. Every chat answer carries `x-hive-route`, `x-hive-model` (the model
 //! that answered), `x-hive-attempts`, `x-hive-latency-ms` (the gateway's time until the

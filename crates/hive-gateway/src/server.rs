@@ -12,6 +12,7 @@ use std::{
 use hive_config::{
     AuditEntry, AuditLog, CONFIG_REJECTED, Config, ConfigDiff, Diagnostics, Environment, Loader,
 };
+use hive_core::ResilienceEvent;
 use hive_monitor::{AlertManager, Monitor, MonitorConfig, PrometheusExporter};
 use hive_resilience::Running;
 use serde_json::json;
@@ -360,6 +361,7 @@ impl Server {
         )
         .await;
         count_reload("applied");
+        self.reload_event(true, 0, &config);
         Ok(Reloaded {
             diff,
             needs_restart,
@@ -387,6 +389,19 @@ impl Server {
         }
         record(AuditLog::from_config(old), entry).await;
         count_reload("rejected");
+        self.reload_event(false, problems.len(), old);
+    }
+
+    /// Tells the monitor how a reload ended (the `config_rejected` alert follows it).
+    fn reload_event(&self, accepted: bool, problems: usize, serving: &Config) {
+        let hash = serving.hash().to_string();
+        self.monitor
+            .event_sink()
+            .emit(|| ResilienceEvent::ConfigReload {
+                accepted,
+                problems: u32::try_from(problems).unwrap_or(u32::MAX),
+                config_hash: hash,
+            });
     }
 
     /// Reloads on every change of the config's files (and of its secret files) and on
@@ -469,7 +484,6 @@ async fn audit_controls(
     mut events: tokio::sync::broadcast::Receiver<hive_monitor::TimedEvent>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    use hive_core::ResilienceEvent;
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let event = tokio::select! {

@@ -86,6 +86,8 @@ server:
 defaults:
   retry:
     max_attempts: 2
+    # A model that asks for more than 2 s is left to the next one at once.
+    retry_after: {{ max: 2s }}
   health:
     interval: 5s
     probe: completion

@@ -278,3 +278,62 @@ fn check_config_names_the_line_of_a_typo_and_fails() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+#[tokio::test]
+async fn a_refused_reload_raises_an_alert_until_a_reload_is_accepted() {
+    // The default rules, to the log: `config_rejected` among them.
+    let resilience =
+        "defaults:\n  health:\n    probe: none\nalerts:\n  channels:\n    log: { kind: log }\n";
+    let h = Harness::start(
+        "reload-alert",
+        vec![("gpt-4o", Script::new())],
+        resilience,
+        "models:\n  - id: gpt-4o\n    base_url: \"{sim}\"\n",
+        &[],
+    )
+    .await;
+    let firing = |alerts: Vec<hive_monitor::alert::Alert>| {
+        alerts
+            .into_iter()
+            .filter(|a| a.rule == "config_rejected")
+            .map(|a| a.summary)
+            .collect::<Vec<_>>()
+    };
+    write(
+        &h.dir,
+        "resilience.yml",
+        "defaults:\n  retry:\n    max_attempts: 0\n",
+    );
+    h.server.reload("test").await.unwrap_err();
+    let mut raised = Vec::new();
+    for _ in 0..100 {
+        raised = firing(h.server.alerts().await);
+        if !raised.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let serving = h.server.gateway().fleet().config().hash();
+    assert_eq!(raised.len(), 1);
+    assert!(raised[0].contains("refused (1 problem)"), "{raised:?}");
+    assert!(raised[0].contains(&serving.short()), "{raised:?} {serving}");
+
+    write(&h.dir, "resilience.yml", resilience);
+    write(
+        &h.dir,
+        "models-resilience.yml",
+        &format!(
+            "models:\n  - id: gpt-4o\n    base_url: \"{}\"\n    priority: 2\n",
+            h.sim.base_url()
+        ),
+    );
+    h.server.reload("test").await.unwrap();
+    for _ in 0..100 {
+        raised = firing(h.server.alerts().await);
+        if raised.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(raised.is_empty(), "resolved: {raised:?}");
+}

@@ -7,7 +7,8 @@
 //! bounded queue to the monitor's own task). [`Monitor::snapshot`] answers a
 //! [`ResilienceMetrics`]: per model and overall, outcomes and latency percentiles over the
 //! last minute, five minutes and hour (from mergeable log-linear histograms), breaker state
-//! and health, recent failovers, incidents and the mean time to recover.
+//! and health, recent failovers, incidents and the mean time to recover, and the gateway's
+//! last config reload ([`ConfigStatus`]).
 //!
 //! # Metrics
 //!
@@ -114,6 +115,6 @@ pub use monitor::{
 };
 pub use prometheus::{ExporterError, PrometheusExporter, SECONDS_BUCKETS, install_prometheus};
 pub use snapshot::{
-    Counts, FailoverRecord, Incident, ModelMetrics, Overall, Percentiles, RequestCounts,
-    RequestWindows, ResilienceMetrics, WindowStats, Windows,
+    ConfigStatus, Counts, FailoverRecord, Incident, ModelMetrics, Overall, Percentiles,
+    RequestCounts, RequestWindows, ResilienceMetrics, WindowStats, Windows,
 };

@@ -20,8 +20,8 @@ use tokio::{sync::broadcast, task::JoinHandle, time::Instant};
 use crate::{
     ring::Ring,
     snapshot::{
-        FailoverRecord, Incident, ModelMetrics, Overall, RequestCounts, RequestWindows,
-        ResilienceMetrics, WindowStats, Windows,
+        ConfigStatus, FailoverRecord, Incident, ModelMetrics, Overall, RequestCounts,
+        RequestWindows, ResilienceMetrics, WindowStats, Windows,
     },
 };
 
@@ -219,6 +219,8 @@ struct EventState {
     ended: VecDeque<Incident>,
     recovered: u64,
     recovery_time: Duration,
+    /// The gateway's configuration as the last reload left it.
+    config: Option<ConfigStatus>,
 }
 
 /// An event as the monitor received it: with its wall-clock time.
@@ -447,6 +449,7 @@ impl Monitor {
             routes,
             failovers: state.failovers.iter().cloned().collect(),
             incidents,
+            config: state.config.clone(),
         }
     }
 }
@@ -548,7 +551,30 @@ fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
     let now = Instant::now();
     let mut state = write(&inner.state);
     let state = &mut *state;
-    let model = *event.model();
+    if let ResilienceEvent::ConfigReload {
+        accepted,
+        problems,
+        config_hash,
+    } = event
+    {
+        let refused_before = state.config.as_ref().map_or(0, |c| c.refused_in_a_row);
+        state.config = Some(ConfigStatus {
+            accepted: *accepted,
+            problems: *problems,
+            config_hash: config_hash.clone(),
+            at_unix_ms,
+            refused_in_a_row: if *accepted {
+                0
+            } else {
+                refused_before.saturating_add(1)
+            },
+        });
+        return;
+    }
+    // Every other event is about a model.
+    let Some(&model) = event.model() else {
+        return;
+    };
     let entry = state.models.entry(model).or_insert_with(|| ModelState {
         breaker: CircuitState::Closed,
         breaker_generation: 0,

@@ -271,6 +271,39 @@ pub struct Incident {
     pub time_to_recover: Option<Duration>,
 }
 
+/// The gateway's configuration as its last reload left it (from the last
+/// [`ConfigReload`](hive_core::ResilienceEvent::ConfigReload) event).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigStatus {
+    /// Whether the last reload was accepted (`false`: refused, the old config serves).
+    pub accepted: bool,
+    /// How many problems refused it (0 when accepted).
+    pub problems: u32,
+    /// The hash of the configuration serving (`sha256:` and 64 hex digits).
+    pub config_hash: String,
+    /// When the last reload was tried, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Reloads refused since the last accepted one (0 when the last was accepted).
+    pub refused_in_a_row: u32,
+}
+
+impl ConfigStatus {
+    /// The serving configuration's hash in short: its first 12 hex digits, without the
+    /// `sha256:` prefix (as hive-config's `ConfigHash::short` shows it).
+    pub fn short_hash(&self) -> &str {
+        short_hash(&self.config_hash)
+    }
+}
+
+/// The first 12 characters of `hash` after its `algorithm:` prefix, if it has one.
+pub(crate) fn short_hash(hash: &str) -> &str {
+    let digits = hash.split_once(':').map_or(hash, |(_, digits)| digits);
+    match digits.char_indices().nth(12) {
+        Some((end, _)) => &digits[..end],
+        None => digits,
+    }
+}
+
 /// What the monitor knows at one moment: the dashboard's stream, the alert rules' input.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ResilienceMetrics {
@@ -286,6 +319,9 @@ pub struct ResilienceMetrics {
     pub failovers: Vec<FailoverRecord>,
     /// Open incidents, then the most recently ended ones (bounded).
     pub incidents: Vec<Incident>,
+    /// The gateway's configuration as its last reload left it; `None` until a
+    /// [`ConfigReload`](hive_core::ResilienceEvent::ConfigReload) event arrives.
+    pub config: Option<ConfigStatus>,
 }
 
 impl ResilienceMetrics {
@@ -322,5 +358,19 @@ mod millis {
 
     pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_hash;
+
+    #[test]
+    fn a_short_hash_is_the_first_twelve_digits() {
+        let digits = "0123456789abcdef".repeat(4);
+        assert_eq!(short_hash(&format!("sha256:{digits}")), "0123456789ab");
+        assert_eq!(short_hash(&digits), "0123456789ab");
+        assert_eq!(short_hash("sha256:abc"), "abc");
+        assert_eq!(short_hash(""), "");
     }
 }

@@ -617,6 +617,172 @@ async fn every_condition_fires_on_its_figures_and_resolves() {
     manager.stop().await;
 }
 
+/// The hash of a config as the gateway shows it: `sha256:` and 64 hex digits from `seed`.
+fn config_hash(seed: &str) -> String {
+    format!("sha256:{}", seed.repeat(64 / seed.len()))
+}
+
+fn reload(accepted: bool, problems: u32, config_hash: &str) -> ResilienceEvent {
+    ResilienceEvent::ConfigReload {
+        accepted,
+        problems,
+        config_hash: config_hash.to_owned(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_config_reload_fires_once_and_an_accepted_one_resolves_it() {
+    let t0 = Instant::now();
+    let monitor = Monitor::start(MonitorConfig::default());
+    let pager = Recorder::new(t0);
+    let manager = start(
+        AlertManager::builder()
+            .channel("pager", channel(&pager))
+            .rule(Rule::config_rejected().notify(["pager"])),
+        &monitor,
+    );
+    let old = config_hash("0123456789abcdef");
+    let new = config_hash("fedcba9876543210");
+    let sink = monitor.event_sink();
+    at(t0, 1).await;
+    // Accepted at start-up: nothing to say.
+    sink.emit(|| reload(true, 0, &old));
+    at(t0, 10).await;
+    assert!(manager.alerts().is_empty());
+    assert_eq!(monitor.snapshot().config.unwrap().config_hash, old);
+
+    // Refused at 10 s: evaluated at once, sent after the group wait.
+    sink.emit(|| reload(false, 3, &old));
+    at(t0, 11).await;
+    let firing = manager.alerts();
+    assert_eq!(firing.len(), 1);
+    assert_eq!(
+        (firing[0].rule.as_str(), &firing[0].subject),
+        ("config_rejected", &Subject::Config)
+    );
+    at(t0, 39).await;
+    assert!(pager.seen().is_empty());
+    at(t0, 40).await;
+    assert_eq!(pager.timeline(), [(40, AlertStatus::Firing, 1, 0)]);
+    let first = &pager.seen()[0].1;
+    assert_eq!(first.title, "[FIRING:1] config_rejected (warning)");
+    assert_eq!(first.severity, Severity::Warning);
+    let alert = &first.alerts[0];
+    assert_eq!(alert.subject, Subject::Config);
+    assert_eq!(alert.subject.to_string(), "config");
+    assert_eq!(
+        serde_json::to_value(&alert.subject).unwrap(),
+        serde_json::json!({"kind": "config"})
+    );
+    assert_eq!(
+        alert.summary,
+        "a config reload was refused (3 problems): the old config 0123456789ab keeps serving"
+    );
+    assert_eq!(alert.figures["problems"], 3.0);
+    assert_eq!(alert.figures["refused_in_a_row"], 1.0);
+
+    // Refused again at 100 s: the same alert, updated; the channel was told, so nothing
+    // goes out at the group's next flush (340 s).
+    sink.emit(|| reload(false, 1, &old));
+    at(t0, 101).await;
+    let firing = manager.alerts();
+    assert_eq!(firing.len(), 1);
+    assert_eq!(
+        firing[0].summary,
+        "a config reload was refused (1 problem; 2 refusals in a row): the old config \
+         0123456789ab keeps serving"
+    );
+    at(t0, 400).await;
+    assert_eq!(pager.seen().len(), 1, "{:?}", pager.timeline());
+    let config = monitor.snapshot().config.unwrap();
+    assert_eq!(
+        (
+            config.accepted,
+            config.problems,
+            config.refused_in_a_row,
+            config.short_hash()
+        ),
+        (false, 1, 2, "0123456789ab")
+    );
+
+    // Accepted at 400 s: resolved at once, told at the group's next flush (640 s).
+    sink.emit(|| reload(true, 0, &new));
+    at(t0, 401).await;
+    assert!(manager.alerts().is_empty());
+    let config = monitor.snapshot().config.unwrap();
+    assert_eq!(
+        (
+            config.accepted,
+            config.problems,
+            config.refused_in_a_row,
+            config.config_hash.as_str()
+        ),
+        (true, 0, 0, new.as_str())
+    );
+    at(t0, 639).await;
+    assert_eq!(pager.seen().len(), 1);
+    at(t0, 640).await;
+    assert_eq!(
+        pager.timeline(),
+        [
+            (40, AlertStatus::Firing, 1, 0),
+            (640, AlertStatus::Resolved, 0, 1)
+        ]
+    );
+    let resolved = &pager.seen()[1].1;
+    assert_eq!(resolved.title, "[RESOLVED] config_rejected");
+    assert_eq!(resolved.alerts[0].subject, Subject::Config);
+    assert!(resolved.alerts[0].ended_at.is_some());
+    // Over: nothing more.
+    at(t0, 30_000).await;
+    assert_eq!(pager.seen().len(), 2);
+    assert!(
+        monitor.snapshot().models.is_empty(),
+        "a reload is about no model"
+    );
+    manager.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_config_alert_is_silenced_by_its_rule_not_by_a_model_or_a_route() {
+    let t0 = Instant::now();
+    let monitor = Monitor::start(MonitorConfig::default());
+    let pager = Recorder::new(t0);
+    let manager = start(
+        AlertManager::builder()
+            .channel("pager", channel(&pager))
+            .route("chat", ["a"])
+            .group_wait(Duration::ZERO)
+            .rule(Rule::config_rejected().notify(["pager"])),
+        &monitor,
+    );
+    let hour = Duration::from_secs(3600);
+    let silences = manager.silences();
+    let by_rule = silences
+        .add(SilenceSpec::new(hour).rule("config_rejected"))
+        .unwrap();
+    silences.add(SilenceSpec::new(hour).model("a")).unwrap();
+    silences.add(SilenceSpec::new(hour).route("chat")).unwrap();
+    at(t0, 1).await;
+    monitor
+        .event_sink()
+        .emit(|| reload(false, 2, &config_hash("ab")));
+    at(t0, 2).await;
+    assert_eq!(manager.alerts().len(), 1, "muted, still firing");
+    assert!(pager.seen().is_empty());
+    // The rule's silence ends: the model's and the route's do not match the config.
+    silences.expire(by_rule.id).unwrap();
+    at(t0, 300).await;
+    assert!(pager.seen().is_empty());
+    at(t0, 301).await;
+    assert_eq!(pager.timeline(), [(301, AlertStatus::Firing, 1, 0)]);
+    assert_eq!(
+        pager.seen()[0].1.alerts[0].summary,
+        "a config reload was refused (2 problems): the old config abababababab keeps serving"
+    );
+    manager.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_defaults_are_the_governance_systems_and_bad_settings_are_named() {
     let defaults = Rule::defaults();

@@ -151,3 +151,52 @@ async fn failovers_health_and_requests_show_in_the_snapshot_and_its_json() {
     assert_eq!(json["routes"]["chat"]["last_minute"]["degraded"], 1);
     assert!(json["overall"]["attempts"]["last_minute"]["span_seconds"].as_f64() == Some(60.0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_last_config_reload_shows_in_the_snapshot_and_its_json() {
+    let monitor = Monitor::start(MonitorConfig::default());
+    assert_eq!(monitor.snapshot().config, None, "no reload yet");
+    let hash = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    let sink = monitor.event_sink();
+    for (accepted, problems) in [(true, 0), (false, 4), (false, 2)] {
+        sink.emit(|| ResilienceEvent::ConfigReload {
+            accepted,
+            problems,
+            config_hash: hash.clone(),
+        });
+    }
+    settle().await;
+    let snapshot = monitor.snapshot();
+    let config = snapshot.config.clone().unwrap();
+    assert_eq!(
+        (config.accepted, config.problems, config.refused_in_a_row),
+        (false, 2, 2)
+    );
+    assert_eq!(config.config_hash, hash);
+    assert_eq!(config.short_hash(), "0123456789ab");
+    assert!(config.at_unix_ms > 0 && config.at_unix_ms <= snapshot.taken_unix_ms);
+    assert!(snapshot.models.is_empty(), "a reload is about no model");
+    let json = serde_json::to_value(&snapshot).unwrap();
+    assert_eq!(
+        json["config"],
+        serde_json::json!({
+            "accepted": false,
+            "problems": 2,
+            "config_hash": hash,
+            "at_unix_ms": config.at_unix_ms,
+            "refused_in_a_row": 2,
+        })
+    );
+    // Accepted: the count of refusals starts again.
+    sink.emit(|| ResilienceEvent::ConfigReload {
+        accepted: true,
+        problems: 0,
+        config_hash: hash.clone(),
+    });
+    settle().await;
+    let config = monitor.snapshot().config.unwrap();
+    assert_eq!(
+        (config.accepted, config.problems, config.refused_in_a_row),
+        (true, 0, 0)
+    );
+}

@@ -486,12 +486,13 @@ fn escalation(
 }
 
 fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
-    const KINDS: [&str; 9] = [
+    const KINDS: [&str; 10] = [
         "consecutive_failures",
         "failure_rate",
         "breaker_open",
         "breaker_stuck_open",
         "route_down",
+        "config_rejected",
         "identity_mismatch",
         "credentials_rejected",
         "latency",
@@ -512,6 +513,7 @@ fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
         return match kind.as_str() {
             "breaker_open" => Some(Condition::BreakerOpen),
             "route_down" => Some(Condition::RouteDown),
+            "config_rejected" => Some(Condition::ConfigRejected),
             "identity_mismatch" => Some(Condition::IdentityMismatch {
                 window: AlertWindow::Last5Minutes,
             }),
@@ -532,7 +534,7 @@ fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
         None => Some(10),
     };
     match kind.as_str() {
-        "breaker_open" | "route_down" => {
+        "breaker_open" | "route_down" | "config_rejected" => {
             settings::no_settings(cx, &settings, &kind);
             None
         }

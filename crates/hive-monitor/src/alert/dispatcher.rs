@@ -150,9 +150,11 @@ impl Dispatcher {
                 seen.count += 1;
                 true
             }
-            ResilienceEvent::CircuitTransition { .. } | ResilienceEvent::HealthChanged { .. } => {
-                true
-            }
+            // A config reload is read from the snapshot (the monitor applied it before
+            // passing it on): evaluate at once.
+            ResilienceEvent::CircuitTransition { .. }
+            | ResilienceEvent::HealthChanged { .. }
+            | ResilienceEvent::ConfigReload { .. } => true,
             _ => false,
         }
     }

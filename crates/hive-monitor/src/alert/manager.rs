@@ -105,8 +105,8 @@ impl AlertManagerBuilder {
     }
 
     /// How often the rules read a snapshot. Default 5 s
-    /// ([`DEFAULT_EVALUATION_INTERVAL`]). A breaker transition, a health change or a
-    /// credentials refusal triggers an evaluation at once as well.
+    /// ([`DEFAULT_EVALUATION_INTERVAL`]). A breaker transition, a health change, a
+    /// credentials refusal or a config reload triggers an evaluation at once as well.
     pub fn evaluation_interval(mut self, interval: Duration) -> Self {
         self.evaluation_interval = interval;
         self

@@ -51,10 +51,12 @@
 //! # Rules
 //!
 //! A [`Condition`] per rule, checked per model (or route) at every evaluation (every 5 s by
-//! default, and at once on a breaker transition, a health change or a credentials
-//! refusal): consecutive failures, a failure rate over a window with a minimum of calls, a
-//! breaker open or stuck open, every model of a route down, identity mismatches, rejected
-//! credentials, a latency percentile above a bound, a route's availability below a target.
+//! default, and at once on a breaker transition, a health change, a credentials refusal or
+//! a config reload): consecutive failures, a failure rate over a window with a minimum of
+//! calls, a breaker open or stuck open, every model of a route down, identity mismatches,
+//! rejected credentials, a latency percentile above a bound, a route's availability below a
+//! target, a gateway config reload refused ([`Rule::config_rejected`], about
+//! [`Subject::Config`]).
 //! Without rules, [`Rule::defaults`] apply — the governance system's: a model unavailable
 //! after 3 consecutive failures goes to `slack` and `email`, escalated to critical after 5
 //! minutes unresolved; a failure rate above 20% over 5 minutes goes to `slack`.
@@ -63,7 +65,7 @@
 //!
 //! | | |
 //! |---|---|
-//! | deduplication | one alert per rule and subject (model or route), however many evaluations see it; one notification when it starts |
+//! | deduplication | one alert per rule and subject (model, route or config), however many evaluations see it; one notification when it starts |
 //! | grouping | the alerts of one rule form a group; a new group waits the **group wait** (default **30 s**) so that alerts starting together go in one message (three models down → one message) |
 //! | group interval | a group notifies at most every **group interval** (default **5 min**): alerts joining it later, and resolutions, go out at its next flush |
 //! | repeat | an unchanged incident is notified again after the **repeat interval** (default **4 h**) |
@@ -119,7 +121,7 @@
 //!   "alerts": [
 //!     {
 //!       "rule": "model_unavailable",
-//!       "subject": {"kind": "model", "name": "gpt-4o"},   // or {"kind": "route", "name": "chat"}
+//!       "subject": {"kind": "model", "name": "gpt-4o"},   // or {"kind": "route", "name": "chat"}, {"kind": "config"}
 //!       "status": "firing",
 //!       "severity": "critical",
 //!       "escalated": true,
@@ -156,7 +158,8 @@ pub use manager::{
     DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL,
 };
 pub use rule::{
-    Condition, Escalation, HIGH_FAILURE_RATE, MODEL_UNAVAILABLE, Percentile, Rule, Window,
+    CONFIG_REJECTED, Condition, Escalation, HIGH_FAILURE_RATE, MODEL_UNAVAILABLE, Percentile, Rule,
+    Window,
 };
 pub use silence::{MAX_SILENCE, Silence, SilenceSpec, SilenceState, Silences};
 pub use types::{

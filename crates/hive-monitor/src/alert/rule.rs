@@ -12,7 +12,8 @@ use crate::{
         types::{Figures, Severity, Subject, human, percent},
     },
     snapshot::{
-        ModelMetrics, RequestCounts, RequestWindows, ResilienceMetrics, WindowStats, Windows,
+        ConfigStatus, ModelMetrics, RequestCounts, RequestWindows, ResilienceMetrics, WindowStats,
+        Windows,
     },
 };
 
@@ -76,8 +77,9 @@ impl Percentile {
     }
 }
 
-/// When a rule fires. Each condition is checked per model (or per route) at every
-/// evaluation; the alert resolves at the first evaluation where it no longer holds.
+/// When a rule fires. Each condition is checked per model (or per route, or for the
+/// gateway's configuration) at every evaluation; the alert resolves at the first evaluation
+/// where it no longer holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
     /// The model failed at least `at_least` attempts in a row (an answer resets the count;
@@ -144,6 +146,12 @@ pub enum Condition {
         /// Requests needed before the share counts (at least 1).
         min_requests: u64,
     },
+    /// The gateway refused a new configuration (it had problems) and the old one keeps
+    /// serving: one alert about [`Subject::Config`], from the refused
+    /// [`ConfigReload`](hive_core::ResilienceEvent::ConfigReload) event until the next
+    /// accepted one (further refusals update it, never make a second one). Read from the
+    /// snapshot's [`config`](ResilienceMetrics::config).
+    ConfigRejected,
 }
 
 /// Raise an alert that stays unresolved: after `after`, it is sent again at `severity` to
@@ -214,6 +222,8 @@ fn why_down(model: &ModelMetrics) -> &'static str {
 pub const MODEL_UNAVAILABLE: &str = "model_unavailable";
 /// The name of the default rule "failure rate above 20% over 5 minutes".
 pub const HIGH_FAILURE_RATE: &str = "high_failure_rate";
+/// The name of [`Rule::config_rejected`]'s rule.
+pub const CONFIG_REJECTED: &str = "config_rejected";
 
 impl Rule {
     /// A rule of [`Severity::Warning`] that notifies no channel yet (add them with
@@ -291,6 +301,19 @@ impl Rule {
             )
             .notify(["slack"]),
         ]
+    }
+
+    /// [`CONFIG_REJECTED`]: a refused config reload ([`Condition::ConfigRejected`]), at
+    /// warning. Not among the [`defaults`](Self::defaults): add it with the channels to
+    /// tell.
+    ///
+    /// ```
+    /// use hive_monitor::alert::{AlertManager, Rule};
+    ///
+    /// let builder = AlertManager::builder().rule(Rule::config_rejected().notify(["slack"]));
+    /// ```
+    pub fn config_rejected() -> Rule {
+        Rule::new(CONFIG_REJECTED, Condition::ConfigRejected).severity(Severity::Warning)
     }
 
     /// Every channel it may notify: its own, then its escalation's.
@@ -583,8 +606,40 @@ impl Rule {
                     })
                 })
                 .collect(),
+            Condition::ConfigRejected => facts
+                .snapshot
+                .config
+                .iter()
+                .filter(|config| !config.accepted)
+                .map(|config| Finding {
+                    subject: Subject::Config,
+                    summary: config_refused(config),
+                    figures: Figures::from([
+                        ("problems", f64::from(config.problems)),
+                        ("refused_in_a_row", f64::from(config.refused_in_a_row)),
+                    ]),
+                })
+                .collect(),
         }
     }
+}
+
+/// The summary of a refused reload: `a config reload was refused (3 problems): the old
+/// config 0123456789ab keeps serving`.
+fn config_refused(config: &ConfigStatus) -> String {
+    let count = |n: u32, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut why = count(config.problems, "problem");
+    if config.refused_in_a_row > 1 {
+        why.push_str(&format!(
+            "; {} in a row",
+            count(config.refused_in_a_row, "refusal")
+        ));
+    }
+    let serving = match config.short_hash() {
+        "" => String::new(),
+        hash => format!(" {hash}"),
+    };
+    format!("a config reload was refused ({why}): the old config{serving} keeps serving")
 }
 
 /// Credentials refusals the manager saw for one model.

@@ -40,9 +40,11 @@ impl fmt::Display for Severity {
     }
 }
 
-/// What an alert is about: one model, or one route (a set of models).
+/// What an alert is about: one model, one route (a set of models), or the gateway's
+/// configuration.
 ///
-/// In JSON: `{"kind": "model", "name": "gpt-4o"}` or `{"kind": "route", "name": "chat"}`.
+/// In JSON: `{"kind": "model", "name": "gpt-4o"}`, `{"kind": "route", "name": "chat"}` or
+/// `{"kind": "config"}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum Subject {
@@ -50,6 +52,8 @@ pub enum Subject {
     Model(ModelId),
     /// One route.
     Route(String),
+    /// The gateway's configuration (the one serving, and the reloads refused).
+    Config,
 }
 
 impl Subject {
@@ -57,14 +61,14 @@ impl Subject {
     pub fn model(&self) -> Option<ModelId> {
         match self {
             Self::Model(model) => Some(*model),
-            Self::Route(_) => None,
+            Self::Route(_) | Self::Config => None,
         }
     }
 
     /// The route's name, if the subject is one.
     pub fn route(&self) -> Option<&str> {
         match self {
-            Self::Model(_) => None,
+            Self::Model(_) | Self::Config => None,
             Self::Route(route) => Some(route),
         }
     }
@@ -75,6 +79,7 @@ impl fmt::Display for Subject {
         match self {
             Self::Model(model) => write!(f, "model {model}"),
             Self::Route(route) => write!(f, "route {route}"),
+            Self::Config => f.write_str("config"),
         }
     }
 }
@@ -337,6 +342,7 @@ impl Notification {
             .map(|a| match &a.subject {
                 Subject::Model(m) => m.to_string(),
                 Subject::Route(r) => format!("route {r}"),
+                Subject::Config => "config".to_owned(),
             })
             .collect();
         if names.len() <= max {
