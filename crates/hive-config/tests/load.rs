@@ -44,8 +44,9 @@ fn missing_files_mean_defaults() {
     let rules = &config.alerts.rules;
     assert_eq!(
         rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        ["model_unavailable", "high_failure_rate"]
+        ["model_unavailable", "high_failure_rate", "config_rejected"]
     );
+    assert_eq!(rules[2].condition, Condition::ConfigRejected);
     assert_eq!(
         rules[0].condition,
         Condition::ConsecutiveFailures { at_least: 3 }
