@@ -10,19 +10,13 @@ use std::{hint::black_box, time::Duration};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hive_openai::{ChatChunk, ChatRequest, ChatResponse, OpenAiClient, SseDecoder};
-use hive_sim::{ANSWER, Script, Simulator};
+use hive_sim::ANSWER;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tower::ServiceExt;
 
 fn client_call(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = runtime
-        .block_on(Simulator::start([("m", Script::new())]))
-        .unwrap();
+    let (runtime, sim) = hive_benches::runtime_with_simulator();
     let mut group = c.benchmark_group("client");
     group.throughput(Throughput::Elements(1));
 

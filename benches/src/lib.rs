@@ -248,3 +248,16 @@ pub fn failsafe_breaker() -> FailsafeBreaker<impl failsafe::futures::CircuitBrea
         inner: InstantModel,
     }
 }
+
+/// A current-thread runtime and a simulator serving model `m` (healthy, on loopback): the
+/// ground of every bench that makes real calls.
+pub fn runtime_with_simulator() -> (tokio::runtime::Runtime, hive_sim::Simulator) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let sim = runtime
+        .block_on(hive_sim::Simulator::start([("m", hive_sim::Script::new())]))
+        .expect("the simulator starts");
+    (runtime, sim)
+}

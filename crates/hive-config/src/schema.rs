@@ -674,7 +674,8 @@ pub struct EmailConfig {
     pub from: String,
     /// `to`: recipients, at least one.
     pub to: Vec<String>,
-    /// `timeout`: the longest wait for each step of the dialogue. Default `10s`.
+    /// `timeout`: the longest wait for the connection; a whole delivery (every step of the
+    /// dialogue) may take at most three times it. Default `10s`.
     #[serde(serialize_with = "ser::duration")]
     pub timeout: Duration,
 }

@@ -11,6 +11,10 @@ fn loader() -> Loader {
     Loader::new().env(Environment::vars([
         ("OPENAI_API_KEY", "sk-test-openai-key"),
         ("SLACK_URL", "https://hooks.slack.com/services/T0/B0/xyz"),
+        (
+            "LOGIN_URL",
+            "https://hook-user:hook-password@hooks.example.com/x",
+        ),
         ("EMPTY_VAR", ""),
     ]))
 }
@@ -639,4 +643,16 @@ fn yaml_shapes_the_schema_has_no_place_for_are_refused() {
             ),
         ]
     );
+}
+
+#[test]
+fn an_alert_url_with_a_login_is_refused_without_showing_it() {
+    let d = only(
+        "alerts:\n  channels:\n    slack: { kind: slack, webhook: { env: LOGIN_URL } }\n",
+        "",
+    );
+    assert_eq!(d.kind, Kind::InvalidValue);
+    assert_eq!(d.path, "alerts.channels.slack.webhook");
+    assert!(d.message.contains("login before its host"), "{}", d.message);
+    assert!(!d.to_string().contains("hook-password"), "{d}");
 }

@@ -136,6 +136,8 @@ fn no_secret_in_errors_or_the_lines_they_quote() {
         messages,
         [
             "the value of env:HOOK is not a URL: it does not start with http:// or https://",
+            "the value of env:U is not a URL: it has a login before its host (`user:password@`), \
+             which alert channels refuse",
             "the signing key from env:KEY is shorter than 16 bytes",
             "a URL written in the config carries no credentials",
             "the value of env:HEADER cannot be sent in an HTTP header: it has a control character",

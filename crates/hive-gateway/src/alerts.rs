@@ -18,7 +18,7 @@
 //! | config | hive-monitor |
 //! |---|---|
 //! | `channels.<name>: { kind: slack, webhook }` | [`SlackChannel::new`] |
-//! | `kind: email`: `host`, `port`, `security`, `username` + `password`, `from`, `to`, `timeout` | [`EmailChannel::builder`] and its methods of those names (`credentials` for the login); the port defaults to 465 / 587 / 25 by `security` in the builder; the channel's attempt timeout is raised to `timeout` when it is longer than the default 10 s, so that no attempt is cut before one step could take all of it (see below) |
+//! | `kind: email`: `host`, `port`, `security`, `username` + `password`, `from`, `to`, `timeout` | [`EmailChannel::builder`] and its methods of those names (`credentials` for the login); the port defaults to 465 / 587 / 25 by `security` in the builder; the channel's attempt timeout is raised to the channel's own bound on a delivery ([`EmailChannel::delivery_timeout`], three times `timeout`) when that is longer than the default 10 s, so that the channel's bound decides |
 //! | `kind: webhook`: `url`, `signing_key` | [`WebhookChannel::new`], [`WebhookChannel::signing_key`] |
 //! | `kind: log` | [`LogChannel`] |
 //! | `rules[]`: `name`, `condition`, `severity`, `notify`, `escalate: { after, severity, notify }` | [`Rule::new`], [`Rule::severity`], [`Rule::notify`], [`Rule::escalate`] |
@@ -27,9 +27,9 @@
 //! | the gateway's routes | [`AlertManagerBuilder::route`], for `route_down` and silences by route |
 //! | `server.shutdown_grace` (or any) | [`AlertManagerBuilder::shutdown_grace`] |
 //!
-//! An email channel's `timeout` reaches lettre, whose tokio transport (0.11) bounds the
-//! TCP connection with it but not the later steps of the dialogue: a server that connects and
-//! then stalls is cut by the channel's attempt timeout (10 s, or `timeout` if longer).
+//! An email channel's `timeout` bounds the connection, and three times it a whole delivery
+//! (hive-monitor's [`EmailChannel::delivery_timeout`]): a server that connects and then
+//! stalls is given up on within it.
 //!
 //! Every channel keeps hive-monitor's delivery defaults (queue, rate limit, retries,
 //! breaker): the config has no setting for them. `availability` reads the routes as the
@@ -164,8 +164,11 @@ pub fn channel(name: &str, config: &ChannelConfig) -> Result<Channel, AlertSetup
         ChannelConfig::Slack { webhook } => {
             Channel::from(SlackChannel::new(webhook.expose()).map_err(refused)?)
         }
-        ChannelConfig::Email(email) => Channel::from(email_channel(email).map_err(refused)?)
-            .attempt_timeout(email.timeout.max(CHANNEL_ATTEMPT_TIMEOUT)),
+        ChannelConfig::Email(email) => {
+            let email = email_channel(email).map_err(refused)?;
+            let bound = email.delivery_timeout().max(CHANNEL_ATTEMPT_TIMEOUT);
+            Channel::from(email).attempt_timeout(bound)
+        }
         ChannelConfig::Webhook { url, signing_key } => {
             let mut webhook = WebhookChannel::new(url.expose()).map_err(refused)?;
             if let Some(key) = signing_key {

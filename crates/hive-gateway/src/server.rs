@@ -205,6 +205,13 @@ impl Server {
         let gateway = Gateway::new(fleet, exporter);
         let (shutdown, mut stopping) = watch::channel(false);
         let app = gateway.router();
+        // Every SSE event goes out as it comes: Nagle would hold each small write back
+        // until the previous one's ACK (tens of milliseconds per stream).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -20,6 +20,11 @@
 //! continuation of a cut stream can be measured: the attempt log shows the prefill each
 //! request carried.
 //!
+//! It also holds an SMTP receiver, [`SmtpSink`]: a real SMTP server on loopback (Python's
+//! aiosmtpd in a child process) in plain, STARTTLS or implicit-TLS mode ([`SmtpMode`]),
+//! optionally requiring a login, that keeps every message it receives and gives it back
+//! decoded ([`SmtpMessage`]), for tests of code that sends email.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use hive_sim::{Behaviour, RetryAfter, Script, Simulator};
@@ -41,12 +46,14 @@ mod body;
 mod delivery;
 mod script;
 mod server;
+mod smtp;
 mod wire;
 
 pub use body::{ChannelBody, MidBodyReset, SimBody};
 pub use delivery::Delivery;
 pub use script::{Behaviour, Latency, RetryAfter, Script};
 pub use server::{Attempt, Simulator};
+pub use smtp::{SmtpMessage, SmtpMode, SmtpSink, TextPart};
 
 /// The one text every healthy answer carries, so that a truncated answer shows (unless a
 /// model's [`Script::answer`] gives another). Its tokens are its words with the space after

@@ -71,6 +71,9 @@ fn check_url(cx: &mut Cx<'_>, node: &Node<'_, '_>, url: &str, secret: Option<&Se
                     ),
                 );
                 return false;
+            } else if authority.contains('@') {
+                // A secret URL (an alert channel's): hive-monitor refuses a login in it.
+                Some("has a login before its host (`user:password@`), which alert channels refuse")
             } else {
                 None
             }

@@ -18,6 +18,17 @@ use crate::alert::{
     types::{Alert, AlertStatus, Notification, figure_text, human, title_case},
 };
 
+/// How many [`timeout`](EmailChannelBuilder::timeout)s a whole delivery may take, from the
+/// connect to `QUIT`.
+///
+/// lettre bounds only the TCP connect by the timeout; every later step (the TLS handshake,
+/// the greeting, `EHLO`, `STARTTLS`, the login, each command of the message) would wait for
+/// the server for as long as the connection stays open. A healthy dialogue takes a few
+/// round trips of milliseconds each; three timeouts let a slow connect, a slow handshake and
+/// a slow reply happen in one delivery, while a server that stops answering at any step is
+/// given up on at most three timeouts after the delivery began.
+const DIALOGUE_TIMEOUTS: u32 = 3;
+
 /// How the connection to the SMTP server is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmtpSecurity {
@@ -96,7 +107,15 @@ impl EmailChannelBuilder {
         self
     }
 
-    /// The longest wait for each step of the SMTP dialogue. Default 10 s.
+    /// How long a delivery waits for the server. Default 10 s.
+    ///
+    /// The TCP connect may take at most `timeout`, and the whole delivery (the connect, the
+    /// TLS handshake, the greeting, `EHLO`, `STARTTLS`, the login, the message and `QUIT`)
+    /// at most three times `timeout`, however the time is spread over the steps: so no
+    /// step waits longer than three times `timeout`, and a server that accepts the
+    /// connection and then stops answering fails the delivery three timeouts after it
+    /// began. Either limit fails it with [`DeliveryError::Timeout`] (naming the limit),
+    /// which is retried like any failure to reach the server.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -181,6 +200,7 @@ impl EmailChannelBuilder {
             from,
             to,
             timeout: self.timeout,
+            dialogue_timeout: self.timeout.saturating_mul(DIALOGUE_TIMEOUTS),
         })
     }
 }
@@ -228,10 +248,19 @@ pub struct EmailChannel {
     password: Option<Secret>,
     from: Mailbox,
     to: Vec<Mailbox>,
+    /// The bound of the TCP connect (lettre's).
     timeout: Duration,
+    /// The bound of the whole delivery: [`DIALOGUE_TIMEOUTS`] × `timeout`.
+    dialogue_timeout: Duration,
 }
 
 impl EmailChannel {
+    /// The longest one delivery may take (three times the builder's `timeout`): an
+    /// attempt timeout set around the channel should be at least this.
+    pub fn delivery_timeout(&self) -> Duration {
+        self.dialogue_timeout
+    }
+
     /// A builder for a channel through the SMTP server at `host`.
     pub fn builder(host: impl Into<String>) -> EmailChannelBuilder {
         EmailChannelBuilder {
@@ -397,13 +426,16 @@ impl Notifier for EmailChannel {
     fn deliver<'a>(&'a self, notification: &'a Notification) -> DeliveryFuture<'a> {
         Box::pin(async move {
             let message = self.message(notification)?;
-            match self.transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_timeout() => Err(DeliveryError::Timeout(self.timeout)),
-                Err(e) => Err(DeliveryError::Smtp {
+            // lettre bounds the TCP connect alone: the whole dialogue is bounded here.
+            let sent = tokio::time::timeout(self.dialogue_timeout, self.transport.send(message));
+            match sent.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) if e.is_timeout() => Err(DeliveryError::Timeout(self.timeout)),
+                Ok(Err(e)) => Err(DeliveryError::Smtp {
                     reason: scrub(&chain(&e), &self.secrets()),
                     permanent: e.is_permanent(),
                 }),
+                Err(_) => Err(DeliveryError::Timeout(self.dialogue_timeout)),
             }
         })
     }
