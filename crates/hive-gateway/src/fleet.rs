@@ -42,6 +42,8 @@ pub type Router = ManagedRouter<Upstream, ChatResponse, OpenAiClassifier>;
 /// gets a stack of its own, and its name is kept for the life of the process): a client
 /// asking for endless made-up names must not grow the gateway's memory without bound.
 pub const MAX_PATTERN_MODELS: usize = 256;
+/// The longest model name a pattern accepts from a request, in bytes.
+pub const MAX_MODEL_NAME: usize = 256;
 
 /// Why a config could not be turned into stacks and routers (after it loaded: these are
 /// the libraries' own checks, which the config's mostly repeat).
@@ -104,6 +106,11 @@ pub enum Unresolved {
     /// A fallback names a route (a request's fallbacks are models).
     #[error("`{0}` is a route; fallbacks name models")]
     RouteAsFallback(String),
+    /// A pattern matches the name, but it is no model name: longer than
+    /// [`MAX_MODEL_NAME`] bytes, with a control character, or nothing left once the
+    /// pattern's prefix is stripped.
+    #[error("not a model name: at most {MAX_MODEL_NAME} bytes, no control characters")]
+    InvalidName,
 }
 
 /// Every model's stack and every route of one config: what a request is served by. A
@@ -117,6 +124,8 @@ pub struct Fleet {
     /// Models the patterns added while serving (shared with the fleets reloaded from this
     /// one, which keep them).
     added: Arc<AtomicUsize>,
+    /// Held while a pattern adds a model.
+    adding: RwLock<()>,
 }
 
 impl fmt::Debug for Fleet {
@@ -162,7 +171,7 @@ impl Fleet {
             was.healthy_threshold == now.healthy_threshold
                 && was.unhealthy_threshold == now.unhealthy_threshold
         });
-        let added = match old {
+        match old {
             Some((old, diff)) if same_thresholds => {
                 let keep = |model: ModelId| {
                     config
@@ -170,16 +179,16 @@ impl Fleet {
                         .is_some_and(|m| diff.keeps_stack(m.key()))
                 };
                 builder = builder.reusing(&old.manager, keep);
-                Arc::clone(&old.added)
             }
             _ => {
                 // The thresholds are the registry's: a new one, and new stacks on it.
                 builder = builder.registry(registry(&config, monitor)?);
-                Arc::default()
             }
-        };
-        for (name, model) in concrete_models(&config, old.map(|(old, _)| old)) {
-            builder = builder.model(spec(&name, model, seed)?);
+        }
+        // The models requests made patterns add are carried over, and still count.
+        let added = old.map_or_else(Arc::default, |(old, _)| Arc::clone(&old.added));
+        for (name, model, origin) in concrete_models(&config, old.map(|(old, _)| old)) {
+            builder = builder.model(spec(&name, model, seed, origin)?);
         }
         let manager = builder.build::<ChatResponse>()?;
         let mut routes = BTreeMap::new();
@@ -216,6 +225,7 @@ impl Fleet {
             routes,
             singles: RwLock::default(),
             added,
+            adding: RwLock::default(),
         })
     }
 
@@ -237,6 +247,14 @@ impl Fleet {
     /// Its routes, by name.
     pub fn routes(&self) -> &BTreeMap<String, RouteEntry> {
         &self.routes
+    }
+
+    /// The deadline of a request of `route` (a route's own, or the default for a request
+    /// that names models).
+    pub fn timeout_of(&self, route: &str) -> Option<std::time::Duration> {
+        self.config
+            .route(route)
+            .map_or(self.config.defaults.request_timeout, |r| r.timeout)
     }
 
     /// Whether a model is configured to continue a cut stream from a prefill.
@@ -284,31 +302,38 @@ impl Fleet {
         Ok(Target::Models(name.to_owned(), router))
     }
 
-    /// Makes sure `name` has a stack: it has one, or a pattern matches it and one is added.
+    /// Makes sure `name` has a stack: it has one, or a pattern matches it and one is added
+    /// (its name checked before it is kept for the life of the process, and counted once).
     fn ensure_model(&self, name: &str) -> Result<(), Unresolved> {
         if self.manager.control(name).is_some() {
             return Ok(());
         }
         let unknown = || Unresolved::Unknown(name.to_owned());
         let model = self.config.resolve_model(name).ok_or_else(unknown)?;
-        let taken = self.added.fetch_add(1, Ordering::Relaxed);
-        if taken >= MAX_PATTERN_MODELS {
-            self.added.fetch_sub(1, Ordering::Relaxed);
+        let upstream = model.upstream_name(name);
+        if name.len() > MAX_MODEL_NAME
+            || name.chars().any(char::is_control)
+            || upstream.trim().is_empty()
+        {
+            return Err(Unresolved::InvalidName);
+        }
+        // One addition at a time: the count is exact, and a name is added once.
+        let _adding = write(&self.adding);
+        if self.manager.control(name).is_some() {
+            return Ok(());
+        }
+        if self.added.load(Ordering::Relaxed) >= MAX_PATTERN_MODELS {
             return Err(Unresolved::Full(name.to_owned()));
         }
-        let added = spec(name, model, None)
-            .map_err(|_| unknown())
-            .and_then(|spec| self.manager.add_model(spec).map_err(|_| unknown()));
-        if added.is_err() {
-            self.added.fetch_sub(1, Ordering::Relaxed);
-        }
-        added.map(|_| {
-            tracing::info!(
-                model = name,
-                pattern = model.key(),
-                "model added by its pattern"
-            );
-        })
+        let spec = spec(name, model, None, Origin::Request).map_err(|_| unknown())?;
+        self.manager.add_model(spec).map_err(|_| unknown())?;
+        self.added.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            model = name,
+            pattern = model.key(),
+            "model added by its pattern"
+        );
+        Ok(())
     }
 }
 
@@ -321,31 +346,44 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where a concrete model's name comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The config names it (an id, or a route's member): checked actively, as configured.
+    Config,
+    /// A request named it and a pattern matched: no active checks (a client could make the
+    /// gateway pay for probes of names it invents); its live traffic feeds its health.
+    Request,
+}
+
 /// Every concrete model of `config`, in priority order: each id, each name a route gives
 /// that a pattern matches, and the names the patterns of `old` had added that still match.
-fn concrete_models<'c>(config: &'c Config, old: Option<&Fleet>) -> Vec<(String, &'c ModelConfig)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |name: &str| {
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
+fn concrete_models<'c>(
+    config: &'c Config,
+    old: Option<&Fleet>,
+) -> Vec<(String, &'c ModelConfig, Origin)> {
+    let mut names: Vec<(String, Origin)> = Vec::new();
+    let mut add = |name: &str, origin| {
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.to_owned(), origin));
         }
     };
     for model in &config.models {
         if let ModelName::Id(id) = &model.name {
-            add(id);
+            add(id, Origin::Config);
         }
     }
     for route in &config.routes {
-        route.models.iter().for_each(|m| add(m));
+        route.models.iter().for_each(|m| add(m, Origin::Config));
     }
     if let Some(old) = old {
         for control in old.manager.controls() {
-            add(control.model().as_str());
+            add(control.model().as_str(), Origin::Request);
         }
     }
-    let mut resolved: Vec<(String, &ModelConfig)> = names
+    let mut resolved: Vec<(String, &ModelConfig, Origin)> = names
         .into_iter()
-        .filter_map(|name| config.resolve_model(&name).map(|m| (name, m)))
+        .filter_map(|(name, origin)| config.resolve_model(&name).map(|m| (name, m, origin)))
         .collect();
     let rank: HashMap<&str, usize> = config
         .models_by_priority()
@@ -354,7 +392,7 @@ fn concrete_models<'c>(config: &'c Config, old: Option<&Fleet>) -> Vec<(String, 
         .map(|(i, m)| (m.key(), i))
         .collect();
     // Stable: names of one pattern keep the order they came in.
-    resolved.sort_by_key(|(_, m)| rank.get(m.key()).copied().unwrap_or(usize::MAX));
+    resolved.sort_by_key(|(_, m, _)| rank.get(m.key()).copied().unwrap_or(usize::MAX));
     resolved
 }
 
@@ -363,6 +401,7 @@ fn spec(
     name: &str,
     model: &ModelConfig,
     seed: Option<u64>,
+    origin: Origin,
 ) -> Result<ModelSpec<Upstream>, BuildError> {
     let named = |source| BuildError::Model {
         model: name.to_owned(),
@@ -402,7 +441,11 @@ fn spec(
     if let Some(window) = model.context_window {
         spec = spec.context_window(window);
     }
-    match settings.health.probe {
+    let probe = match origin {
+        Origin::Config => settings.health.probe,
+        Origin::Request => Probe::None,
+    };
+    match probe {
         Probe::None => {}
         Probe::Models => {
             spec = spec.probe(tower::service_fn(move |_: ProbeRequest| {
@@ -427,7 +470,7 @@ fn spec(
             }));
         }
     }
-    if settings.health.probe != Probe::None {
+    if probe != Probe::None {
         spec = spec.checks(checker(&settings.health, seed).map_err(|e| match e {
             BuildError::Manager(source) => named(source),
             other => other,

@@ -31,18 +31,20 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use futures_util::StreamExt;
 use hive_core::{BoxError, ModelId};
 use hive_monitor::PrometheusExporter;
 use hive_openai::{
     ChatRequest, ChatResponse, ChatStream, Commit, ContinueRequest, ContinuedStream,
-    prefill_refusal,
+    DEFAULT_MAX_CONTINUATIONS, prefill_refusal,
     server::{GatewayError, RouteAttempt, SseEncoder},
 };
-use hive_resilience::{FallbackError, Routed};
+use hive_resilience::{FallbackError, REQUEST_ROUTE, RouteSpec, Routed, Strategy};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tower::ServiceExt;
 
 use crate::fleet::{Fleet, Target, Unresolved};
@@ -69,6 +71,8 @@ struct Shared {
     exporter: Option<PrometheusExporter>,
     /// Cut streams continued by another model, since the start.
     continuations: AtomicU64,
+    /// Set at a hard stop: requests under way end at once.
+    stop: watch::Sender<bool>,
 }
 
 impl fmt::Debug for Gateway {
@@ -90,6 +94,7 @@ impl Gateway {
                 refused_prefill: RwLock::default(),
                 exporter,
                 continuations: AtomicU64::new(0),
+                stop: watch::Sender::new(false),
             }),
         }
     }
@@ -120,6 +125,21 @@ impl Gateway {
         self.shared.continuations.load(Ordering::Relaxed)
     }
 
+    /// Ends every request under way at once (the end of a shutdown's grace): a request
+    /// waiting for its answer gets a 503, a stream ends with the in-band error of an
+    /// unfinished answer, and their upstream calls are dropped.
+    pub fn stop_now(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// Resolves at [`stop_now`](Self::stop_now).
+    fn stopped(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut stop = self.shared.stop.subscribe();
+        Box::pin(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+    }
+
     /// The axum app: every route of the gateway.
     pub fn router(&self) -> Router {
         Router::new()
@@ -148,8 +168,9 @@ fn error(error: GatewayError) -> Response {
     error.into_response().map(Body::new)
 }
 
-/// The request's bearer key checked against the configured ones, in constant time (each
-/// comparison takes the time of the longer key; which key matched does not show).
+/// The request's bearer key checked against the configured ones, in constant time: their
+/// SHA-256 digests are compared, every key each time, so neither which key matched nor
+/// their lengths show in the time taken.
 fn authorize(keys: &[hive_config::Secret], headers: &HeaderMap) -> Result<(), GatewayError> {
     if keys.is_empty() {
         return Ok(());
@@ -162,8 +183,11 @@ fn authorize(keys: &[hive_config::Secret], headers: &HeaderMap) -> Result<(), Ga
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or_else(GatewayError::unauthorized)?;
+    // Digests of equal length: the comparison's time says nothing of the keys' lengths.
+    let given = Sha256::digest(given.as_bytes());
     let matched = keys.iter().fold(0u8, |found, key| {
-        found | u8::from(bool::from(key.expose().as_bytes().ct_eq(given.as_bytes())))
+        let key = Sha256::digest(key.expose().as_bytes());
+        found | u8::from(bool::from(key.as_slice().ct_eq(given.as_slice())))
     });
     if matched == 1 {
         Ok(())
@@ -270,21 +294,33 @@ async fn chat(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) ->
             (name, router, Commit::FirstChunk, models)
         }
         Err(Unresolved::Unknown(name)) => return error(GatewayError::model_not_found(&name)),
-        Err(e @ (Unresolved::Full(_) | Unresolved::RouteAsFallback(_))) => {
-            let param = if matches!(e, Unresolved::Full(_)) {
-                "model"
-            } else {
+        Err(e) => {
+            let param = if matches!(e, Unresolved::RouteAsFallback(_)) {
                 "fallbacks"
+            } else {
+                "model"
             };
             return error(GatewayError::invalid_request(&e.to_string(), Some(param)));
         }
     };
     request.commit = Some(commit);
     let streamed = request.stream;
+    let continuing = Continuing {
+        gateway: gateway.clone(),
+        fleet: Arc::clone(&fleet),
+        deadline: fleet.timeout_of(&route).map(|t| started + t),
+        models,
+    };
     let asked = streamed.then(|| request.clone());
-    let result = router.oneshot(request).await;
+    let mut stopping = gateway.shared.stop.subscribe();
+    let result = tokio::select! {
+        result = router.oneshot(request) => result,
+        _ = stopping.wait_for(|stop| *stop) => {
+            return error(GatewayError::from_error(&route, &ShuttingDown));
+        }
+    };
     let mut response = match result {
-        Ok(routed) => answer(&gateway, &fleet, &route, models, asked, routed),
+        Ok(routed) => answer(&route, continuing, asked, routed),
         Err(e) => failure(&fleet, &route, &*e),
     };
     let elapsed = started.elapsed();
@@ -311,21 +347,25 @@ async fn chat(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) ->
 
 /// The answer of a request a model (or the degraded answer) answered.
 fn answer(
-    gateway: &Gateway,
-    fleet: &Arc<Fleet>,
     route: &str,
-    models: Vec<String>,
+    continuing: Continuing,
     asked: Option<ChatRequest>,
     routed: Routed<ChatResponse>,
 ) -> Response {
+    let stop = continuing.gateway.stopped();
     let mut response = match (routed.response, asked) {
         (ChatResponse::Stream(stream), Some(asked)) => {
-            let continued = ContinuedStream::new(
-                stream,
-                asked,
-                continuation(gateway.clone(), Arc::clone(fleet), models, routed.model),
-            );
-            let encoder = SseEncoder::new(continued)
+            // The prefill carries one choice: an answer of several is never continued.
+            let choices = asked.extra.get("n").and_then(Value::as_u64).unwrap_or(1);
+            let continued = ContinuedStream::new(stream, asked, continuing.with(routed.model))
+                .max_continuations(if choices > 1 {
+                    0
+                } else {
+                    DEFAULT_MAX_CONTINUATIONS
+                });
+            // At a hard stop the stream ends where it is: the encoder sends the in-band
+            // error of an unfinished answer.
+            let encoder = SseEncoder::new(continued.take_until(stop))
                 .route(route)
                 .keep_alive(KEEP_ALIVE);
             encoder.into_response().map(Body::new)
@@ -366,6 +406,11 @@ fn answer(
     response
 }
 
+/// A request ended by a hard stop.
+#[derive(Debug, thiserror::Error)]
+#[error("the gateway is shutting down")]
+struct ShuttingDown;
+
 /// An answer that could not be written as JSON (never: the types serialise).
 #[derive(Debug, thiserror::Error)]
 #[error("the answer could not be encoded")]
@@ -393,8 +438,14 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
 /// table, each model's remaining break as its cooldown.
 fn failure(fleet: &Fleet, route: &str, e: &(dyn Error + 'static)) -> Response {
     let Some(routed) = e.downcast_ref::<FallbackError>() else {
+        // A model's own refusal (a bad request …), returned as it is: one attempt.
         tracing::debug!(route, error = %e, "a model refused the request");
-        return error(GatewayError::from_error(route, e));
+        let mut response = error(GatewayError::from_error(route, e));
+        insert(response.headers_mut(), "x-hive-route", route);
+        response
+            .headers_mut()
+            .insert("x-hive-attempts", HeaderValue::from(1u32));
+        return response;
     };
     let attempts = routed.attempts().len();
     let gateway_error = match routed {
@@ -420,31 +471,64 @@ fn failure(fleet: &Fleet, route: &str, e: &(dyn Error + 'static)) -> Response {
 }
 
 /// The future of one continuation: the next stream, or why there is none.
-type Continuing = Pin<Box<dyn Future<Output = Result<Box<ChatStream>, BoxError>> + Send>>;
+type ContinuationFuture = Pin<Box<dyn Future<Output = Result<Box<ChatStream>, BoxError>> + Send>>;
 
-/// How a committed stream that is cut or stalls is continued: by the route's models that
-/// accept a prefill (and have not refused one), through their stacks, the model whose
-/// stream was just cut tried last.
-fn continuation(
+/// What continuing a request's stream needs: the route's models and deadline.
+#[derive(Clone)]
+struct Continuing {
     gateway: Gateway,
     fleet: Arc<Fleet>,
     models: Vec<String>,
-    first: Option<ModelId>,
-) -> impl FnMut(ContinueRequest) -> Continuing + Send + Unpin + 'static {
-    let streaming = Arc::new(RwLock::new(first));
-    move |ask: ContinueRequest| {
-        let (gateway, fleet, models) = (gateway.clone(), Arc::clone(&fleet), models.clone());
-        let streaming = Arc::clone(&streaming);
-        Box::pin(async move {
-            gateway.shared.continuations.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(CONTINUATIONS).increment(1);
+    deadline: Option<Instant>,
+}
+
+impl Continuing {
+    /// How a committed stream that is cut or stalls is continued: by the route's models
+    /// (those that accept a prefill and have not refused one, when text was sent), in the
+    /// route's order with the model whose stream was just cut last, one after another
+    /// within what is left of the request's deadline.
+    fn with(
+        self,
+        first: Option<ModelId>,
+    ) -> impl FnMut(ContinueRequest) -> ContinuationFuture + Send + Unpin + 'static {
+        let streaming = Arc::new(RwLock::new(first));
+        move |ask: ContinueRequest| {
+            let (this, streaming) = (self.clone(), Arc::clone(&streaming));
+            Box::pin(async move { this.next(ask, &streaming).await }) as ContinuationFuture
+        }
+    }
+
+    async fn next(
+        self,
+        ask: ContinueRequest,
+        streaming: &RwLock<Option<ModelId>>,
+    ) -> Result<Box<ChatStream>, BoxError> {
+        let Self {
+            gateway,
+            fleet,
+            models,
+            deadline,
+        } = self;
+        gateway.shared.continuations.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(CONTINUATIONS).increment(1);
+        let cut = *read(streaming);
+        // Nothing sent yet: any model may answer afresh, no prefill is asked.
+        let prefill = !ask.partial.is_empty();
+        tracing::info!(
+            continuation = ask.continuation,
+            chunks = ask.chunks,
+            cut = ask.cut.label(),
+            model = cut.as_ref().map_or("", |m| m.as_str()),
+            "continuing a cut stream"
+        );
+        loop {
             let refused = gateway.refused_prefill();
-            let cut = *read(&streaming);
             let mut able: Vec<&String> = models
                 .iter()
                 .filter(|m| {
-                    fleet.accepts_prefill(m)
-                        && !ModelId::lookup(m).is_some_and(|id| refused.contains(&id))
+                    !prefill
+                        || (fleet.accepts_prefill(m)
+                            && !ModelId::lookup(m).is_some_and(|id| refused.contains(&id)))
                 })
                 .collect();
             // Stable: the others keep the route's order.
@@ -452,35 +536,39 @@ fn continuation(
             if able.is_empty() {
                 return Err(BoxError::from("no model of the route accepts a prefill"));
             }
-            let router = fleet.manager().router_for(&able)?;
-            let mut request = ask.request;
+            let left = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(BoxError::from("the request's deadline passed")),
+                },
+                None => None,
+            };
+            let spec = RouteSpec::new(REQUEST_ROUTE, able)
+                .strategy(Strategy::Sequential)
+                .timeout(left);
+            let router = fleet.manager().router(&spec)?;
+            let mut request = ask.request.clone();
             request.commit = Some(Commit::FirstChunk);
-            tracing::info!(
-                continuation = ask.continuation,
-                chunks = ask.chunks,
-                cut = ask.cut.label(),
-                model = cut.as_ref().map_or("", |m| m.as_str()),
-                "continuing a cut stream"
-            );
             match router.oneshot(request).await {
                 Ok(Routed {
                     response: ChatResponse::Stream(stream),
                     model,
                     ..
                 }) => {
-                    *write(&streaming) = model;
-                    Ok(stream)
+                    *write(streaming) = model;
+                    return Ok(stream);
                 }
-                Ok(_) => Err(BoxError::from("the continuation was not a stream")),
-                Err(e) => {
-                    if let Some(model) = refused_in(&*e) {
+                Ok(_) => return Err(BoxError::from("the continuation was not a stream")),
+                Err(e) => match refused_in(&*e) {
+                    // Learned, and the next capable model asked at once.
+                    Some(model) if prefill && !refused.contains(&model) => {
                         tracing::warn!(model = %model, "model refused a prefill: no more continuations go to it");
                         write(&gateway.shared.refused_prefill).insert(model);
                     }
-                    Err(e)
-                }
+                    _ => return Err(e),
+                },
             }
-        }) as Continuing
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, OnceLock},
+    time::Duration,
 };
 
 use hive_config::{
@@ -27,6 +28,10 @@ use crate::{
     fleet::{BuildError, Fleet},
     http::Gateway,
 };
+
+/// How long requests ended at the end of a shutdown's grace have to write their last
+/// bytes before their connections are dropped.
+const STOPPED_REQUESTS_CLOSE: Duration = Duration::from_secs(1);
 
 /// Where a gateway's config comes from.
 #[derive(Clone, Debug)]
@@ -432,8 +437,10 @@ impl Server {
     }
 
     /// Stops taking connections, lets requests under way finish within the config's
-    /// `server.shutdown_grace` (then drops them), and stops the health checks and alerts
-    /// (which send what they hold). Returns whether every request finished in time.
+    /// `server.shutdown_grace`, then ends those still running (a waiting request gets a
+    /// 503, a stream its in-band error; see [`Gateway::stop_now`]) and closes their
+    /// connections within a further second, and stops the health checks and alerts (which
+    /// send what they hold). Returns whether every request finished in time.
     pub async fn shutdown(&self) -> bool {
         let grace = self.gateway.fleet().config().server.shutdown_grace;
         let _ = self.shutdown.send(true);
@@ -441,8 +448,14 @@ impl Server {
             Some(mut serve) => match tokio::time::timeout(grace, &mut serve).await {
                 Ok(_) => true,
                 Err(_) => {
-                    tracing::warn!(grace = %hive_config::format_duration(grace), "requests still under way at the end of the grace period are dropped");
-                    serve.abort();
+                    tracing::warn!(grace = %hive_config::format_duration(grace), "requests still under way at the end of the grace period are ended");
+                    self.gateway.stop_now();
+                    if tokio::time::timeout(STOPPED_REQUESTS_CLOSE, &mut serve)
+                        .await
+                        .is_err()
+                    {
+                        serve.abort();
+                    }
                     false
                 }
             },

@@ -14,7 +14,7 @@ use hive_core::{BoxError, ClientErrorClass, ModelId, Outcome};
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::{ChatChunk, ChatRequest, Message, OpenAiError, Usage};
+use crate::{ChatChunk, ChatRequest, Content, Message, OpenAiError, Usage};
 
 /// The default most continuations of one answer.
 pub const DEFAULT_MAX_CONTINUATIONS: u32 = 2;
@@ -377,7 +377,11 @@ where
         if !self.text.is_empty() {
             match request.messages.last_mut() {
                 // The caller's own prefill, continued by the first model: one prefill.
-                Some(last) if last.role == "assistant" => last.content.push_str(&self.text),
+                Some(Message {
+                    role,
+                    content: Some(Content::Text(prefill)),
+                    ..
+                }) if role == "assistant" => prefill.push_str(&self.text),
                 _ => request
                     .messages
                     .push(Message::new("assistant", self.text.clone())),
@@ -601,7 +605,10 @@ mod tests {
         let messages = &ask.request.messages;
         assert_eq!(messages.len(), 2);
         assert_eq!(
-            (messages[1].role.as_str(), messages[1].content.as_str()),
+            (
+                messages[1].role.as_str(),
+                messages[1].text().unwrap_or_default()
+            ),
             ("assistant", "w1 w2 w3 ")
         );
         assert!(ask.request.stream);
@@ -632,7 +639,7 @@ mod tests {
         let _ = drain(&mut stream).await;
         let ask = asked.recv().await.unwrap();
         assert_eq!(ask.request.messages.len(), 2);
-        assert_eq!(ask.request.messages[1].content, "Dear Sir, ");
+        assert_eq!(ask.request.messages[1].text(), Some("Dear Sir, "));
         assert_eq!(ask.partial, "Sir, ");
     }
 

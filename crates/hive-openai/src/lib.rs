@@ -85,5 +85,6 @@ pub use secret::ApiKey;
 pub use sse::SseDecoder;
 pub use stream::ChatStream;
 pub use types::{
-    ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Extra, Message, Usage,
+    ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content, Delta, Extra, Message,
+    Usage,
 };

@@ -9,27 +9,72 @@ use serde_json::Value;
 /// Fields this version does not know, kept as they were.
 pub type Extra = BTreeMap<String, Value>;
 
+/// What a message says: a text, or an array of content parts (OpenAI's multimodal
+/// messages: `{"type": "text", "text": …}`, `{"type": "image_url", …}`), kept as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    /// A plain text.
+    Text(String),
+    /// Content parts, as they were.
+    Parts(Vec<Value>),
+}
+
+impl Content {
+    /// The text, when the content is a plain text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Parts(_) => None,
+        }
+    }
+}
+
+impl From<String> for Content {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<&str> for Content {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
 /// A chat message.
+///
+/// Its content round-trips as it came: a text, an array of parts, or none. `"content":
+/// null` (an assistant message that only calls tools, as every tool loop of OpenAI's SDKs
+/// sends back, and as OpenAI answers it) and a message without `content` both read as
+/// `None`, which is written back as `"content": null`, OpenAI's own form. Tool calls and
+/// the other fields stay in [`extra`](Self::extra).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
-    /// `system`, `user`, `assistant` or `tool`.
+    /// `system`, `user`, `assistant`, `tool` …
     pub role: String,
-    /// The text.
+    /// What it says: `None` when `null` or absent.
     #[serde(default)]
-    pub content: String,
-    /// Other fields.
+    pub content: Option<Content>,
+    /// Other fields (`tool_calls`, `tool_call_id`, `name`, `refusal` …).
     #[serde(flatten)]
     pub extra: Extra,
 }
 
 impl Message {
-    /// A message from `role`.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+    /// A message from `role` with this text.
+    pub fn new(role: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
             role: role.into(),
-            content: content.into(),
+            content: Some(Content::Text(text.into())),
             extra: Extra::new(),
         }
+    }
+
+    /// Its text, when its content is a plain text (`None` when it has no content or
+    /// content parts).
+    pub fn text(&self) -> Option<&str> {
+        self.content.as_ref().and_then(Content::as_text)
     }
 }
 
@@ -41,8 +86,13 @@ pub struct ChatRequest {
     pub model: String,
     /// The conversation.
     pub messages: Vec<Message>,
-    /// Whether to stream the answer.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Whether to stream the answer (`"stream": null`, as OpenAI's SDKs may send it, reads
+    /// as `false`).
+    #[serde(
+        default,
+        deserialize_with = "null_as_false",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub stream: bool,
     /// Most tokens to generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +107,11 @@ pub struct ChatRequest {
     /// [`CommitLayer`]: crate::CommitLayer
     #[serde(skip)]
     pub commit: Option<crate::Commit>,
+}
+
+/// A boolean that may be `null` (read as `false`); any other type is refused.
+fn null_as_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(false))
 }
 
 impl ChatRequest {
@@ -158,13 +213,21 @@ impl ChatCompletion {
         let mut chunks = Vec::with_capacity(2 * self.choices.len() + 1);
         for choice in &self.choices {
             let mut delta = Delta {
-                content: Some(choice.message.content.clone()),
-                extra: Extra::new(),
+                content: choice.message.text().map(str::to_owned),
+                extra: choice.message.extra.clone(),
             };
             delta.extra.insert(
                 "role".to_owned(),
                 Value::String(choice.message.role.clone()),
             );
+            // A streamed tool call names its place in the list.
+            if let Some(Value::Array(calls)) = delta.extra.get_mut("tool_calls") {
+                for (index, call) in calls.iter_mut().enumerate() {
+                    if let Value::Object(call) = call {
+                        call.entry("index").or_insert(Value::from(index));
+                    }
+                }
+            }
             chunks.push(chunk(
                 vec![ChunkChoice {
                     index: choice.index,
@@ -193,11 +256,13 @@ impl ChatCompletion {
         chunks
     }
 
-    /// The first choice's text.
+    /// The first choice's text (empty when it has none, as an answer that only calls
+    /// tools).
     pub fn text(&self) -> &str {
         self.choices
             .first()
-            .map_or("", |c| c.message.content.as_str())
+            .and_then(|choice| choice.message.text())
+            .unwrap_or_default()
     }
 }
 

@@ -19,7 +19,7 @@ use tower::{
 
 use crate::{
     control::{ModelControl, SlowStart},
-    spec::{ModelSpec, Probe},
+    spec::{ModelSpec, Probe, check_weight},
 };
 
 /// One model's stack, outermost first: health gate, retry, breaker, attempt timeout.
@@ -85,12 +85,7 @@ impl<S, C: Clone> ModelEntry<S, C> {
         check_duration("attempt_timeout", spec.attempt_timeout, false).map_err(named)?;
         check_duration("slow_start", spec.slow_start, true).map_err(named)?;
         check_duration("min_attempt_time", spec.min_attempt_time, true).map_err(named)?;
-        if !(spec.weight.is_finite() && spec.weight > 0.0) {
-            return Err(named(ConfigError::new(
-                "weight",
-                "must be above zero and finite",
-            )));
-        }
+        check_weight(model, spec.weight)?;
         let breaker = spec
             .breaker
             .model(model)

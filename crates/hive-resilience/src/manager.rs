@@ -24,7 +24,7 @@ use crate::{
     control::ModelControl,
     entry::{ModelEntry, ModelProbe, ModelStack, Shared},
     recovery::recover_on_checks,
-    spec::{ModelSpec, RouteSpec},
+    spec::{ModelSpec, RouteSpec, check_weight},
     window::RequestWindow,
 };
 
@@ -139,7 +139,8 @@ impl<S, C> ModelManagerBuilder<S, C> {
 
     /// Builds the new manager over the state of `old` (a reload): every model `keep`
     /// accepts keeps its stack — its breaker, health, budget, statistics — when the new
-    /// manager has a spec for it (the spec's service and settings are then ignored), and the
+    /// manager has a spec for it (the spec's service and settings are then ignored, but for
+    /// its weight and its probe), and the
     /// health registry is shared. Models not kept get new stacks. Stop the old manager's
     /// checks before starting the new one's.
     pub fn reusing<Res>(
@@ -311,6 +312,7 @@ impl<S, C> ModelManagerBuilder<S, C> {
                 ));
             }
             let model = spec.model;
+            check_weight(model, spec.weight)?;
             // Validated now (kept models too), so that starting cannot fail.
             if let Some(Err(e)) = spec.checks.as_ref().map(CheckerConfig::validate) {
                 return Err(ConfigError::new(
@@ -320,7 +322,12 @@ impl<S, C> ModelManagerBuilder<S, C> {
             }
             let (entry, probe) = match self.reused.iter().position(|e| e.model() == model) {
                 Some(kept) => (
-                    self.reused.swap_remove(kept),
+                    {
+                        // Its state is kept; its routing weight is the new spec's.
+                        let mut entry = self.reused.swap_remove(kept);
+                        entry.weight = spec.weight;
+                        entry
+                    },
                     spec.probe.map(|probe| ModelProbe {
                         probe,
                         checks: spec.checks,

@@ -4,7 +4,7 @@
 use std::{fmt, time::Duration};
 
 use hive_breaker::{CircuitBreakerConfig, CircuitBreakerConfigBuilder};
-use hive_core::{BoxError, ModelId};
+use hive_core::{BoxError, ConfigError, ModelId};
 use hive_fallback::{FallbackPolicy, Strategy};
 use hive_health::{CheckerConfig, ProbeRequest};
 use hive_retry::{RetryConfig, RetryConfigBuilder};
@@ -223,5 +223,17 @@ impl RouteSpec {
     /// The route's models, in priority order.
     pub fn models(&self) -> &[String] {
         &self.models
+    }
+}
+
+/// A model's weight must be above zero and finite.
+pub(crate) fn check_weight(model: ModelId, weight: f64) -> Result<(), ConfigError> {
+    if weight.is_finite() && weight > 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "weight",
+            format!("model `{model}`: must be above zero and finite"),
+        ))
     }
 }

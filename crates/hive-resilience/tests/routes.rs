@@ -426,3 +426,31 @@ async fn a_model_added_while_serving_gets_a_stack_of_its_own() {
     assert_eq!(again.model(), control.model());
     assert_eq!(manager.controls().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_model_takes_its_new_weight() {
+    let fleet = Fleet::new(2);
+    let weighted = || Strategy::Weighted {
+        random: hive_core::SharedRandom::new(Some(9)),
+    };
+    let old = ModelManager::builder()
+        .strategy(weighted())
+        .model(fleet.spec(0, "light"))
+        .model(fleet.spec(1, "heavy"))
+        .build::<&'static str>()
+        .unwrap();
+    let new = ModelManager::builder()
+        .strategy(weighted())
+        .model(fleet.spec(0, "light").weight(0.001))
+        .model(fleet.spec(1, "heavy"))
+        .reusing(&old, |_| true)
+        .build::<&'static str>()
+        .unwrap();
+    for _ in 0..200 {
+        new.service().oneshot("q").await.unwrap();
+    }
+    let [light, heavy] = fleet.calls()[..] else {
+        panic!()
+    };
+    assert!(light <= 2 && heavy >= 198, "light {light}, heavy {heavy}");
+}
