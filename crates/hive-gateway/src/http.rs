@@ -352,11 +352,11 @@ fn answer(
     asked: Option<ChatRequest>,
     routed: Routed<ChatResponse>,
 ) -> Response {
-    let stop = continuing.gateway.stopped();
     let mut response = match (routed.response, asked) {
         (ChatResponse::Stream(stream), Some(asked)) => {
             // The prefill carries one choice: an answer of several is never continued.
             let choices = asked.extra.get("n").and_then(Value::as_u64).unwrap_or(1);
+            let stop = continuing.gateway.stopped();
             let continued = ContinuedStream::new(stream, asked, continuing.with(routed.model))
                 .max_continuations(if choices > 1 {
                     0

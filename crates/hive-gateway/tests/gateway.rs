@@ -57,6 +57,9 @@ routes:
   - name: strict
     models: [deepseek-v3.1]
     timeout: 1s
+  - name: brisk
+    models: [claude-4-sonnet, deepseek-v3.1]
+    timeout: 1500ms
 "#;
 
 const KEY: &str = "hive-client-key-0123456789";
@@ -514,5 +517,152 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
             ("gpt-4o", false, hive_sim::Delivery::Abandoned),
             ("gpt-4o", true, hive_sim::Delivery::Abandoned),
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_refuses_the_prefill_is_passed_over_for_the_next() {
+    let mut models = healthy();
+    models[0].1 = Script::new().always(Behaviour::StreamCut { after_tokens: 3 });
+    // The config says claude takes a prefill; the provider says otherwise.
+    models[1].1 = Script::new().refuse_prefill();
+    let h = harness("prefill-refused", models).await;
+    let got = h.chat(&ask("council", true), Some(KEY)).await;
+    let (text, done) = got.streamed_text();
+    assert_eq!(text, ANSWER, "continued by the third model");
+    assert!(done);
+    let claude = h.sim.attempts_of("claude-4-sonnet");
+    assert_eq!(claude.len(), 1);
+    assert!(claude[0].prefill.is_some());
+    let deepseek = h.sim.attempts_of("deepseek-v3.1");
+    assert_eq!(deepseek.len(), 1);
+    assert_eq!(
+        deepseek[0].prefill.as_deref(),
+        claude[0].prefill.as_deref(),
+        "the same prefill, once more"
+    );
+    let refused: Vec<&str> = h
+        .server
+        .gateway()
+        .refused_prefill()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(refused, ["claude-4-sonnet"]);
+}
+
+#[tokio::test]
+async fn a_continuation_ends_at_the_route_deadline() {
+    let mut models = healthy();
+    // claude stalls after 3 tokens: the idle limit (1 s) cuts it; deepseek is asked to
+    // continue and never sends a token. Without the route's 1.5 s deadline its first-token
+    // limit would end it at 2 s.
+    models[1].1 = Script::new().always(Behaviour::Stall { after_tokens: 3 });
+    models[2].1 = Script::new().always(Behaviour::SlowFirstToken(Duration::from_secs(30)));
+    let h = harness("continuation-deadline", models).await;
+    let started = tokio::time::Instant::now();
+    let got = h.chat(&ask("brisk", true), Some(KEY)).await;
+    let took = started.elapsed();
+    let (text, done) = got.streamed_text_lenient();
+    assert!(!done, "{}", got.body);
+    assert!(ANSWER.starts_with(&text) && !text.is_empty(), "{text:?}");
+    assert_eq!(h.sim.attempts_of("deepseek-v3.1").len(), 1);
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(1900),
+        "ended at {took:?}, not at the route's 1.5 s"
+    );
+}
+
+#[tokio::test]
+async fn a_name_too_long_or_with_control_characters_is_a_400_and_never_kept() {
+    let h = harness("bad-names", healthy()).await;
+    let long = format!("openrouter/{}", "a".repeat(300));
+    for name in [long.as_str(), "openrouter/a\u{1}b", "openrouter/"] {
+        let body = serde_json::json!({
+            "model": name,
+            "messages": [{"role": "user", "content": "hi"}],
+        })
+        .to_string();
+        let got = h.chat(&body, Some(KEY)).await;
+        assert_eq!(
+            got.status,
+            StatusCode::BAD_REQUEST,
+            "{name:?}: {}",
+            got.body
+        );
+        assert_eq!(got.json()["error"]["param"], "model", "{}", got.body);
+    }
+    assert!(h.sim.attempts().is_empty(), "no provider was asked");
+    let listed = h.get_authorized("/v1/models").await;
+    assert!(
+        !listed.body.contains("openrouter/"),
+        "no model was made for them: {}",
+        listed.body
+    );
+}
+
+#[tokio::test]
+async fn a_direct_models_refusal_names_the_route_and_one_attempt() {
+    let mut models = healthy();
+    models[1].1 = Script::new().always(Behaviour::Status(400));
+    let h = harness("direct-refusal", models).await;
+    let got = h.chat(&ask("claude-4-sonnet", false), Some(KEY)).await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
+    assert_eq!(got.header("x-hive-route"), Some("claude-4-sonnet"));
+    assert_eq!(got.header("x-hive-attempts"), Some("1"));
+}
+
+#[tokio::test]
+async fn a_shutdown_ends_what_still_runs_at_the_end_of_its_grace() {
+    let resilience = RESILIENCE
+        .replace(
+            "  body_limit: 2KiB",
+            "  body_limit: 2KiB\n  shutdown_grace: 500ms",
+        )
+        .replace("    attempt: 2s", "    attempt: 30s")
+        .replace("    first_token: 1s", "    first_token: 30s")
+        .replace("    idle: 1s", "    idle: 30s")
+        .replace("    request: 5s", "    request: 30s");
+    let mut models = healthy();
+    models[0].1 = Script::new().always(Behaviour::Stall { after_tokens: 3 });
+    models[1].1 = Script::new().always(Behaviour::Hang);
+    let h = Harness::start(
+        "hard-stop",
+        models,
+        &resilience,
+        MODELS,
+        &[("HIVE_CLIENT_KEY", KEY), ("UPSTREAM_KEY", UPSTREAM_KEY)],
+    )
+    .await;
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = tokio::time::Instant::now();
+        let finished = h.server.shutdown().await;
+        (finished, started.elapsed())
+    };
+    let (stream_body, whole_body) = (ask("polite", true), ask("claude-4-sonnet", false));
+    let (streamed, whole, (finished, took)) = tokio::join!(
+        h.chat(&stream_body, Some(KEY)),
+        h.chat(&whole_body, Some(KEY)),
+        stop
+    );
+    assert!(!finished, "two requests were still under way");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert_eq!(
+        whole.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        whole.body
+    );
+    let (text, done) = streamed.streamed_text_lenient();
+    assert!(!done, "{}", streamed.body);
+    assert!(ANSWER.starts_with(&text) && !text.is_empty(), "{text:?}");
+    assert!(
+        streamed.body.contains("\"error\""),
+        "ends with an in-band error: {}",
+        streamed.body
     );
 }
