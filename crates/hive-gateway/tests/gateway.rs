@@ -666,3 +666,27 @@ async fn a_shutdown_ends_what_still_runs_at_the_end_of_its_grace() {
         streamed.body
     );
 }
+
+#[tokio::test]
+async fn a_tool_loop_with_null_content_and_content_parts_is_served() {
+    let h = harness("tool-loop", healthy()).await;
+    let body = serde_json::json!({
+        "model": "council",
+        "stream": null,
+        "messages": [
+            {"role": "user", "content": "What is 6 x 7?"},
+            {"role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "multiply", "arguments": "{\"a\":6,\"b\":7}"}
+            }]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+            {"role": "user", "content": [{"type": "text", "text": "Say it in words."}]},
+        ],
+        "tools": [{"type": "function", "function": {"name": "multiply", "parameters": {}}}],
+    })
+    .to_string();
+    let got = h.chat(&body, Some(KEY)).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    assert_eq!(got.json()["choices"][0]["message"]["content"], ANSWER);
+}
