@@ -280,6 +280,9 @@ impl Config {
         if let Some(token) = &self.admin.token {
             out.push((None, "admin.token".to_owned(), token));
         }
+        if let Some(token) = &self.admin.read_token {
+            out.push((None, "admin.read_token".to_owned(), token));
+        }
         for (name, channel) in &self.alerts.channels {
             let at = |field: &str| format!("alerts.channels.{name}.{field}");
             match channel {

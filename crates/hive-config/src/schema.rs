@@ -114,6 +114,9 @@ pub struct AdminConfig {
     /// `token`: the bearer token of admin actions (force a breaker open, reset it, silence
     /// an alert). Without one (the default) every admin action is refused.
     pub token: Option<Secret>,
+    /// `read_token`: a bearer token that opens the read-only views (dashboard, status,
+    /// audit) but acts on nothing. The admin token opens them too.
+    pub read_token: Option<Secret>,
     /// `public_read`: whether the read-only views (dashboard, status, history) need no
     /// token. Default `false`.
     pub public_read: bool,

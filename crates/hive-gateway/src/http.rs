@@ -164,36 +164,47 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 /// An error answer as axum's response.
-fn error(error: GatewayError) -> Response {
+pub(crate) fn error(error: GatewayError) -> Response {
     error.into_response().map(Body::new)
 }
 
-/// The request's bearer key checked against the configured ones, in constant time: their
-/// SHA-256 digests are compared, every key each time, so neither which key matched nor
-/// their lengths show in the time taken.
+/// The request's bearer key checked against the configured ones.
 fn authorize(keys: &[hive_config::Secret], headers: &HeaderMap) -> Result<(), GatewayError> {
     if keys.is_empty() {
         return Ok(());
     }
-    let given = headers
+    let given = bearer(headers).ok_or_else(GatewayError::unauthorized)?;
+    if matches_any(keys, given) {
+        Ok(())
+    } else {
+        Err(GatewayError::unauthorized())
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
-        .ok_or_else(GatewayError::unauthorized)?;
-    // Digests of equal length: the comparison's time says nothing of the keys' lengths.
+}
+
+/// Whether `given` is one of `keys`, in constant time: their SHA-256 digests are compared,
+/// every key each time, so neither which key matched nor their lengths show in the time
+/// taken.
+pub(crate) fn matches_any<'a>(
+    keys: impl IntoIterator<Item = &'a hive_config::Secret>,
+    given: &str,
+) -> bool {
     let given = Sha256::digest(given.as_bytes());
-    let matched = keys.iter().fold(0u8, |found, key| {
+    let matched = keys.into_iter().fold(0u8, |found, key| {
         let key = Sha256::digest(key.expose().as_bytes());
         found | u8::from(bool::from(key.as_slice().ct_eq(given.as_slice())))
     });
-    if matched == 1 {
-        Ok(())
-    } else {
-        Err(GatewayError::unauthorized())
-    }
+    matched == 1
 }
 
 /// The body, at most `limit` bytes (413 above it, told by `Content-Length` or found while
@@ -416,7 +427,7 @@ struct ShuttingDown;
 #[error("the answer could not be encoded")]
 struct Unserialisable;
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(

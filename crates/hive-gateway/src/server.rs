@@ -14,7 +14,7 @@ use hive_config::{
     AuditEntry, AuditLog, CONFIG_REJECTED, Config, ConfigDiff, Diagnostics, Environment, Loader,
 };
 use hive_core::ResilienceEvent;
-use hive_monitor::{AlertManager, Monitor, MonitorConfig, PrometheusExporter};
+use hive_monitor::{AlertManager, Monitor, MonitorConfig, PrometheusExporter, alert::Silences};
 use hive_resilience::Running;
 use serde_json::json;
 use tokio::{
@@ -24,6 +24,7 @@ use tokio::{
 };
 
 use crate::{
+    admin::Admin,
     alerts::{AlertSetupError, alert_manager},
     fleet::{BuildError, Fleet},
     http::Gateway,
@@ -169,6 +170,8 @@ pub struct Server {
     source: ConfigSource,
     options: Options,
     monitor: Monitor,
+    admin: Admin,
+    silences: Silences,
     addr: SocketAddr,
     live: Mutex<Live>,
     shutdown: watch::Sender<bool>,
@@ -198,7 +201,8 @@ impl Server {
             ..MonitorConfig::default()
         });
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
-        let alerts = start_alerts(&config, &fleet, &monitor)?;
+        let silences = Silences::default();
+        let alerts = start_alerts(&config, &fleet, &monitor, &silences)?;
         let running = fleet.start()?;
         let addr = options.listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(addr)
@@ -209,7 +213,11 @@ impl Server {
             .map_err(|source| StartError::Listen { addr, source })?;
         let gateway = Gateway::new(fleet, exporter);
         let (shutdown, mut stopping) = watch::channel(false);
-        let app = gateway.router();
+        let admin = Admin::new(gateway.clone(), monitor.clone(), silences.clone());
+        let app = gateway
+            .router()
+            .merge(admin.router())
+            .into_make_service_with_connect_info::<SocketAddr>();
         // Every SSE event goes out as it comes: Nagle would hold each small write back
         // until the previous one's ACK (tens of milliseconds per stream).
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -241,6 +249,8 @@ impl Server {
             source,
             options,
             monitor,
+            admin,
+            silences,
             addr,
             live: Mutex::new(Live {
                 running: Some(running),
@@ -249,6 +259,28 @@ impl Server {
             shutdown,
             serve: Mutex::new(Some(serve)),
         }))
+    }
+
+    /// Its admin API (the state behind `/admin/`).
+    pub fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
+    /// The alert silences, kept across reloads.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// What each alert channel of the alert manager in force has sent, failed and dropped
+    /// (empty when the config has no rules).
+    pub async fn alert_channels(
+        &self,
+    ) -> std::collections::BTreeMap<String, hive_monitor::alert::ChannelStats> {
+        let live = self.live.lock().await;
+        live.alerts
+            .as_ref()
+            .map(AlertManager::channel_stats)
+            .unwrap_or_default()
     }
 
     /// The address it listens on.
@@ -323,7 +355,7 @@ impl Server {
             || !diff.routes_changed.is_empty();
         let started = built.and_then(|fleet| {
             let alerts = alerts_changed
-                .then(|| start_alerts(&config, &fleet, &self.monitor))
+                .then(|| start_alerts(&config, &fleet, &self.monitor, &self.silences))
                 .transpose()
                 .map_err(|e| e.to_string())?;
             Ok((fleet, alerts))
@@ -478,6 +510,7 @@ fn start_alerts(
     config: &Config,
     fleet: &Fleet,
     monitor: &Monitor,
+    silences: &Silences,
 ) -> Result<Option<AlertManager>, StartError> {
     let routes: Vec<(String, Vec<String>)> = fleet
         .routes()
@@ -489,6 +522,7 @@ fn start_alerts(
         return Ok(None);
     };
     builder
+        .silences(silences.clone())
         .start(monitor)
         .map(Some)
         .map_err(StartError::AlertsStart)
@@ -537,7 +571,7 @@ async fn audit_controls(
 }
 
 /// Appends `entry` to `log` off the runtime's threads; a failure is logged, not fatal.
-async fn record(log: Option<AuditLog>, entry: AuditEntry) {
+pub(crate) async fn record(log: Option<AuditLog>, entry: AuditEntry) {
     let Some(log) = log else { return };
     let path: PathBuf = log.path().to_path_buf();
     let written = tokio::task::spawn_blocking(move || log.append(&entry)).await;

@@ -66,6 +66,11 @@ models:
   - id: {SECOND}
     base_url: {base_url}
     accepts_prefill: true
+    # Its cuts (28–32 s) come while it takes every request: a breaker that opened on the
+    # first few failures would hide them, and the continuation of cut streams with them.
+    breaker:
+      consecutive_failures: off
+      minimum_calls: 20
   - id: {THIRD}
     base_url: {base_url}
     accepts_prefill: true

@@ -127,11 +127,14 @@ fn server(cx: &mut Cx<'_>, node: &Node<'_, '_>, out: &mut ServerConfig) {
 }
 
 fn admin(cx: &mut Cx<'_>, node: &Node<'_, '_>, out: &mut AdminConfig) {
-    let Some(map) = cx.map(node, &["token", "public_read"]) else {
+    let Some(map) = cx.map(node, &["token", "read_token", "public_read"]) else {
         return;
     };
     if let Some(n) = map.get("token") {
         out.token = cx.secret(&n);
+    }
+    if let Some(n) = map.get("read_token") {
+        out.read_token = cx.secret(&n);
     }
     if let Some(n) = map.get("public_read") {
         settings::set(&mut out.public_read, cx.bool(&n));

@@ -47,9 +47,17 @@ pub struct AlertManagerBuilder {
     evaluation_interval: Duration,
     dashboard_url: Option<String>,
     shutdown_grace: Duration,
+    silences: Option<Silences>,
 }
 
 impl AlertManagerBuilder {
+    /// Keeps these silences rather than new, empty ones: a gateway that restarts its
+    /// manager on a config reload passes the same ones each time, so no silence is lost.
+    pub fn silences(mut self, silences: Silences) -> Self {
+        self.silences = Some(silences);
+        self
+    }
+
     /// A channel named `name` (the name rules use). `channel` is a notifier
     /// ([`SlackChannel`](crate::alert::SlackChannel), …) or a [`Channel`] with its own
     /// queue, rate limit, retries and breaker.
@@ -223,7 +231,7 @@ impl AlertManagerBuilder {
             outboxes.insert(name, outbox);
             workers.push(worker);
         }
-        let silences = Silences::default();
+        let silences = self.silences.unwrap_or_default();
         let dispatcher = Dispatcher::new(
             rules,
             routes,
@@ -303,6 +311,7 @@ impl AlertManager {
             evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
             dashboard_url: None,
             shutdown_grace: Duration::from_secs(5),
+            silences: None,
         }
     }
 
