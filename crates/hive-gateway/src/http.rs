@@ -36,7 +36,7 @@ use hive_core::{BoxError, ModelId};
 use hive_monitor::PrometheusExporter;
 use hive_openai::{
     ChatRequest, ChatResponse, ChatStream, Commit, ContinueRequest, ContinuedStream,
-    DEFAULT_MAX_CONTINUATIONS, prefill_refusal,
+    prefill_refusal,
     server::{GatewayError, RouteAttempt, SseEncoder},
 };
 use hive_resilience::{FallbackError, REQUEST_ROUTE, RouteSpec, Routed, Strategy};
@@ -365,15 +365,10 @@ fn answer(
 ) -> Response {
     let mut response = match (routed.response, asked) {
         (ChatResponse::Stream(stream), Some(asked)) => {
-            // The prefill carries one choice: an answer of several is never continued.
-            let choices = asked.extra.get("n").and_then(Value::as_u64).unwrap_or(1);
+            // An answer of several choices (`n` > 1), or one that is not plain text (tool
+            // calls …), is never continued: ContinuedStream ends it with the cut.
             let stop = continuing.gateway.stopped();
-            let continued = ContinuedStream::new(stream, asked, continuing.with(routed.model))
-                .max_continuations(if choices > 1 {
-                    0
-                } else {
-                    DEFAULT_MAX_CONTINUATIONS
-                });
+            let continued = ContinuedStream::new(stream, asked, continuing.with(routed.model));
             // At a hard stop the stream ends where it is: the encoder sends the in-band
             // error of an unfinished answer.
             let encoder = SseEncoder::new(continued.take_until(stop))

@@ -10,7 +10,7 @@ use std::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{ChatChunk, ChatCompletion, ChatRequest, ChatResponse, Choice, Message, OpenAiError};
+use crate::{ChatRequest, ChatResponse, OpenAiError, assemble::Assembly};
 
 /// The commit policy of streamed answers, for the layer right above the client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,15 +18,21 @@ pub enum Commit {
     /// The stream goes to the caller as soon as its headers arrive; a failure after that
     /// ends it with an error the caller sees.
     PassThrough,
-    /// The stream goes to the caller once its first chunk arrived: a model that fails before
-    /// its first token (refused, silent, cut at once) fails the attempt, so retry and
-    /// fallback act for free. After that, as pass-through.
+    /// The stream goes to the caller once its first chunk that carries part of the answer
+    /// arrived ([`ChatChunk::carries_answer`]: text, tool calls, a refusal, a finish reason
+    /// or usage), with the chunks before it (a delta with only the role, as providers send
+    /// first): a model that fails before its first token (refused, silent, cut at once, or
+    /// stalled or cut after its role) fails the attempt, so retry and fallback act for
+    /// free. After that, as pass-through.
+    ///
+    /// [`ChatChunk::carries_answer`]: crate::ChatChunk::carries_answer
     #[default]
     FirstChunk,
     /// The whole stream is read before anything goes to the caller, who gets a whole answer
     /// ([`ChatResponse::Complete`]); a stream that fails anywhere fails the attempt, so the
-    /// next attempt or model answers instead. What is held meanwhile is the answer's text,
-    /// bounded by the client's `max_stream_bytes`.
+    /// next attempt or model answers instead. What is held meanwhile is the answer (text,
+    /// tool calls merged by their index, one choice per index), bounded by the client's
+    /// `max_stream_bytes`.
     Buffered,
 }
 
@@ -86,15 +92,10 @@ where
             };
             match commit {
                 Commit::PassThrough => Ok(ChatResponse::Stream(stream)),
-                Commit::FirstChunk => match stream.next().await {
-                    Some(Ok(chunk)) => {
-                        stream.unread(chunk);
-                        Ok(ChatResponse::Stream(stream))
-                    }
-                    Some(Err(error)) => Err(error),
-                    // Ended well with no chunk at all: an empty answer.
-                    None => Ok(ChatResponse::Stream(stream)),
-                },
+                Commit::FirstChunk => {
+                    stream.read_to_answer().await?;
+                    Ok(ChatResponse::Stream(stream))
+                }
                 Commit::Buffered => {
                     let mut answer = Assembly::default();
                     while let Some(chunk) = stream.next().await {
@@ -104,51 +105,5 @@ where
                 }
             }
         })
-    }
-}
-
-/// A whole answer built from the chunks of a stream as they arrive, keeping only what the
-/// answer needs (its size is bounded by the stream's byte cap, whatever the chunk count).
-#[derive(Default)]
-struct Assembly {
-    id: String,
-    model: String,
-    text: String,
-    finish_reason: Option<String>,
-}
-
-impl Assembly {
-    fn add(&mut self, chunk: ChatChunk) {
-        if self.model.is_empty() {
-            self.model = chunk.model;
-        }
-        if self.id.is_empty()
-            && let Some(value) = chunk.extra.get("id").and_then(|v| v.as_str())
-        {
-            value.clone_into(&mut self.id);
-        }
-        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-            if let Some(content) = choice.delta.content {
-                self.text.push_str(&content);
-            }
-            if choice.finish_reason.is_some() {
-                self.finish_reason = choice.finish_reason;
-            }
-        }
-    }
-
-    fn finish(self, usage: Option<crate::Usage>) -> ChatCompletion {
-        ChatCompletion {
-            id: self.id,
-            model: self.model,
-            choices: vec![Choice {
-                index: 0,
-                message: Message::new("assistant", self.text),
-                finish_reason: self.finish_reason,
-                extra: Default::default(),
-            }],
-            usage,
-            extra: Default::default(),
-        }
     }
 }

@@ -14,7 +14,7 @@ use hive_core::{BoxError, ClientErrorClass, ModelId, Outcome};
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::{ChatChunk, ChatRequest, Content, Message, OpenAiError, Usage};
+use crate::{ChatChunk, ChatRequest, Content, Message, OpenAiError, Usage, types::Finishes};
 
 /// The default most continuations of one answer.
 pub const DEFAULT_MAX_CONTINUATIONS: u32 = 2;
@@ -67,6 +67,16 @@ pub enum NotContinued {
     /// none accepts a prefill, the deadline passed …).
     #[error("no model continued it")]
     NoModel(#[source] BoxError),
+    /// The answer so far is not plain text: a delta carried a field besides its role and
+    /// text (named here: `tool_calls`, `function_call`, `refusal`, `reasoning_content` …).
+    /// A prefill carries text only, so a continuation would lose what else was sent, or
+    /// answer a tool call with text.
+    #[error("the answer so far is not plain text ({0})")]
+    NotText(String),
+    /// The answer has several choices (`n` > 1 asked, or a chunk with a choice index other
+    /// than 0): a prefill continues one answer, never several.
+    #[error("the answer has several choices")]
+    SeveralChoices,
 }
 
 /// How a [`ContinuedStream`] ends when it does not end well.
@@ -162,7 +172,14 @@ struct Label {
 ///   carries the cut: the caller must see an incomplete answer, never the continuation's
 ///   refusal. [`SseEncoder`](crate::server::SseEncoder) sends it as the in-band error
 ///   event, without `[DONE]`.
-/// * Only the first choice (index 0) is continued: use it for answers with `n` = 1.
+/// * Only a plain text answer of one choice is continued. An answer that carried anything
+///   else (tool calls, a function call, a refusal …: [`Delta::non_text_field`]) ends at a
+///   cut with [`NotContinued::NotText`]; an answer of several choices (`n` > 1 asked, or a
+///   chunk with a choice index other than 0) with [`NotContinued::SeveralChoices`]. With
+///   several choices, the answer is finished when every choice seen has its finish
+///   reason.
+///
+/// [`Delta::non_text_field`]: crate::Delta::non_text_field
 ///
 /// The function is called on the failure path only; its future is boxed there, once per
 /// continuation. It runs when the stream is polled: a gateway calls its router from it
@@ -204,7 +221,12 @@ pub struct ContinuedStream<S, F, Fut> {
     chunks: usize,
     /// Chunks that carried text, to estimate the tokens sent.
     text_chunks: u32,
-    finished: bool,
+    /// Which choices finished.
+    finishes: Finishes,
+    /// The first field of a delta that was not text, if any: the answer is not continued.
+    not_text: Option<String>,
+    /// The answer has several choices: it is not continued.
+    several: bool,
     label: Label,
     /// The sum of the last usage of every stream before the current one.
     usage_before: Option<Usage>,
@@ -223,8 +245,13 @@ where
     E: Into<BoxError>,
 {
     /// Continues `first`, the stream answering `request`, with `continue_with` when it
-    /// fails.
+    /// fails (never when `request` asks for several choices, `n` > 1).
     pub fn new(first: S, request: ChatRequest, continue_with: F) -> Self {
+        let several = request
+            .extra
+            .get("n")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| n > 1);
         Self {
             state: State::Streaming(first),
             continue_with,
@@ -234,7 +261,9 @@ where
             text: String::new(),
             chunks: 0,
             text_chunks: 0,
-            finished: false,
+            finishes: Finishes::default(),
+            not_text: None,
+            several,
             label: Label::default(),
             usage_before: None,
             usage_here: None,
@@ -312,13 +341,22 @@ where
             self.relabel(&mut chunk);
         }
         self.chunks += 1;
-        for choice in chunk.choices.iter().filter(|c| c.index == 0) {
+        for choice in &chunk.choices {
+            if choice.index != 0 {
+                self.several = true;
+                continue;
+            }
             if let Some(content) = choice.delta.content.as_deref().filter(|c| !c.is_empty()) {
                 self.text.push_str(content);
                 self.text_chunks += 1;
             }
-            self.finished |= choice.finish_reason.is_some();
+            if self.not_text.is_none()
+                && let Some(field) = choice.delta.non_text_field()
+            {
+                self.not_text = Some(field.to_owned());
+            }
         }
+        self.finishes.add(&chunk);
         if let Some(usage) = chunk.usage {
             self.usage_here = Some(usage);
             chunk.usage = Some(add(self.usage_before, usage));
@@ -348,12 +386,18 @@ where
     /// The stream being read failed: ask for a continuation (`None`), or end with the error
     /// to give out.
     fn failed(&mut self, error: OpenAiError) -> Option<ContinuationError> {
-        if !error.outcome().is_failure() || self.finished {
+        if !error.outcome().is_failure() || self.finishes.finished() {
             self.state = State::Done;
             return Some(ContinuationError::Failed(error));
         }
         if self.continuations >= self.max_continuations {
             return Some(self.give_up(error, NotContinued::Limit(self.continuations)));
+        }
+        if self.several {
+            return Some(self.give_up(error, NotContinued::SeveralChoices));
+        }
+        if let Some(field) = self.not_text.take() {
+            return Some(self.give_up(error, NotContinued::NotText(field)));
         }
         self.continuations += 1;
         self.named = false;
@@ -837,5 +881,143 @@ mod tests {
         assert_eq!(received[0].usage, Some(usage(10, 1)));
         assert_eq!(received.last().unwrap().usage, Some(usage(21, 2)));
         assert_eq!(stream.usage(), Some(usage(21, 2)));
+    }
+
+    /// A chunk of `model` whose first choice's delta is `delta`.
+    fn with_delta(model: &str, delta: serde_json::Value) -> ChatChunk {
+        serde_json::from_value(serde_json::json!({
+            "id": "x",
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": null}]
+        }))
+        .unwrap()
+    }
+
+    /// A continuation function that must never be called.
+    async fn never(_: ContinueRequest) -> Result<Chunks, OpenAiError> {
+        panic!("this answer must not be continued")
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_plain_text_is_never_continued() {
+        let call = serde_json::json!([{"index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "vote", "arguments": "{\"bip\""}}]);
+        for (not_text, field) in [
+            (
+                serde_json::json!({"role": "assistant", "content": null, "tool_calls": call}),
+                "tool_calls",
+            ),
+            (
+                serde_json::json!({"function_call": {"name": "vote", "arguments": "{"}}),
+                "function_call",
+            ),
+            (serde_json::json!({"refusal": "I cannot"}), "refusal"),
+        ] {
+            // Text first, then the field that is not text, then the cut.
+            let mut stream = ContinuedStream::new(
+                chunks([
+                    Ok(delta("a", "x", "Voting: ")),
+                    Ok(with_delta("a", not_text)),
+                    Err(cut("a", 2)),
+                ]),
+                request(),
+                never,
+            );
+            let (received, error) = drain(&mut stream).await;
+            assert_eq!(received.len(), 2);
+            let Some(ContinuationError::Cut {
+                cut: the_cut,
+                chunks: 2,
+                reason: NotContinued::NotText(named),
+            }) = error
+            else {
+                panic!("{error:?}")
+            };
+            assert_eq!(named, field);
+            assert!(matches!(the_cut, OpenAiError::StreamCut { chunks: 2, .. }));
+            assert_eq!(stream.continuations(), 0);
+        }
+        assert_eq!(
+            NotContinued::NotText("tool_calls".into()).to_string(),
+            "the answer so far is not plain text (tool_calls)"
+        );
+    }
+
+    #[tokio::test]
+    async fn openais_first_chunk_with_a_null_refusal_is_still_plain_text() {
+        let first = with_delta(
+            "a",
+            serde_json::json!({"role": "assistant", "content": "", "refusal": null, "tool_calls": []}),
+        );
+        let mut stream = ContinuedStream::new(
+            chunks([Ok(first), Ok(delta("a", "x", "w1 ")), Err(cut("a", 2))]),
+            request(),
+            |_: ContinueRequest| async {
+                Ok::<_, OpenAiError>(chunks([
+                    Ok(delta("b", "y", "w2.")),
+                    Ok(finish("b", "y", None)),
+                ]))
+            },
+        );
+        let (received, error) = drain(&mut stream).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(text_of(&received), "w1 w2.");
+        assert_eq!(stream.continuations(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_of_several_choices_is_never_continued() {
+        // Asked with n = 2: refused even before a second choice shows.
+        let mut asked = request();
+        asked.extra.insert("n".into(), 2.into());
+        let mut stream = ContinuedStream::new(
+            chunks([Ok(delta("a", "x", "w1 ")), Err(cut("a", 1))]),
+            asked,
+            never,
+        );
+        let (_, error) = drain(&mut stream).await;
+        assert!(
+            matches!(
+                error,
+                Some(ContinuationError::Cut {
+                    chunks: 1,
+                    reason: NotContinued::SeveralChoices,
+                    ..
+                })
+            ),
+            "{error:?}"
+        );
+
+        // Not asked, but a chunk of choice 1 came; choice 0 finished, choice 1 did not: the
+        // answer is incomplete (a cut, not a failure after the finish reason).
+        let mut other = delta("a", "x", "No");
+        other.choices[0].index = 1;
+        let mut stream = ContinuedStream::new(
+            chunks([
+                Ok(delta("a", "x", "Yes")),
+                Ok(other),
+                Ok(finish("a", "x", None)),
+                Err(cut("a", 3)),
+            ]),
+            request(),
+            never,
+        );
+        let (received, error) = drain(&mut stream).await;
+        assert_eq!(received.len(), 3);
+        assert!(
+            matches!(
+                error,
+                Some(ContinuationError::Cut {
+                    chunks: 3,
+                    reason: NotContinued::SeveralChoices,
+                    ..
+                })
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            NotContinued::SeveralChoices.to_string(),
+            "the answer has several choices"
+        );
     }
 }

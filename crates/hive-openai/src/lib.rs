@@ -25,14 +25,17 @@
 //!   never show in `Debug`, logs or errors.
 //! * Identity: an answer from another model than the one asked (or its aliases), or a
 //!   stream that names no model, is an identity failure, never a success.
-//! * Streams and fallback ([`CommitLayer`]): before the first chunk reaches the caller a
-//!   failover is free; after it, pass-through ends with an error the caller sees, and
-//!   buffered reads the whole stream first so the caller always gets a whole answer — from
-//!   the next model when this one fails. A truncated answer is never a success.
+//! * Streams and fallback ([`CommitLayer`]): before the first chunk that carries part of
+//!   the answer reaches the caller (a chunk with only the role is none) a failover is
+//!   free; after it, pass-through ends with an error the caller sees, and buffered reads
+//!   the whole stream first so the caller always gets a whole answer (tool calls merged,
+//!   one choice per index) — from the next model when this one fails. A truncated answer
+//!   is never a success; with several choices, every choice must finish.
 //! * Continuation ([`ContinuedStream`]): a committed stream that is cut or stalls after its
 //!   first token is continued by the next model, asked with the partial answer as an
 //!   assistant prefill; its tokens follow those already sent, under the first model's
-//!   name. Where no model continues, the stream ends with the cut, never the refusal.
+//!   name. Only plain text of one choice is continued (never tool calls, a refusal, or
+//!   `n` > 1). Where no model continues, the stream ends with the cut, never the refusal.
 //! * The server half of the wire ([`server`]): the SSE encoder with its in-band error event,
 //!   and the table from "no answer" to an HTTP status and OpenAI's error JSON; tested
 //!   against the client over loopback. A provider's in-band error event (`data: {"error":
@@ -57,6 +60,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod assemble;
 mod classify;
 mod client;
 mod commit;

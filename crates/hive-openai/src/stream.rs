@@ -2,6 +2,7 @@
 //! until it ends well.
 
 use std::{
+    collections::VecDeque,
     fmt,
     future::poll_fn,
     pin::Pin,
@@ -18,6 +19,7 @@ use crate::{
     ChatChunk, OpenAiError, SseDecoder, Usage,
     limits::{Caps, Identity, Limits},
     telemetry::Instruments,
+    types::Finishes,
 };
 
 /// What the stream gives out next: a chunk, its failure, or `None` at its end.
@@ -31,11 +33,14 @@ type Item = Option<Result<ChatChunk, OpenAiError>>;
 /// takes too long, answers as another model (or names none on its first chunk, unless the
 /// client accepts unnamed streams), sends more than its caps allow, or (by setting) sends a
 /// malformed event. After the finish reason the answer is whole: a body that then ends or
-/// breaks without `[DONE]` finishes it at once.
+/// breaks without `[DONE]` finishes it at once. With several choices (`n` > 1), the
+/// answer is finished when every choice seen has its finish reason.
 ///
 /// The time limits count chunks, not bytes: the first-token limit runs until the first
-/// chunk is given out, the idle limit restarts at each chunk given out. Keep-alive comments
-/// and bytes of an event still incomplete keep the connection open, not the answer.
+/// chunk that carries part of the answer ([`ChatChunk::carries_answer`]) is read, the idle
+/// limit restarts at each chunk read after it. Keep-alive comments, bytes of an event still
+/// incomplete, and chunks before the answer (a delta with only the role, as providers send
+/// first) keep the connection open, not the answer.
 ///
 /// Layers that classify at end of stream are told the outcome when it ends: success at a
 /// proper end, the failure when the provider cut, stalled or garbled it. A stream dropped
@@ -58,12 +63,17 @@ pub struct ChatStream {
     malformed: usize,
     /// A chunk named the model (and the name was accepted).
     named: bool,
+    /// A chunk carried part of the answer: the first-token limit is over.
+    answered: bool,
+    /// Which choices finished.
+    finishes: Finishes,
+    /// Every choice seen finished: the answer is whole.
     finished: bool,
     ended: bool,
     usage: Option<Usage>,
     recorders: Vec<EosRecorder>,
-    /// A chunk read ahead (by a first-chunk commit), given out first.
-    peeked: Option<ChatChunk>,
+    /// Chunks read ahead (by a first-chunk commit), given out first.
+    unread: VecDeque<ChatChunk>,
     started: Instant,
     instruments: Option<Arc<Instruments>>,
 }
@@ -91,19 +101,32 @@ impl ChatStream {
             chunks: 0,
             malformed: 0,
             named: false,
+            answered: false,
+            finishes: Finishes::default(),
             finished: false,
             ended: false,
             usage: None,
             recorders: Vec::new(),
-            peeked: None,
+            unread: VecDeque::new(),
             started,
             instruments,
         }
     }
 
-    /// Puts a chunk back, to be given out first.
-    pub(crate) fn unread(&mut self, chunk: ChatChunk) {
-        self.peeked = Some(chunk);
+    /// Reads ahead until a chunk carries part of the answer
+    /// ([`ChatChunk::carries_answer`]), keeping every chunk read to be given out first (a
+    /// chunk with only the role is not lost). The error when the stream fails before such a
+    /// chunk (it ends with that error, as if the caller had read it).
+    pub(crate) async fn read_to_answer(&mut self) -> Result<(), OpenAiError> {
+        while !self.answered {
+            match poll_fn(|cx| self.poll_body_chunk(cx)).await {
+                Some(Ok(chunk)) => self.unread.push_back(chunk),
+                Some(Err(error)) => return Err(error),
+                // Ended well: after a finish reason, which is part of the answer.
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn attach(&mut self, recorder: EosRecorder) {
@@ -145,9 +168,14 @@ impl ChatStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<ChatChunk, OpenAiError>>> {
-        if let Some(chunk) = self.peeked.take() {
+        if let Some(chunk) = self.unread.pop_front() {
             return Poll::Ready(Some(Ok(chunk)));
         }
+        self.poll_body_chunk(cx)
+    }
+
+    /// Polls for the next chunk of the body, past those read ahead.
+    fn poll_body_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Item> {
         loop {
             if self.ended {
                 return Poll::Ready(None);
@@ -205,24 +233,29 @@ impl ChatStream {
         None
     }
 
-    /// A parsed chunk: checked for identity, counted, and the idle limit restarted (the
-    /// limits count chunks given out, nothing else).
+    /// A parsed chunk: checked for identity, counted, and, once the answer began, the
+    /// idle limit restarted (the limits count chunks of the answer, nothing else: until the
+    /// first chunk that carries part of it, the first-token limit runs on).
     fn give_out(&mut self, chunk: ChatChunk) -> Item {
         if let Err(error) = self.check_identity(&chunk) {
             return self.fail(error);
         }
         self.chunks += 1;
-        if self.chunks == 1
-            && let Some(instruments) = &self.instruments
-        {
-            instruments.first_token(self.started.elapsed());
+        if !self.answered && chunk.carries_answer() {
+            self.answered = true;
+            if let Some(instruments) = &self.instruments {
+                instruments.first_token(self.started.elapsed());
+            }
         }
-        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        self.finishes.add(&chunk);
+        self.finished = self.finishes.finished();
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
-        let next = Instant::now() + self.limits.idle;
-        self.idle.as_mut().reset(next);
+        if self.answered {
+            let next = Instant::now() + self.limits.idle;
+            self.idle.as_mut().reset(next);
+        }
         Some(Ok(chunk))
     }
 
@@ -251,7 +284,7 @@ impl ChatStream {
             });
         }
         if self.idle.as_mut().poll(cx).is_ready() {
-            return Err(if self.chunks == 0 {
+            return Err(if !self.answered {
                 OpenAiError::FirstToken {
                     model: self.model,
                     limit: self.limits.first_token,

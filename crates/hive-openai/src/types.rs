@@ -277,6 +277,38 @@ pub struct Delta {
     pub extra: Extra,
 }
 
+impl Delta {
+    /// The first field of this delta that is not text: any field besides `role` and
+    /// `content` that holds something (`tool_calls`, `function_call`, `refusal`,
+    /// `reasoning_content` …). `null`, `""` and `[]` hold nothing: OpenAI's first chunk
+    /// carries `"refusal": null`.
+    pub fn non_text_field(&self) -> Option<&str> {
+        self.extra
+            .iter()
+            .find(|(key, value)| key.as_str() != "role" && holds_something(value))
+            .map(|(key, _)| key.as_str())
+    }
+
+    /// Whether this delta adds to the answer: text that is not empty, or a field that is
+    /// not text ([`non_text_field`](Self::non_text_field)). A delta with only the role
+    /// (as providers send first) or empty text adds nothing.
+    pub fn adds_to_answer(&self) -> bool {
+        self.content.as_deref().is_some_and(|text| !text.is_empty())
+            || self.non_text_field().is_some()
+    }
+}
+
+/// Whether a field's value holds something: not `null`, not `""`, not `[]`, not `{}`.
+pub(crate) fn holds_something(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(text) => !text.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(fields) => !fields.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
 /// One choice of a chunk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
@@ -306,4 +338,121 @@ pub struct ChatChunk {
     /// Other fields.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl ChatChunk {
+    /// Whether this chunk carries part of the answer: a delta that adds to it
+    /// ([`Delta::adds_to_answer`]: text, tool calls, a refusal …), a finish reason, or
+    /// usage. Providers often send first a chunk with only the role (and empty text), and
+    /// may then stall or fail: such a chunk, or one without choices (Azure's prompt filter
+    /// results), is no token of the answer.
+    pub fn carries_answer(&self) -> bool {
+        self.usage.is_some()
+            || self
+                .choices
+                .iter()
+                .any(|c| c.finish_reason.is_some() || c.delta.adds_to_answer())
+    }
+}
+
+/// Which choices of a streamed answer have finished: the answer is finished when every
+/// choice seen has its finish reason (with `n` > 1, one choice's finish reason does not
+/// finish the others). O(log n) a choice, whatever indices an untrusted provider sends.
+#[derive(Debug, Default)]
+pub(crate) struct Finishes {
+    /// Every choice index seen, with whether it finished.
+    choices: BTreeMap<u32, bool>,
+    /// Choices seen and not finished.
+    open: usize,
+}
+
+impl Finishes {
+    /// Notes the choices of a chunk.
+    pub(crate) fn add(&mut self, chunk: &ChatChunk) {
+        for choice in &chunk.choices {
+            let finishes = choice.finish_reason.is_some();
+            match self.choices.get_mut(&choice.index) {
+                Some(done) => {
+                    if finishes && !*done {
+                        *done = true;
+                        self.open -= 1;
+                    }
+                }
+                None => {
+                    self.choices.insert(choice.index, finishes);
+                    if !finishes {
+                        self.open += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every choice seen finished (and at least one was seen).
+    pub(crate) fn finished(&self) -> bool {
+        !self.choices.is_empty() && self.open == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn chunk(value: Value) -> ChatChunk {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_chunk_carries_the_answer_when_it_adds_to_it_finishes_it_or_counts_it() {
+        let carries = |value| chunk(value).carries_answer();
+        // Nothing yet: the role, empty text, a null refusal, no choices.
+        assert!(!carries(json!({"choices": [{"index": 0,
+            "delta": {"role": "assistant", "content": "", "refusal": null, "tool_calls": []}}]})));
+        assert!(!carries(json!({"choices": []})));
+        assert!(!carries(
+            json!({"choices": [], "prompt_filter_results": [{"prompt_index": 0}]})
+        ));
+        // Something.
+        assert!(carries(
+            json!({"choices": [{"index": 0, "delta": {"content": "Y"}}]})
+        ));
+        assert!(carries(
+            json!({"choices": [{"index": 0, "delta": {"content": null,
+            "tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}}]})
+        ));
+        assert!(carries(
+            json!({"choices": [{"index": 0, "delta": {"refusal": "No"}}]})
+        ));
+        assert!(carries(
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ));
+        assert!(carries(
+            json!({"choices": [], "usage": {"total_tokens": 1}})
+        ));
+        assert!(carries(json!({"choices": [
+            {"index": 1, "delta": {"role": "assistant"}},
+            {"index": 0, "delta": {"content": "Y"}},
+        ]})));
+    }
+
+    #[test]
+    fn every_choice_seen_must_finish() {
+        let mut finishes = Finishes::default();
+        assert!(!finishes.finished(), "nothing seen");
+        let choice = |index: u32, finish: Option<&str>| {
+            chunk(json!({"choices": [{"index": index, "delta": {}, "finish_reason": finish}]}))
+        };
+        finishes.add(&choice(0, None));
+        finishes.add(&choice(1, None));
+        finishes.add(&choice(0, Some("stop")));
+        assert!(!finishes.finished());
+        finishes.add(&choice(0, Some("stop")));
+        assert!(!finishes.finished(), "a finish reason counted once");
+        finishes.add(&choice(1, Some("length")));
+        assert!(finishes.finished());
+        finishes.add(&choice(2, None));
+        assert!(!finishes.finished(), "a new choice is open");
+    }
 }

@@ -135,7 +135,13 @@ async fn a_whole_stream_arrives_as_the_same_chunks_with_keep_alives_between() {
             .into_response()
     })
     .await;
-    let mut stream = stream(&client("m", &gateway)).await;
+    // The first token comes 6 s in (the role chunk at 3 s is no token).
+    let client = OpenAiClient::builder("m", gateway.base_url())
+        .first_token_timeout(Duration::from_secs(7))
+        .idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut stream = stream(&client).await;
     let started = Instant::now();
     let (received, error) = drain(&mut stream).await;
     assert!(error.is_none(), "{error:?}");
@@ -156,8 +162,10 @@ async fn keep_alives_keep_the_connection_not_the_answer() {
     let gateway = Gateway::start(|_| async {
         let chunks = answer();
         let items = [
-            (Duration::ZERO, Ok(chunks[0].clone())),
-            (Duration::from_secs(8), Ok(chunks[1].clone())),
+            // The first token (the role chunk before it is no token: it would leave the
+            // first-token limit running).
+            (Duration::ZERO, Ok(chunks[1].clone())),
+            (Duration::from_secs(8), Ok(chunks[2].clone())),
         ];
         SseEncoder::new(Scripted::new(items))
             .keep_alive(Duration::from_secs(1))
