@@ -138,6 +138,7 @@ impl Loader {
             fallback: global.fallback,
             alerts: global.alerts,
             audit: global.audit,
+            history: global.history,
             models: model_list,
             routes,
             origin: Origin {

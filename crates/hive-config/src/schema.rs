@@ -61,6 +61,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `audit`: where config changes and recovery actions are recorded.
     pub audit: AuditConfig,
+    /// `history`: the per-minute history the dashboard and reports read.
+    pub history: HistoryConfig,
     /// `models`: every model (or pattern of models), in file order.
     pub models: Vec<ModelConfig>,
     /// `routes`: the names clients ask for, in file order.
@@ -839,6 +841,24 @@ pub struct AuditConfig {
     #[serde(skip)]
     pub path: Option<PathBuf>,
 }
+
+/// `history`: the SQLite file of per-minute figures, incidents and audit actions that the
+/// dashboard shows after a restart and `hive report` reads.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryConfig {
+    /// `path`, relative to the config directory, as written; `off` for no history.
+    /// Default `hive.db`.
+    pub written: Option<String>,
+    /// The file's path (the config directory joined with `written`).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+    /// `retention`: how long minutes, incidents and audit lines are kept. Default `30d`.
+    #[serde(serialize_with = "ser::duration")]
+    pub retention: Duration,
+}
+
+/// The default history retention: 30 days.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// What a model entry names: one model, or every model whose name matches a pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -172,7 +172,7 @@ fn source(extensions: &Extensions) -> Option<SocketAddr> {
 }
 
 /// One admin request, as the handlers see it: who asked, from where.
-struct Asked {
+pub(crate) struct Asked {
     access: Access,
     source: Option<SocketAddr>,
 }
@@ -239,8 +239,18 @@ impl Admin {
         })
     }
 
+    /// The gateway it acts on.
+    pub(crate) fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The monitor it reads.
+    pub(crate) fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
     /// Who asked, checked against what the request needs; a refusal is audited.
-    async fn check(
+    pub(crate) async fn check(
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
@@ -298,7 +308,7 @@ impl Admin {
         let entry = AuditEntry::new(asked.access.actor(), ADMIN_REQUEST, what)
             .with_hash(config.hash())
             .redacted(config);
-        crate::server::record(AuditLog::from_config(config), entry).await;
+        self.gateway.audit(entry).await;
     }
 }
 

@@ -58,6 +58,15 @@ pub enum DemoError {
     /// A client could not be built.
     #[error("the workload's client could not be built: {0}")]
     Client(#[from] hive_core::ConfigError),
+    /// The run's folder (history, token, report) could not be made.
+    #[error("could not make the demo's folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn port_hint(error: &StartError) -> &'static str {
@@ -260,18 +269,26 @@ pub async fn run(
     let sim = Simulator::start_seeded(story::scripts(cycles), seed)
         .await
         .map_err(DemoError::Simulator)?;
+    // This run's own folder: its history (hive.db), the admin token, the report.
+    let dir = std::env::temp_dir().join(format!("hive-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| DemoError::Folder {
+        path: dir.clone(),
+        source,
+    })?;
     let source = ConfigSource::Text {
-        dir: std::env::temp_dir(),
+        dir: dir.clone(),
         resilience: Some(story::resilience_yaml(&options.listen.to_string())),
         models: Some(story::models_yaml(&sim.base_url())),
     };
+    let token = admin_token();
+    let token_file = write_token(&dir, &token);
     let server = Server::start(
         source,
         Options {
             listen: Some(options.listen),
             seed: options.seed,
             watch: false,
-            ..Options::default()
+            env: hive_config::Environment::vars([("HIVE_ADMIN_TOKEN".to_owned(), token)]),
         },
     )
     .await?;
@@ -288,6 +305,15 @@ pub async fn run(
     out.line(format!(
         "        curl -s {base_url}/readyz · curl -s {base_url}/metrics | grep hive_"
     ));
+    out.line(match &token_file {
+        Some(path) => format!(
+            "  dashboard: {base_url}/dashboard  (its buttons take the admin token in {})",
+            path.display()
+        ),
+        None => {
+            format!("  dashboard: {base_url}/dashboard  (read-only: no admin token could be saved)")
+        }
+    });
 
     let tally = Arc::new(RwLock::new(Tally::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -518,6 +544,39 @@ impl Output {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// A fresh admin token for this run: 128 bits from two of the standard library's randomly
+/// keyed hashers, as hex.
+fn admin_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    format!("hive-demo-{:016x}{:016x}", word(), word())
+}
+
+/// Saves the token where only this user can read it (it is never printed); the path, or
+/// `None` if it could not be written.
+fn write_token(dir: &std::path::Path, token: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join("admin-token");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&path)
+        .and_then(|mut file| file.write_all(token.as_bytes()));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the demo's admin token was not saved");
+            None
         }
     }
 }

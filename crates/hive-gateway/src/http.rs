@@ -47,7 +47,11 @@ use subtle::ConstantTimeEq;
 use tokio::{sync::watch, time::Instant};
 use tower::ServiceExt;
 
-use crate::fleet::{Fleet, Target, Unresolved};
+use crate::{
+    fleet::{Fleet, Target, Unresolved},
+    history::History,
+};
+use hive_config::{AuditEntry, AuditLog};
 
 /// The most fallbacks one request may list.
 pub const MAX_REQUEST_FALLBACKS: usize = 8;
@@ -73,6 +77,8 @@ struct Shared {
     continuations: AtomicU64,
     /// Set at a hard stop: requests under way end at once.
     stop: watch::Sender<bool>,
+    /// Where per-minute figures, incidents and audit actions are kept, if anywhere.
+    history: Option<History>,
 }
 
 impl fmt::Debug for Gateway {
@@ -86,8 +92,13 @@ impl fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway serving `fleet`; `/metrics` renders `exporter`, if given.
-    pub fn new(fleet: Fleet, exporter: Option<PrometheusExporter>) -> Self {
+    /// A gateway serving `fleet`; `/metrics` renders `exporter`, if given; audit actions
+    /// also go to `history`, if given.
+    pub fn new(
+        fleet: Fleet,
+        exporter: Option<PrometheusExporter>,
+        history: Option<History>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 fleet: ArcSwap::from_pointee(fleet),
@@ -95,8 +106,24 @@ impl Gateway {
                 exporter,
                 continuations: AtomicU64::new(0),
                 stop: watch::Sender::new(false),
+                history,
             }),
         }
+    }
+
+    /// The history it keeps, if any.
+    pub fn history(&self) -> Option<&History> {
+        self.shared.history.as_ref()
+    }
+
+    /// Appends `entry` to the audit log of the config serving and to the history, off the
+    /// runtime's threads; a failure is logged, not fatal.
+    pub(crate) async fn audit(&self, entry: AuditEntry) {
+        if let Some(history) = self.history() {
+            history.record_audit(&entry);
+        }
+        let log = AuditLog::from_config(self.fleet().config());
+        crate::server::record(log, entry).await;
     }
 
     /// The fleet serving now.

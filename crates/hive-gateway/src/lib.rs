@@ -5,8 +5,10 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod dashboard;
 pub mod demo;
 pub mod fleet;
+pub mod history;
 pub mod http;
 mod reload;
 pub mod server;

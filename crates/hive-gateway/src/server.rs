@@ -26,7 +26,10 @@ use tokio::{
 use crate::{
     admin::Admin,
     alerts::{AlertSetupError, alert_manager},
+    dashboard::Dashboard,
     fleet::{BuildError, Fleet},
+    history::History,
+    history::{HistoryError, Recorder},
     http::Gateway,
 };
 
@@ -106,6 +109,9 @@ pub enum StartError {
     /// The alert manager refused a rule or a timing.
     #[error("the alerts could not start: {0}")]
     AlertsStart(#[from] hive_monitor::alert::AlertError),
+    /// The history file could not be opened (corrupt, locked, from a newer version …).
+    #[error("the history could not be opened: {0}")]
+    History(#[from] HistoryError),
     /// The health checks could not start.
     #[error("the health checks could not start: {0}")]
     Checks(#[from] hive_resilience::ManagerError),
@@ -162,6 +168,7 @@ fn exporter() -> Option<PrometheusExporter> {
 struct Live {
     running: Option<Running>,
     alerts: Option<AlertManager>,
+    recorder: Option<Recorder>,
 }
 
 /// A running gateway.
@@ -200,6 +207,17 @@ impl Server {
             metrics: config.metrics && exporter.is_some(),
             ..MonitorConfig::default()
         });
+        // Opened before the stacks are built: every model's attempts are tapped from the
+        // first one.
+        let history = match &config.history.path {
+            Some(path) => {
+                let history = History::open(path, config.history.retention)?;
+                let recorder = history.record(&monitor);
+                monitor.tap_attempts(Arc::new(recorder.clone()));
+                Some((history, recorder))
+            }
+            None => None,
+        };
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
         let silences = Silences::default();
         let alerts = start_alerts(&config, &fleet, &monitor, &silences)?;
@@ -211,12 +229,15 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
-        let gateway = Gateway::new(fleet, exporter);
+        let (history, recorder) = history.unzip();
+        let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
         let admin = Admin::new(gateway.clone(), monitor.clone(), silences.clone());
+        let dashboard = Dashboard::new(admin.clone(), shutdown.subscribe());
         let app = gateway
             .router()
             .merge(admin.router())
+            .merge(dashboard.router())
             .into_make_service_with_connect_info::<SocketAddr>();
         // Every SSE event goes out as it comes: Nagle would hold each small write back
         // until the previous one's ACK (tens of milliseconds per stream).
@@ -255,6 +276,7 @@ impl Server {
             live: Mutex::new(Live {
                 running: Some(running),
                 alerts,
+                recorder,
             }),
             shutdown,
             serve: Mutex::new(Some(serve)),
@@ -398,12 +420,15 @@ impl Server {
             routes_changed = diff.routes_added.len() + diff.routes_removed.len() + diff.routes_changed.len(),
             "config reloaded"
         );
-        let new_audit = AuditLog::from_config(&config);
-        record(
-            new_audit,
-            AuditEntry::config_change(actor, &diff, old.config(), &config),
-        )
-        .await;
+        // The new fleet serves now: its config's audit log.
+        self.gateway
+            .audit(AuditEntry::config_change(
+                actor,
+                &diff,
+                old.config(),
+                &config,
+            ))
+            .await;
         count_reload("applied");
         self.reload_event(true, 0, &config);
         Ok(Reloaded {
@@ -431,7 +456,8 @@ impl Server {
         if let Some(new) = new {
             entry = entry.redacted(new);
         }
-        record(AuditLog::from_config(old), entry).await;
+        // The old fleet keeps serving: its config's audit log.
+        self.gateway.audit(entry).await;
         count_reload("rejected");
         self.reload_event(false, problems.len(), old);
     }
@@ -500,6 +526,16 @@ impl Server {
         if let Some(alerts) = live.alerts.take() {
             alerts.stop().await;
         }
+        // The minute under way is written; the history's file is closed with the last
+        // clone of it.
+        if let Some(recorder) = live.recorder.take() {
+            recorder.stop().await;
+        }
+        if let Some(history) = self.gateway.history()
+            && let Err(e) = history.flush().await
+        {
+            tracing::error!(error = %e, "the history's last records were not written");
+        }
         tracing::info!(finished, "gateway stopped");
         finished
     }
@@ -556,7 +592,7 @@ async fn audit_controls(
                     json!({ "model": model.as_str(), "action": action.as_str() }),
                 )
                 .with_hash(fleet.config().hash());
-                record(AuditLog::from_config(fleet.config()), entry).await;
+                gateway.audit(entry).await;
             }
             Ok(_) => {}
             Err(RecvError::Lagged(missed)) => {

@@ -88,6 +88,10 @@ pub fn resilience_yaml(listen: &str) -> String {
         r#"# The demo's gateway: short limits so that failures show in seconds.
 server:
   listen: "{listen}"
+# The dashboard is open to look at; its buttons take the token `hive demo` made.
+admin:
+  public_read: true
+  token: {{ env: HIVE_ADMIN_TOKEN }}
 defaults:
   retry:
     max_attempts: 2

@@ -11,11 +11,11 @@ const SUB_BITS: u32 = 3;
 const SUB: u64 = 1 << SUB_BITS;
 /// Values (in µs) from 0 to 2^32 µs (71 minutes); longer ones count in the last bucket.
 const MAX_OCTAVE: u32 = 31;
-/// The number of buckets.
-pub(crate) const BUCKETS: usize = ((MAX_OCTAVE - SUB_BITS + 2) as usize) * SUB as usize;
+/// The number of buckets (240: a bucket's index fits a byte).
+pub const BUCKETS: usize = ((MAX_OCTAVE - SUB_BITS + 2) as usize) * SUB as usize;
 
 /// The bucket of a value in µs.
-pub(crate) fn bucket_of(micros: u64) -> usize {
+pub fn bucket_of(micros: u64) -> usize {
     if micros < SUB {
         return micros as usize;
     }
@@ -28,7 +28,7 @@ pub(crate) fn bucket_of(micros: u64) -> usize {
 }
 
 /// The values (in µs) a bucket holds: from its lower bound to below its upper bound.
-pub(crate) fn bucket_range(bucket: usize) -> (u64, u64) {
+pub fn bucket_range(bucket: usize) -> (u64, u64) {
     let bucket = bucket as u64;
     if bucket < SUB {
         return (bucket, bucket + 1);
@@ -103,23 +103,33 @@ impl Histogram {
     /// The latency under which `quantile` (0 to 1) of the samples fell, within 6.25%:
     /// the middle of the bucket where that rank falls. `None` without samples.
     pub fn quantile(&self, quantile: f64) -> Option<Duration> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        let bucket = self
-            .counts
-            .iter()
-            .position(|count| {
-                seen += count;
-                seen >= rank
-            })
-            .unwrap_or(BUCKETS - 1);
-        let (low, high) = bucket_range(bucket);
-        Some(Duration::from_nanos((low + high) * 500))
+        let counts = self.counts.iter().enumerate().map(|(b, n)| (b, *n));
+        quantile_nanos(counts, quantile).map(Duration::from_nanos)
     }
+}
+
+/// The latency in nanoseconds under which `quantile` (0 to 1) of the samples fell, within 6.25%: the
+/// middle of the bucket where that rank falls, from `(bucket, count)` pairs in bucket
+/// order. `None` without samples.
+pub fn quantile_nanos(
+    counts: impl Iterator<Item = (usize, u64)> + Clone,
+    quantile: f64,
+) -> Option<u64> {
+    let total: u64 = counts.clone().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    let bucket = counts
+        .into_iter()
+        .find(|(_, n)| {
+            seen += n;
+            seen >= rank
+        })
+        .map_or(BUCKETS - 1, |(bucket, _)| bucket);
+    let (low, high) = bucket_range(bucket);
+    Some((low + high) * 500)
 }
 
 #[cfg(test)]

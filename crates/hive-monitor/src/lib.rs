@@ -110,8 +110,14 @@ mod snapshot;
 
 pub use alert::AlertManager;
 pub use histogram::Histogram;
+/// The log-linear bucket layout of the monitor's latency histograms (8 sub-buckets per power
+/// of two of microseconds, within 6.25%), for stores that keep latencies in the same
+/// buckets, such as the gateway's history.
+pub mod buckets {
+    pub use crate::histogram::{BUCKETS, bucket_of, bucket_range, quantile_nanos};
+}
 pub use monitor::{
-    ModelRecorder, Monitor, MonitorConfig, RequestResult, RouteRecorder, TimedEvent,
+    AttemptTap, ModelRecorder, Monitor, MonitorConfig, RequestResult, RouteRecorder, TimedEvent,
 };
 pub use prometheus::{ExporterError, PrometheusExporter, SECONDS_BUCKETS, install_prometheus};
 pub use snapshot::{

@@ -87,11 +87,29 @@ impl ModelStats {
     }
 }
 
+/// Told of every attempt a [`Monitor`] records, besides its own windows: a history that
+/// keeps them per minute, an exporter of its own. Called on the request path: it must not
+/// block (hand the attempt to a queue with `try_send`).
+pub trait AttemptTap: Send + Sync + 'static {
+    /// One attempt of `model`: its outcome and latency.
+    fn attempt(&self, model: ModelId, outcome: &Outcome, latency: Duration);
+}
+
 /// Records the attempts of one model (give it to a route as its observer). A few atomic
 /// additions per attempt, no lock, no allocation. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ModelRecorder {
     stats: Arc<ModelStats>,
+    tap: Option<Arc<dyn AttemptTap>>,
+}
+
+impl std::fmt::Debug for ModelRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelRecorder")
+            .field("model", &self.stats.model)
+            .field("tapped", &self.tap.is_some())
+            .finish()
+    }
 }
 
 impl ModelRecorder {
@@ -111,6 +129,9 @@ impl ModelRecorder {
                 }
             }
             Outcome::Rejected(_) | Outcome::Ignored => {}
+        }
+        if let Some(tap) = &self.tap {
+            tap.attempt(stats.model, outcome, latency);
         }
     }
 
@@ -243,6 +264,7 @@ struct Inner {
     dropped: Arc<AtomicU64>,
     events: broadcast::Sender<TimedEvent>,
     tasks: RwLock<Vec<JoinHandle<()>>>,
+    tap: RwLock<Option<Arc<dyn AttemptTap>>>,
 }
 
 impl Drop for Inner {
@@ -301,6 +323,7 @@ impl Monitor {
                 sink,
                 events,
                 tasks: RwLock::default(),
+                tap: RwLock::default(),
                 config,
             }),
         };
@@ -315,9 +338,11 @@ impl Monitor {
 
     /// The recorder of `model`'s attempts, registering the model on first use.
     pub fn model(&self, model: ModelId) -> ModelRecorder {
+        let tap = read(&self.inner.tap).clone();
         if let Some(stats) = read(&self.inner.models).iter().find(|s| s.model == model) {
             return ModelRecorder {
                 stats: Arc::clone(stats),
+                tap,
             };
         }
         let mut models = write(&self.inner.models);
@@ -329,7 +354,14 @@ impl Monitor {
                 stats
             }
         };
-        ModelRecorder { stats }
+        ModelRecorder { stats, tap }
+    }
+
+    /// Tells `tap` of every attempt recorded from now on by the recorders
+    /// [`model`](Self::model) hands out after this call (set it before building the
+    /// fleet's stacks).
+    pub fn tap_attempts(&self, tap: Arc<dyn AttemptTap>) {
+        *write(&self.inner.tap) = Some(tap);
     }
 
     /// The recorder of `route`'s requests, registering the route on first use.

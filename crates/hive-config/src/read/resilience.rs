@@ -6,8 +6,8 @@ use crate::{
     DiagnosticKind,
     read::{MODELS_KEYS, RESILIENCE_KEYS, alerts::read_alerts, misplaced, settings},
     schema::{
-        AdminConfig, AlertsConfig, AuditConfig, Defaults, FallbackConfig, HedgeDelay, ServerConfig,
-        Strategy,
+        AdminConfig, AlertsConfig, AuditConfig, DEFAULT_HISTORY_RETENTION, Defaults,
+        FallbackConfig, HedgeDelay, HistoryConfig, ServerConfig, Strategy,
     },
     yaml::{Cx, Node, RateRange, Spot, Zero},
 };
@@ -24,6 +24,7 @@ pub(crate) struct Resilience {
     pub(crate) fallback: FallbackConfig,
     pub(crate) alerts: AlertsConfig,
     pub(crate) audit: AuditConfig,
+    pub(crate) history: HistoryConfig,
 }
 
 /// Reads `resilience.yml` (`None`: absent or empty, all defaults).
@@ -38,6 +39,11 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
         audit: AuditConfig {
             written: Some("audit.jsonl".to_owned()),
             path: Some(cx.dir.join("audit.jsonl")),
+        },
+        history: HistoryConfig {
+            written: Some("hive.db".to_owned()),
+            path: Some(cx.dir.join("hive.db")),
+            retention: DEFAULT_HISTORY_RETENTION,
         },
     };
     let Some(root) = root else {
@@ -69,6 +75,9 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
     }
     if let Some(n) = map.get("audit") {
         audit(cx, &n, &mut out.audit);
+    }
+    if let Some(n) = map.get("history") {
+        history(cx, &n, &mut out.history);
     }
     out
 }
@@ -247,6 +256,26 @@ fn hedge_delay(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<HedgeDelay> {
         min_samples: min_samples?,
         otherwise: otherwise?,
     })
+}
+
+fn history(cx: &mut Cx<'_>, node: &Node<'_, '_>, out: &mut HistoryConfig) {
+    let Some(map) = cx.map(node, &["path", "retention"]) else {
+        return;
+    };
+    if let Some(n) = map.get("path")
+        && let Some(path) = cx.name(&n)
+    {
+        if path == "off" {
+            out.written = None;
+            out.path = None;
+        } else {
+            out.path = Some(cx.dir.join(&path));
+            out.written = Some(path);
+        }
+    }
+    if let Some(n) = map.get("retention") {
+        settings::set(&mut out.retention, cx.duration(&n, Zero::Refused));
+    }
 }
 
 fn audit(cx: &mut Cx<'_>, node: &Node<'_, '_>, out: &mut AuditConfig) {
