@@ -27,6 +27,7 @@
 
 mod availability;
 mod budget;
+pub mod civil;
 mod classify;
 mod deadline;
 mod error;

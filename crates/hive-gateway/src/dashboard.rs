@@ -6,6 +6,7 @@
 //! | `GET /dashboard` | public | the page (it holds no data and no secret) |
 //! | `GET /dashboard/dashboard.js`, `…/dashboard.css` | public | its script and style |
 //! | `GET /dashboard/history?minutes=N` | read | every model's figures per minute over the last `N` minutes (default 60, at most [`MAX_HISTORY_MINUTES`]) from the history, so that the charts show the last hour after a restart; 404 when the config keeps no history |
+//! | `GET /dashboard/report` | read | the [`Report`] of the last 24 hours from the history, as one self-contained page; 404 when there is none |
 //! | `GET /dashboard/events` | read | `event: status` with [`Admin::status`]'s JSON at once, then every second and within [`CHANGE_DELAY`] of a breaker, health, control or config change |
 //!
 //! The page reads the events with `fetch` (an `EventSource` cannot send a header), with the
@@ -39,6 +40,7 @@ use crate::{
     admin::{Access, Admin},
     history::unix_ms,
     http::json_response,
+    report::{Report, ReportError},
 };
 
 /// How often the dashboard's stream sends the status when nothing changed.
@@ -81,6 +83,7 @@ impl Dashboard {
             )
             .route("/dashboard/events", get(events))
             .route("/dashboard/history", get(history))
+            .route("/dashboard/report", get(report))
             .with_state(self.clone())
     }
 }
@@ -193,6 +196,7 @@ async fn history(
             &json!({ "error": { "message": "this gateway keeps no history (history.path: off)", "type": "admin_error", "code": "no_history" } }),
         );
     };
+    admin.gateway().flush_history().await;
     let to = unix_ms();
     let from = to.saturating_sub(minutes * 60_000);
     match history.minutes(from, to, None).await {
@@ -225,6 +229,59 @@ async fn history(
         Err(e) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({ "error": { "message": e.to_string(), "type": "admin_error", "code": "history_unreadable" } }),
+        ),
+    }
+}
+
+/// How far back `GET /dashboard/report` looks.
+pub const REPORT_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+async fn report(
+    State(dashboard): State<Dashboard>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    let what = json!({ "request": "GET /dashboard/report" });
+    let admin = &dashboard.admin;
+    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+        return refused;
+    }
+    let not_found = |message: String| {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": { "message": message, "type": "admin_error", "code": "no_report" } }),
+        )
+    };
+    let Some(history) = admin.gateway().history() else {
+        return not_found("this gateway keeps no history (history.path: off)".to_owned());
+    };
+    let to = unix_ms();
+    let from = to.saturating_sub(u64::try_from(REPORT_PERIOD.as_millis()).unwrap_or(u64::MAX));
+    // What the recorder holds of the minute under way is in the report too.
+    admin.gateway().flush_history().await;
+    match Report::from_history(history, from, to).await {
+        Ok(report) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                // The page is self-contained: its own inline style, nothing to load.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+                    ),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            report.to_html(),
+        )
+            .into_response(),
+        Err(ReportError::Empty { .. }) => not_found("the history holds nothing from the last 24 hours yet".to_owned()),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": { "message": e.to_string(), "type": "admin_error", "code": "report_failed" } }),
         ),
     }
 }

@@ -123,6 +123,8 @@ pub struct Summary {
     pub continuations: u64,
     /// Requests sent to the primary model directly, and how many it answered.
     pub direct: (usize, usize),
+    /// The report of the run, written from its history (`None` if it could not be).
+    pub report: Option<std::path::PathBuf>,
 }
 
 fn share(part: usize, whole: usize) -> f64 {
@@ -200,7 +202,11 @@ impl fmt::Display for Summary {
             "  without hive  a client calling {} directly got {answered} of {direct} answers ({:.1}%)",
             story::PRIMARY,
             share(answered, direct)
-        )
+        )?;
+        if let Some(report) = &self.report {
+            write!(f, "\n  report        {}", report.display())?;
+        }
+        Ok(())
     }
 }
 
@@ -280,6 +286,7 @@ pub async fn run(
         resilience: Some(story::resilience_yaml(&options.listen.to_string())),
         models: Some(story::models_yaml(&sim.base_url())),
     };
+    let run_started = crate::history::unix_ms();
     let token = admin_token();
     let token_file = write_token(&dir, &token);
     let server = Server::start(
@@ -435,6 +442,7 @@ pub async fn run(
     out.finish();
     let continuations = server.gateway().continuations();
     server.shutdown().await;
+    let report = write_report(&server, &dir, run_started).await;
 
     let tally = Arc::try_unwrap(tally)
         .map(|t| t.into_inner().unwrap_or_else(|p| p.into_inner()))
@@ -448,6 +456,26 @@ pub async fn run(
         failovers,
         continuations,
     ))
+    .map(|summary| Summary { report, ..summary })
+}
+
+/// Writes the report of the run (from `since`, in ms since the Unix epoch) from the
+/// gateway's history to `dir/report.html`; its path, or `None` (logged) if it could not be.
+async fn write_report(
+    server: &Server,
+    dir: &std::path::Path,
+    since: u64,
+) -> Option<std::path::PathBuf> {
+    let history = server.gateway().history()?;
+    let report = crate::report::Report::from_history(history, since, crate::history::unix_ms() + 1)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "the demo's report was not made"))
+        .ok()?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, report.to_html())
+        .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "the demo's report was not written"))
+        .ok()?;
+    Some(path)
 }
 
 fn summarise(
@@ -500,6 +528,7 @@ fn summarise(
             tally.direct.len(),
             tally.direct.iter().filter(|ok| **ok).count(),
         ),
+        report: None,
     }
 }
 

@@ -49,7 +49,7 @@ use tower::ServiceExt;
 
 use crate::{
     fleet::{Fleet, Target, Unresolved},
-    history::History,
+    history::{History, Recorder},
 };
 use hive_config::{AuditEntry, AuditLog};
 
@@ -77,8 +77,9 @@ struct Shared {
     continuations: AtomicU64,
     /// Set at a hard stop: requests under way end at once.
     stop: watch::Sender<bool>,
-    /// Where per-minute figures, incidents and audit actions are kept, if anywhere.
-    history: Option<History>,
+    /// Where per-minute figures, incidents and audit actions are kept, if anywhere, and
+    /// what rolls the fleet's attempts up into it.
+    history: Option<(History, Recorder)>,
 }
 
 impl fmt::Debug for Gateway {
@@ -97,7 +98,7 @@ impl Gateway {
     pub fn new(
         fleet: Fleet,
         exporter: Option<PrometheusExporter>,
-        history: Option<History>,
+        history: Option<(History, Recorder)>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -113,7 +114,19 @@ impl Gateway {
 
     /// The history it keeps, if any.
     pub fn history(&self) -> Option<&History> {
-        self.shared.history.as_ref()
+        self.shared.history.as_ref().map(|(history, _)| history)
+    }
+
+    /// Writes what the history's recorder holds (the minute under way included) and waits
+    /// until it is in the file, so that a read sees every attempt so far.
+    pub async fn flush_history(&self) {
+        let Some((history, recorder)) = &self.shared.history else {
+            return;
+        };
+        recorder.flush().await;
+        if let Err(e) = history.flush().await {
+            tracing::warn!(error = %e, "the history was not flushed");
+        }
     }
 
     /// Appends `entry` to the audit log of the config serving and to the history, off the

@@ -11,5 +11,6 @@ pub mod fleet;
 pub mod history;
 pub mod http;
 mod reload;
+pub mod report;
 pub mod server;
 pub mod story;

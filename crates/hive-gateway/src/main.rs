@@ -1,7 +1,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool: its output is its interface
 
-//! `hive`: the gateway (`hive serve`), its config checker (`hive check-config`) and a demo
-//! against simulated providers (`hive demo`).
+//! `hive`: the gateway (`hive serve`), its config checker (`hive check-config`), a demo
+//! against simulated providers (`hive demo`) and reports from its history (`hive report`).
 
 use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -63,6 +63,123 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Write a report of a period from the gateway's history: figures per model and for the
+    /// fleet, the resilience targets (PASS / FAIL / NO DATA), incidents, and charts.
+    ///
+    /// Times are RFC 3339 (`2025-05-01T12:00:00Z`), `now`, or a time before now (`-24h`,
+    /// `-90m`, `-7d`). The history file must exist: a report never creates it, and deletes
+    /// nothing from it.
+    #[command(
+        after_help = "Example: hive report --config config/ --from -2h --format html --out report.html"
+    )]
+    Report {
+        /// The gateway's config directory: its history file is the config's `history.path`
+        /// (`<DIR>/hive.db` by default) unless --db says otherwise.
+        #[arg(long, short, default_value = "config", value_name = "DIR")]
+        config: PathBuf,
+        /// The history file (SQLite).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The period's start.
+        #[arg(
+            long,
+            default_value = "-24h",
+            value_name = "TIME",
+            allow_hyphen_values = true
+        )]
+        from: String,
+        /// The period's end.
+        #[arg(
+            long,
+            default_value = "now",
+            value_name = "TIME",
+            allow_hyphen_values = true
+        )]
+        to: String,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The formats of `hive report`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReportFormat {
+    /// One self-contained page (inline style, SVG charts).
+    Html,
+    /// The whole report as JSON.
+    Json,
+    /// One row per model per minute, with a header.
+    Csv,
+}
+
+/// `hive report`: reads the history, writes the report.
+async fn report(
+    config: PathBuf,
+    db: Option<PathBuf>,
+    from: &str,
+    to: &str,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    match write_report(config, db, from, to, format, out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The history file `config` names (`history.path`), or `<DIR>/hive.db` when the config
+/// cannot be loaded here (a secret's variable unset …) or keeps no history.
+fn history_file(config: &std::path::Path) -> PathBuf {
+    hive_config::load(config)
+        .ok()
+        .and_then(|loaded| loaded.history.path)
+        .unwrap_or_else(|| config.join("hive.db"))
+}
+
+async fn write_report(
+    config: PathBuf,
+    db: Option<PathBuf>,
+    from: &str,
+    to: &str,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use hive_gateway::{
+        history::{History, unix_ms},
+        report::{Report, ReportError, parse_time},
+    };
+    let now = unix_ms();
+    let (from, to) = (parse_time(from, now)?, parse_time(to, now)?);
+    let path = db.unwrap_or_else(|| history_file(&config));
+    if !path.is_file() {
+        return Err(ReportError::NoDatabase { path }.into());
+    }
+    // Nothing is pruned: a report must not delete what it reads.
+    let history = History::open(&path, Duration::MAX).map_err(ReportError::from)?;
+    let report = Report::from_history(&history, from, to).await?;
+    let text = match format {
+        ReportFormat::Html => report.to_html(),
+        ReportFormat::Json => report.to_json()? + "\n",
+        ReportFormat::Csv => report.to_csv(),
+    };
+    match out {
+        Some(out) => std::fs::write(&out, text)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?,
+        None => {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -191,6 +308,14 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Report {
+                config,
+                db,
+                from,
+                to,
+                format,
+                out,
+            } => report(config, db, &from, &to, format, out).await,
             Command::CheckConfig { .. } => ExitCode::SUCCESS,
         }
     })

@@ -229,7 +229,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen { addr, source })?;
-        let (history, recorder) = history.unzip();
+        let recorder = history.as_ref().map(|(_, recorder)| recorder.clone());
         let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
         let admin = Admin::new(gateway.clone(), monitor.clone(), silences.clone());

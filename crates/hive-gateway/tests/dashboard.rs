@@ -275,7 +275,48 @@ async fn a_corrupt_history_file_stops_the_start_naming_it_and_is_left_alone() {
         options,
     )
     .await;
-    let error = started.err().expect("refused").to_string();
+    let error = started.expect_err("refused").to_string();
     assert!(error.contains("hive.db"), "{error}");
     assert_eq!(std::fs::read(dir.join("hive.db")).unwrap(), garbage);
+}
+
+#[tokio::test]
+async fn the_report_of_the_last_day_is_one_page_from_the_history() {
+    let h = harness("dashboard-report").await;
+    let get = |token: Option<&'static str>| {
+        let url = h.url("/dashboard/report");
+        async move {
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let mut request = Request::get(url);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let response = client
+                .request(request.body(Full::default()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let policy = response
+                .headers()
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, policy, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (status, _, body) = get(Some(READER)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded yet: {body}"
+    );
+    for _ in 0..5 {
+        h.chat(&support::ask("council", false), None).await;
+    }
+    assert_eq!(get(None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, policy, page) = get(Some(READER)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(policy.unwrap().starts_with("default-src 'none'"));
+    assert!(page.contains("gpt-4o") && page.contains("<svg"), "{page}");
+    assert!(!page.contains("<script"));
 }

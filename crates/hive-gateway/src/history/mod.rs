@@ -453,7 +453,7 @@ impl History {
     /// Queues an audit entry. Never waits: when the queue is full it is dropped and counted
     /// (the JSON-lines audit log stays the record of reference).
     pub fn record_audit(&self, entry: &AuditEntry) {
-        let at_unix_ms = store::parse_rfc3339_ms(&entry.time).unwrap_or_else(unix_ms);
+        let at_unix_ms = hive_core::civil::parse_rfc3339_ms(&entry.time).unwrap_or_else(unix_ms);
         self.offer(
             Op::Audit {
                 at_unix_ms,

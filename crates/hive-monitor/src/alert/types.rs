@@ -147,16 +147,8 @@ impl Timestamp {
         let ms = self.0 % 1000;
         let days = secs / 86_400;
         let rest = secs % 86_400;
-        // Days to a civil date (Howard Hinnant's algorithm, for days after 1970-01-01).
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) =
+            hive_core::civil::civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
         (
             format!("{year:04}-{month:02}-{day:02}"),
             (rest / 3600, rest % 3600 / 60, rest % 60),
