@@ -113,8 +113,15 @@ async fn a_minute_long_outage_with_every_default() {
     )
     .await;
     report("60 s outage", &f);
-    // Five to trip, then one probe per open period: at 5, 15 and 35 s after the trip.
-    assert_eq!(f.attempts_while_down, 8);
+    // Five to trip, then one probe per open period: at 5, 15 and 35 s after the trip. A
+    // request admitted while the fifth failure was still on the wire is a sixth (the
+    // simulator answers over real sockets, so which one comes first varies from run to
+    // run; CI saw 9 once in many runs): never more.
+    assert!(
+        (8..=9).contains(&f.attempts_while_down),
+        "{} attempts on the dead primary",
+        f.attempts_while_down
+    );
     assert!(f.back_after.unwrap() < Duration::from_secs(10));
     assert_eq!(f.failed, 0);
 }
