@@ -640,6 +640,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
     renderModels(st);
     renderFailovers(st);
     renderIncidents(st);
+    renderAlerts(st);
     renderSilences(st);
     renderNotices(st);
     renderSelects(st);
@@ -1116,6 +1117,33 @@ document.addEventListener('securitypolicyviolation', (e) => {
           r.open
             ? h('span', null, `since ${fmtTime(r.started)} · open for `, h('b', null, fmtDur(r.dur)))
             : h('span', null, `${fmtTime(r.started)} → ${fmtTime(r.ended)} · recovered in `, h('b', null, fmtDur(r.dur))),
+        ),
+      ),
+    );
+  }
+
+  // The alerts the alert manager has firing (muted ones too: a silence shows beside them).
+  function renderAlerts(st) {
+    const rows = (st.alerts || []).map((a) => ({
+      rule: a.rule,
+      severity: a.severity,
+      summary: a.summary,
+      escalated: !!a.escalated,
+    }));
+    if (!changed('alerts', rows)) return;
+    const box = $('alerts');
+    if (!rows.length) {
+      box.replaceChildren(h('li', { class: 'empty' }, 'none'));
+      return;
+    }
+    box.replaceChildren(
+      ...rows.map((r) =>
+        h(
+          'li',
+          { class: 'incident open alert', 'data-rule': r.rule, 'data-severity': String(r.severity) },
+          h('span', { class: 'badge incident-state' }, `${String(r.severity).toLowerCase()}${r.escalated ? ' ↑' : ''}`),
+          h('b', null, r.rule),
+          h('span', null, r.summary || ''),
         ),
       ),
     );

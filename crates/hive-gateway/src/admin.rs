@@ -43,13 +43,16 @@ use hive_config::{AuditEntry, AuditLog, Config};
 use hive_core::ControlAction;
 use hive_monitor::{
     Monitor,
-    alert::{SilenceId, SilenceSpec, Silences},
+    alert::{SilenceId, SilenceSpec},
 };
 use hive_resilience::ModelControl;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::http::{Gateway, bearer, json_response, matches_any};
+use crate::{
+    http::{Gateway, bearer, json_response, matches_any},
+    server::KeptAlerts,
+};
 
 /// The action of an audit line for an admin request.
 pub const ADMIN_REQUEST: &str = "admin_request";
@@ -64,14 +67,14 @@ const BODY_LIMIT: usize = 16 * 1024;
 pub struct Admin {
     gateway: Gateway,
     monitor: Monitor,
-    silences: Silences,
+    alerts: KeptAlerts,
 }
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admin")
             .field("gateway", &self.gateway)
-            .field("silences", &self.silences)
+            .field("alerts", &self.alerts)
             .finish_non_exhaustive()
     }
 }
@@ -178,12 +181,13 @@ pub(crate) struct Asked {
 }
 
 impl Admin {
-    /// The admin API over `gateway`, reading `monitor` and acting on `silences`.
-    pub fn new(gateway: Gateway, monitor: Monitor, silences: Silences) -> Self {
+    /// The admin API over `gateway`, reading `monitor` and the alerts, acting on their
+    /// silences.
+    pub fn new(gateway: Gateway, monitor: Monitor, alerts: KeptAlerts) -> Self {
         Self {
             gateway,
             monitor,
-            silences,
+            alerts,
         }
     }
 
@@ -233,7 +237,8 @@ impl Admin {
             "models": models,
             "routes": routes,
             "metrics": self.monitor.snapshot(),
-            "silences": self.silences.list(),
+            "alerts": self.alerts.firing.alerts(),
+            "silences": self.alerts.silences.list(),
             "refused_prefill": refused_prefill,
             "continuations": self.gateway.continuations(),
         })
@@ -383,7 +388,7 @@ async fn list_silences(
     }
     json_response(
         StatusCode::OK,
-        &json!({ "silences": admin.silences.list() }),
+        &json!({ "silences": admin.alerts.silences.list() }),
     )
 }
 
@@ -445,7 +450,7 @@ async fn add_silence(
         if let Some(route) = new.route {
             spec = spec.route(route);
         }
-        admin.silences.add(spec).map_err(|e| e.to_string())
+        admin.alerts.silences.add(spec).map_err(|e| e.to_string())
     });
     let response = match added {
         Ok(silence) => json_response(StatusCode::CREATED, &json!(silence)),
@@ -470,7 +475,7 @@ async fn expire_silence(
         Err(refused) => return refused,
     };
     let response = match id.parse::<u64>() {
-        Ok(n) => match admin.silences.expire(SilenceId(n)) {
+        Ok(n) => match admin.alerts.silences.expire(SilenceId(n)) {
             Ok(silence) => json_response(StatusCode::OK, &json!(silence)),
             Err(e) => refusal(StatusCode::NOT_FOUND, "silence_not_found", &e.to_string()),
         },

@@ -14,7 +14,10 @@ use hive_config::{
     AuditEntry, AuditLog, CONFIG_REJECTED, Config, ConfigDiff, Diagnostics, Environment, Loader,
 };
 use hive_core::ResilienceEvent;
-use hive_monitor::{AlertManager, Monitor, MonitorConfig, PrometheusExporter, alert::Silences};
+use hive_monitor::{
+    AlertManager, Monitor, MonitorConfig, PrometheusExporter,
+    alert::{FiringAlerts, Silences},
+};
 use hive_resilience::Running;
 use serde_json::json;
 use tokio::{
@@ -178,7 +181,7 @@ pub struct Server {
     options: Options,
     monitor: Monitor,
     admin: Admin,
-    silences: Silences,
+    kept: KeptAlerts,
     addr: SocketAddr,
     live: Mutex<Live>,
     shutdown: watch::Sender<bool>,
@@ -219,8 +222,8 @@ impl Server {
             None => None,
         };
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
-        let silences = Silences::default();
-        let alerts = start_alerts(&config, &fleet, &monitor, &silences)?;
+        let kept = KeptAlerts::default();
+        let alerts = start_alerts(&config, &fleet, &monitor, &kept)?;
         let running = fleet.start()?;
         let addr = options.listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(addr)
@@ -232,7 +235,7 @@ impl Server {
         let recorder = history.as_ref().map(|(_, recorder)| recorder.clone());
         let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
-        let admin = Admin::new(gateway.clone(), monitor.clone(), silences.clone());
+        let admin = Admin::new(gateway.clone(), monitor.clone(), kept.clone());
         let dashboard = Dashboard::new(admin.clone(), shutdown.subscribe());
         let app = gateway
             .router()
@@ -271,7 +274,7 @@ impl Server {
             options,
             monitor,
             admin,
-            silences,
+            kept,
             addr,
             live: Mutex::new(Live {
                 running: Some(running),
@@ -290,7 +293,7 @@ impl Server {
 
     /// The alert silences, kept across reloads.
     pub fn silences(&self) -> &Silences {
-        &self.silences
+        &self.kept.silences
     }
 
     /// What each alert channel of the alert manager in force has sent, failed and dropped
@@ -377,7 +380,7 @@ impl Server {
             || !diff.routes_changed.is_empty();
         let started = built.and_then(|fleet| {
             let alerts = alerts_changed
-                .then(|| start_alerts(&config, &fleet, &self.monitor, &self.silences))
+                .then(|| start_alerts(&config, &fleet, &self.monitor, &self.kept))
                 .transpose()
                 .map_err(|e| e.to_string())?;
             Ok((fleet, alerts))
@@ -399,10 +402,14 @@ impl Server {
             Err(e) => tracing::error!(error = %e, "health checks did not start"),
         }
         self.gateway.swap(fleet);
-        if let Some(alerts) = new_alerts
-            && let Some(old_alerts) = std::mem::replace(&mut live.alerts, alerts)
-        {
-            old_alerts.stop().await;
+        if let Some(alerts) = new_alerts {
+            let none = alerts.is_none();
+            if let Some(old_alerts) = std::mem::replace(&mut live.alerts, alerts) {
+                old_alerts.stop().await;
+            }
+            if none {
+                self.kept.firing.clear();
+            }
         }
         if needs_restart {
             tracing::warn!(
@@ -541,12 +548,22 @@ impl Server {
     }
 }
 
+/// What outlives a restart of the alert manager on a reload: the silences an operator set,
+/// and the alerts firing (until the new manager's first evaluation).
+#[derive(Clone, Debug, Default)]
+pub struct KeptAlerts {
+    /// The silences.
+    pub silences: Silences,
+    /// The alerts firing now.
+    pub firing: FiringAlerts,
+}
+
 /// Starts the alert manager the config asks for, if any.
 fn start_alerts(
     config: &Config,
     fleet: &Fleet,
     monitor: &Monitor,
-    silences: &Silences,
+    kept: &KeptAlerts,
 ) -> Result<Option<AlertManager>, StartError> {
     let routes: Vec<(String, Vec<String>)> = fleet
         .routes()
@@ -558,7 +575,8 @@ fn start_alerts(
         return Ok(None);
     };
     builder
-        .silences(silences.clone())
+        .silences(kept.silences.clone())
+        .firing(kept.firing.clone())
         .start(monitor)
         .map(Some)
         .map_err(StartError::AlertsStart)

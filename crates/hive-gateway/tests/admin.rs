@@ -352,6 +352,17 @@ async fn silences_are_added_listed_expired_and_kept_across_a_reload() {
     assert_eq!(got.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(sent().await, 0, "silenced");
+    // Muted, yet firing: the status (and the dashboard) shows it.
+    let status = call(&h, Method::GET, "/admin/status", Some(READER), "")
+        .await
+        .json();
+    let firing: Vec<(&str, &str)> = status["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["rule"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(firing, [("model_down", "firing")], "{}", status["alerts"]);
     let path = format!("/admin/silences/{id}");
     let got = call(&h, Method::DELETE, &path, Some(ADMIN), "").await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.body);

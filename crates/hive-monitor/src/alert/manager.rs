@@ -48,6 +48,25 @@ pub struct AlertManagerBuilder {
     dashboard_url: Option<String>,
     shutdown_grace: Duration,
     silences: Option<Silences>,
+    firing: Option<FiringAlerts>,
+}
+
+/// The alerts firing now, as the running manager last evaluated them: a handle that reads
+/// them (for a dashboard), shared by every manager given it, so that it outlives a restart
+/// of the manager on a config reload. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct FiringAlerts(Arc<RwLock<Vec<Alert>>>);
+
+impl FiringAlerts {
+    /// The alerts firing now (muted ones included).
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets them (no manager runs any more).
+    pub fn clear(&self) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 impl AlertManagerBuilder {
@@ -55,6 +74,13 @@ impl AlertManagerBuilder {
     /// manager on a config reload passes the same ones each time, so no silence is lost.
     pub fn silences(mut self, silences: Silences) -> Self {
         self.silences = Some(silences);
+        self
+    }
+
+    /// Publishes the firing alerts to `firing` rather than to a handle of its own (see
+    /// [`FiringAlerts`]).
+    pub fn firing(mut self, firing: FiringAlerts) -> Self {
+        self.firing = Some(firing);
         self
     }
 
@@ -232,7 +258,7 @@ impl AlertManagerBuilder {
             workers.push(worker);
         }
         let silences = self.silences.unwrap_or_default();
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             rules,
             routes,
             timing,
@@ -240,6 +266,10 @@ impl AlertManagerBuilder {
             silences.clone(),
             outboxes,
         );
+        if let Some(firing) = self.firing {
+            // The last manager's alerts stand until this one's first evaluation.
+            dispatcher.view = firing.0;
+        }
         let view = Arc::clone(&dispatcher.view);
         let (stop, stopped) = oneshot::channel();
         let events = monitor.subscribe();
@@ -312,6 +342,7 @@ impl AlertManager {
             dashboard_url: None,
             shutdown_grace: Duration::from_secs(5),
             silences: None,
+            firing: None,
         }
     }
 
@@ -323,6 +354,11 @@ impl AlertManager {
     /// The alerts firing now (muted ones included), as of the last evaluation or flush.
     pub fn alerts(&self) -> Vec<Alert> {
         self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A handle on [`alerts`](Self::alerts) that can be kept apart from the manager.
+    pub fn firing(&self) -> FiringAlerts {
+        FiringAlerts(Arc::clone(&self.view))
     }
 
     /// What each channel did, by name.

@@ -155,7 +155,7 @@ pub use error::{AlertError, DeliveryError};
 pub use hive_retry::Jitter;
 pub use manager::{
     AlertManager, AlertManagerBuilder, DEFAULT_EVALUATION_INTERVAL, DEFAULT_GROUP_INTERVAL,
-    DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL,
+    DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, FiringAlerts,
 };
 pub use rule::{
     CONFIG_REJECTED, Condition, Escalation, HIGH_FAILURE_RATE, MODEL_UNAVAILABLE, Percentile, Rule,
