@@ -6,7 +6,7 @@
 //! | `GET /dashboard` | public | the page (it holds no data and no secret) |
 //! | `GET /dashboard/dashboard.js`, `…/dashboard.css` | public | its script and style |
 //! | `GET /dashboard/history?minutes=N` | read | every model's figures per minute over the last `N` minutes (default 60, at most [`MAX_HISTORY_MINUTES`]) from the history, so that the charts show the last hour after a restart; 404 when the config keeps no history |
-//! | `GET /dashboard/report` | read | the [`Report`] of the last 24 hours from the history, as one self-contained page; 404 when there is none |
+//! | `GET /dashboard/report` | read | the [`Report`](crate::report::Report) of the last 24 hours from the history, as one self-contained page; 404 when there is none |
 //! | `GET /dashboard/events` | read | `event: status` with [`Admin::status`]'s JSON at once, then every second and within [`CHANGE_DELAY`] of a breaker, health, control or config change |
 //!
 //! The page reads the events with `fetch` (an `EventSource` cannot send a header), with the
@@ -40,7 +40,7 @@ use crate::{
     admin::{Access, Admin},
     history::unix_ms,
     http::json_response,
-    report::{Report, ReportError},
+    report::{self, ReportError, Unreportable},
 };
 
 /// How often the dashboard's stream sends the status when nothing changed.
@@ -259,7 +259,7 @@ async fn report(
     let from = to.saturating_sub(u64::try_from(REPORT_PERIOD.as_millis()).unwrap_or(u64::MAX));
     // What the recorder holds of the minute under way is in the report too.
     admin.gateway().flush_history().await;
-    match Report::from_history(history, from, to).await {
+    match report::from_history(history, from, to).await {
         Ok(report) => (
             [
                 (
@@ -278,7 +278,7 @@ async fn report(
             report.to_html(),
         )
             .into_response(),
-        Err(ReportError::Empty { .. }) => not_found("the history holds nothing from the last 24 hours yet".to_owned()),
+        Err(ReportError::Report(Unreportable::Empty { .. })) => not_found("the history holds nothing from the last 24 hours yet".to_owned()),
         Err(e) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({ "error": { "message": e.to_string(), "type": "admin_error", "code": "report_failed" } }),

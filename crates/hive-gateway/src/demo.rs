@@ -467,7 +467,7 @@ async fn write_report(
     since: u64,
 ) -> Option<std::path::PathBuf> {
     let history = server.gateway().history()?;
-    let report = crate::report::Report::from_history(history, since, crate::history::unix_ms() + 1)
+    let report = crate::report::from_history(history, since, crate::history::unix_ms() + 1)
         .await
         .map_err(|e| tracing::warn!(error = %e, "the demo's report was not made"))
         .ok()?;

@@ -153,7 +153,7 @@ async fn write_report(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use hive_gateway::{
         history::{History, unix_ms},
-        report::{Report, ReportError, parse_time},
+        report::{ReportError, from_history, parse_time},
     };
     let now = unix_ms();
     let (from, to) = (parse_time(from, now)?, parse_time(to, now)?);
@@ -163,7 +163,7 @@ async fn write_report(
     }
     // Nothing is pruned: a report must not delete what it reads.
     let history = History::open(&path, Duration::MAX).map_err(ReportError::from)?;
-    let report = Report::from_history(&history, from, to).await?;
+    let report = from_history(&history, from, to).await?;
     let text = match format {
         ReportFormat::Html => report.to_html(),
         ReportFormat::Json => report.to_json()? + "\n",

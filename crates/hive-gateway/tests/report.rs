@@ -17,7 +17,7 @@ use hive_core::{
 };
 use hive_gateway::{
     history::{History, LatencySketch, MinuteRollup, Recorder},
-    report::{Report, ReportError, Verdict},
+    report::{self, ReportError, Unreportable, Verdict},
 };
 use hive_monitor::TimedEvent;
 
@@ -175,7 +175,7 @@ async fn figures_percentiles_mttr_and_targets_are_exact() {
     let dir = Dir::new("figures");
     let history = open(&dir.file());
     small(&history).await;
-    let report = Report::from_history(&history, T0, T0 + 3 * MINUTE)
+    let report = report::from_history(&history, T0, T0 + 3 * MINUTE)
         .await
         .unwrap();
 
@@ -280,7 +280,7 @@ async fn targets_without_data_say_so() {
     incident(&recorder, "alpha", T0 + 10 * MINUTE, None, 1);
     recorder.stop().await;
 
-    let report = Report::from_history(&history, T0, T0 + 2 * MINUTE)
+    let report = report::from_history(&history, T0, T0 + 2 * MINUTE)
         .await
         .unwrap();
     let verdicts: Vec<(&str, Verdict)> = report.targets.iter().map(|t| (t.id, t.verdict)).collect();
@@ -301,7 +301,7 @@ async fn targets_without_data_say_so() {
     assert!(report.to_html().contains("NO DATA"));
 
     // Only the open incident: no attempts, so nothing but the incident is known.
-    let report = Report::from_history(&history, T0 + 10 * MINUTE, T0 + 15 * MINUTE)
+    let report = report::from_history(&history, T0 + 10 * MINUTE, T0 + 15 * MINUTE)
         .await
         .unwrap();
     assert!(
@@ -320,15 +320,21 @@ async fn targets_without_data_say_so() {
 
     // Nothing at all (before the first minute; the open incident overlaps every later
     // period), and a period that ends before it starts.
-    let empty = Report::from_history(&history, T0 - 60 * MINUTE, T0 - 59 * MINUTE).await;
-    assert!(matches!(empty, Err(ReportError::Empty { .. })), "{empty:?}");
+    let empty = report::from_history(&history, T0 - 60 * MINUTE, T0 - 59 * MINUTE).await;
+    assert!(
+        matches!(empty, Err(ReportError::Report(Unreportable::Empty { .. }))),
+        "{empty:?}"
+    );
     let message = empty.unwrap_err().to_string();
     assert!(
         message.contains("from 2025-05-01T11:00:00Z to 2025-05-01T11:01:00Z"),
         "{message}"
     );
-    let backwards = Report::from_history(&history, T0, T0).await;
-    assert!(matches!(backwards, Err(ReportError::Period { .. })));
+    let backwards = report::from_history(&history, T0, T0).await;
+    assert!(matches!(
+        backwards,
+        Err(ReportError::Report(Unreportable::Period { .. }))
+    ));
 }
 
 #[tokio::test]
@@ -336,7 +342,7 @@ async fn csv_has_one_exact_row_per_model_per_minute() {
     let dir = Dir::new("csv");
     let history = open(&dir.file());
     small(&history).await;
-    let report = Report::from_history(&history, T0, T0 + 3 * MINUTE)
+    let report = report::from_history(&history, T0, T0 + 3 * MINUTE)
         .await
         .unwrap();
     let csv = report.to_csv();
@@ -358,7 +364,7 @@ async fn html_is_one_self_contained_page() {
     let dir = Dir::new("html");
     let history = open(&dir.file());
     small(&history).await;
-    let report = Report::from_history(&history, T0, T0 + 3 * MINUTE)
+    let report = report::from_history(&history, T0, T0 + 3 * MINUTE)
         .await
         .unwrap();
     let html = report.to_html();
@@ -637,7 +643,7 @@ async fn sample_report_of_two_hours_with_an_outage() {
     let dir = Dir::new("sample");
     let history = open(&dir.file());
     sample(&history).await;
-    let report = Report::from_history(&history, SAMPLE_START, SAMPLE_START + 120 * MINUTE)
+    let report = report::from_history(&history, SAMPLE_START, SAMPLE_START + 120 * MINUTE)
         .await
         .unwrap();
     assert_eq!(report.minutes.len(), 360);

@@ -105,7 +105,9 @@ pub mod alert;
 mod histogram;
 mod monitor;
 mod prometheus;
+pub mod report;
 mod ring;
+pub mod rollup;
 mod snapshot;
 
 pub use alert::AlertManager;

@@ -1,50 +1,6 @@
-//! Times as the report reads and writes them: RFC 3339, `now`, and `-24h`.
-
-use super::ReportError;
+//! Times as the report writes them.
 
 const MINUTE: u64 = 60_000;
-
-/// Reads a time given on the command line, in milliseconds since the Unix epoch: `now`, a
-/// time before now (`-24h`, `-90m`, `now-7d`: any duration `hive_config::parse_duration`
-/// reads), or an RFC 3339 time (`2025-05-01T12:00:00Z`, `2025-05-01T14:00:00+02:00`,
-/// fractions of a second optional).
-///
-/// ```
-/// use hive_gateway::report::parse_time;
-///
-/// let now = 1_746_100_800_000; // 2025-05-01T12:00:00Z
-/// assert_eq!(parse_time("now", now).unwrap(), now);
-/// assert_eq!(parse_time("-24h", now).unwrap(), now - 86_400_000);
-/// assert_eq!(parse_time("2025-05-01T14:00:00+02:00", now).unwrap(), now);
-/// assert!(parse_time("yesterday", now).is_err());
-/// ```
-pub fn parse_time(text: &str, now_unix_ms: u64) -> Result<u64, ReportError> {
-    let bad = |reason: String| ReportError::Time {
-        text: text.to_owned(),
-        reason,
-    };
-    let trimmed = text.trim();
-    if trimmed.eq_ignore_ascii_case("now") {
-        return Ok(now_unix_ms);
-    }
-    let relative = trimmed
-        .strip_prefix("now-")
-        .or_else(|| trimmed.strip_prefix('-'));
-    if let Some(ago) = relative {
-        let ago = hive_config::parse_duration(ago).map_err(|e| bad(e.to_string()))?;
-        let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
-        return now_unix_ms
-            .checked_sub(ago)
-            .ok_or_else(|| bad("that is before 1970".to_owned()));
-    }
-    hive_core::civil::parse_rfc3339_ms(trimmed).ok_or_else(|| {
-        bad(
-            "expected `now`, a time before now like `-24h` or `-30m`, or an RFC 3339 time like \
-             `2025-05-01T12:00:00Z`"
-                .to_owned(),
-        )
-    })
-}
 
 /// The parts of a time: (year, month, day, hour, minute, second, millisecond), in UTC.
 fn parts(unix_ms: u64) -> (i64, i64, i64, u64, u64, u64, u64) {
@@ -97,7 +53,6 @@ pub(crate) fn day_clock(unix_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use hive_core::civil::parse_rfc3339_ms as parse_rfc3339;
 
@@ -130,18 +85,5 @@ mod tests {
         }
         assert_eq!(human(1_746_100_984_250), "2025-05-01 12:03 UTC");
         assert_eq!(clock(1_746_100_984_000), "12:03:04");
-    }
-
-    #[test]
-    fn relative_times() {
-        let now = 1_746_100_800_000;
-        assert_eq!(parse_time(" now ", now).unwrap(), now);
-        assert_eq!(parse_time("now-1h30m", now).unwrap(), now - 5_400_000);
-        assert_eq!(parse_time("-7d", now).unwrap(), now - 7 * 86_400_000);
-        assert!(matches!(
-            parse_time("-24", now),
-            Err(ReportError::Time { .. })
-        ));
-        assert!(parse_time("-100000d", now).is_err());
     }
 }

@@ -1,12 +1,12 @@
-//! [`Report`]: what the [`History`] says about a period — per model and for the fleet —
+//! [`Report`]: what a history of per-minute figures says about a period — per model and for the fleet —
 //! and the resilience targets checked against it, rendered as one self-contained HTML page
 //! ([`Report::to_html`]), JSON ([`Report::to_json`]) or CSV ([`Report::to_csv`]).
-//! `hive report` prints one.
+//! The gateway's `hive report` prints one from its SQLite history.
 //!
 //! # The figures
 //!
 //! Every figure is computed from the minutes that *start* in the period
-//! (`from_unix_ms..to_unix_ms`, as [`History::minutes`] reads them) and from the incidents
+//! (`from_unix_ms..to_unix_ms`) and from the incidents
 //! that overlap it. A figure with nothing to compute it from is `None` ("no data"), never 0.
 //!
 //! * **Requests** are attempts, as the history counts them: successes, failures, client
@@ -54,9 +54,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use hive_core::FailureClass;
 use serde::Serialize;
 
-use crate::history::{History, HistoryError, IncidentRecord, LatencySketch, MinuteRollup};
-
-pub use time::parse_time;
+use crate::rollup::{IncidentRecord, LatencySketch, MinuteRollup};
 
 const MINUTE: u64 = 60_000;
 
@@ -64,26 +62,6 @@ const MINUTE: u64 = 60_000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
-    /// The history file cannot be opened or read.
-    #[error(transparent)]
-    History(#[from] HistoryError),
-    /// The history file does not exist (a report never creates one).
-    #[error(
-        "no history file at {}: give the gateway's history file with --db (a report never creates one)",
-        path.display()
-    )]
-    NoDatabase {
-        /// The path given.
-        path: std::path::PathBuf,
-    },
-    /// A time that cannot be read.
-    #[error("cannot read the time `{text}`: {reason}")]
-    Time {
-        /// The text given.
-        text: String,
-        /// Why.
-        reason: String,
-    },
     /// The period ends before it starts, or is empty.
     #[error("the period is empty: it must end after it starts (from {from}, to {to})")]
     Period {
@@ -211,7 +189,7 @@ pub struct Target {
 }
 
 /// What the history says about a period: the fleet, each model, the targets, the incidents
-/// and the minutes. Build it with [`from_history`](Self::from_history) (or
+/// and the minutes. Build it with [`checked`](Self::checked) (or
 /// [`from_parts`](Self::from_parts)); render it with [`to_html`](Self::to_html),
 /// [`to_json`](Self::to_json) or [`to_csv`](Self::to_csv).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -313,25 +291,16 @@ impl Tally {
 }
 
 impl Report {
-    /// Reads the minutes that start in `from_unix_ms..to_unix_ms` and the incidents that
-    /// overlap it from `history`, and computes the report.
-    ///
-    /// Errors: [`ReportError::Period`] when `to` is not after `from`,
-    /// [`ReportError::Empty`] when the history holds neither a minute nor an incident for
-    /// the period, [`ReportError::History`] when it cannot be read.
-    pub async fn from_history(
-        history: &History,
+    /// Computes the report of `from_unix_ms..to_unix_ms` from its minutes and incidents, or
+    /// says why there is none: [`ReportError::Period`] when `to` is not after `from`,
+    /// [`ReportError::Empty`] when there is neither a minute nor an incident.
+    pub fn checked(
         from_unix_ms: u64,
         to_unix_ms: u64,
+        minutes: Vec<MinuteRollup>,
+        incidents: Vec<IncidentRecord>,
     ) -> Result<Report, ReportError> {
-        if to_unix_ms <= from_unix_ms {
-            return Err(ReportError::Period {
-                from: time::rfc3339(from_unix_ms),
-                to: time::rfc3339(to_unix_ms),
-            });
-        }
-        let minutes = history.minutes(from_unix_ms, to_unix_ms, None).await?;
-        let incidents = history.incidents(from_unix_ms, to_unix_ms).await?;
+        Self::check_period(from_unix_ms, to_unix_ms)?;
         if minutes.is_empty() && incidents.is_empty() {
             return Err(ReportError::Empty {
                 from: time::rfc3339(from_unix_ms),
@@ -344,6 +313,17 @@ impl Report {
             minutes,
             incidents,
         ))
+    }
+
+    /// [`ReportError::Period`] unless `to` is after `from`.
+    pub fn check_period(from_unix_ms: u64, to_unix_ms: u64) -> Result<(), ReportError> {
+        if to_unix_ms <= from_unix_ms {
+            return Err(ReportError::Period {
+                from: time::rfc3339(from_unix_ms),
+                to: time::rfc3339(to_unix_ms),
+            });
+        }
+        Ok(())
     }
 
     /// Computes the report of a period from its minutes and incidents (as the history

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use hive_monitor::buckets::{BUCKETS, bucket_of, quantile_nanos};
+use crate::histogram::{BUCKETS, bucket_of, quantile_nanos};
 
 /// Latencies of one model's answers over one or more minutes: counts per log-linear bucket
 /// (within 6.25% of the value), only the buckets in use. Merge sketches by adding them;
@@ -43,7 +43,7 @@ impl LatencySketch {
 
     /// The stored form: for every bucket in use, its index (one byte) and its count
     /// (LEB128), in bucket order.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.counts.len() * 3);
         for (bucket, n) in &self.counts {
             bytes.push(*bucket);
@@ -62,7 +62,7 @@ impl LatencySketch {
     }
 
     /// Reads the stored form back; `None` if it is malformed.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let mut counts = BTreeMap::new();
         let mut bytes = bytes.iter();
         while let Some(&bucket) = bytes.next() {

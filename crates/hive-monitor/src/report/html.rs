@@ -7,7 +7,7 @@ use super::{
     Figures, MINUTE, Report, Verdict, duration, percent,
     time::{clock, day_clock, human},
 };
-use crate::history::MinuteRollup;
+use crate::rollup::MinuteRollup;
 
 /// Model colours, in model order (red is kept for incidents).
 const PALETTE: [&str; 8] = [
