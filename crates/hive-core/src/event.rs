@@ -236,6 +236,14 @@ pub enum ResilienceEvent {
         /// The slow-call rate (0..=1) that caused the change, when a rate caused it.
         slow_call_rate: Option<f64>,
     },
+    /// A model's breaker was replaced by a new one (its stack rebuilt, on a reload that
+    /// changed its settings): the new breaker is closed and its generations start again at
+    /// 0, so a listener that orders transitions by generation must forget the old ones
+    /// (the health registry, the monitor and the gateway's history do).
+    BreakerReplaced {
+        /// The model.
+        model: ModelId,
+    },
     /// A call was refused without reaching the model.
     CallRejected {
         /// The model not called.
@@ -352,7 +360,8 @@ impl ResilienceEvent {
             | Self::HealthChanged { model, .. }
             | Self::Control { model, .. }
             | Self::LastResort { model, .. }
-            | Self::CredentialsRejected { model } => Some(model),
+            | Self::CredentialsRejected { model }
+            | Self::BreakerReplaced { model } => Some(model),
             Self::Failover { from, .. } | Self::Hedge { from, .. } => Some(from),
             Self::ConfigReload { .. } => None,
         }
@@ -363,6 +372,7 @@ impl ResilienceEvent {
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::CircuitTransition { .. } => "circuit_transition",
+            Self::BreakerReplaced { .. } => "breaker_replaced",
             Self::CallRejected { .. } => "call_rejected",
             Self::Retry { .. } => "retry",
             Self::Failover { .. } => "failover",

@@ -38,7 +38,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
-use bytes::Bytes;
 use hive_config::{AuditEntry, AuditLog, Config};
 use hive_core::ControlAction;
 use hive_monitor::{
@@ -244,6 +243,13 @@ impl Admin {
         })
     }
 
+    /// Whether `headers` open the reads under the config serving now.
+    pub(crate) fn may_read(&self, headers: &HeaderMap) -> bool {
+        let fleet = self.gateway.fleet();
+        let config = fleet.config();
+        config.admin.public_read || access(config, headers) != Access::None
+    }
+
     /// The gateway it acts on.
     pub(crate) fn gateway(&self) -> &Gateway {
         &self.gateway
@@ -254,13 +260,14 @@ impl Admin {
         &self.monitor
     }
 
-    /// Who asked, checked against what the request needs; a refusal is audited.
+    /// Who asked, checked against what the request needs; a refusal is audited with `what`
+    /// (`None`: not audited — the dashboard's own reads, which a page probes on load).
     pub(crate) async fn check(
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
         needs: Access,
-        what: Value,
+        what: Option<Value>,
     ) -> Result<Asked, Response> {
         let fleet = self.gateway.fleet();
         let config = fleet.config();
@@ -291,7 +298,9 @@ impl Admin {
         match refused {
             None => Ok(asked),
             Some(response) => {
-                self.audit(&asked, what, response.status()).await;
+                if let Some(what) = what {
+                    self.audit(&asked, what, response.status()).await;
+                }
                 Err(response)
             }
         }
@@ -323,7 +332,10 @@ async fn status(
     extensions: Extensions,
 ) -> Response {
     let what = json!({ "request": "GET /admin/status" });
-    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+    if let Err(refused) = admin
+        .check(&headers, &extensions, Access::Read, Some(what))
+        .await
+    {
         return refused;
     }
     json_response(StatusCode::OK, &admin.status())
@@ -337,7 +349,7 @@ async fn act_on_model(
 ) -> Response {
     let what = json!({ "model": model, "action": action });
     let asked = match admin
-        .check(&headers, &extensions, Access::Act, what.clone())
+        .check(&headers, &extensions, Access::Act, Some(what.clone()))
         .await
     {
         Ok(asked) => asked,
@@ -383,7 +395,10 @@ async fn list_silences(
     extensions: Extensions,
 ) -> Response {
     let what = json!({ "request": "GET /admin/silences" });
-    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+    if let Err(refused) = admin
+        .check(&headers, &extensions, Access::Read, Some(what))
+        .await
+    {
         return refused;
     }
     json_response(
@@ -410,12 +425,27 @@ async fn add_silence(
     State(admin): State<Admin>,
     headers: HeaderMap,
     extensions: Extensions,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let parsed: Result<NewSilence, String> = if body.len() > BODY_LIMIT {
-        Err(format!("the body is over {BODY_LIMIT} bytes"))
-    } else {
-        serde_json::from_slice(&body).map_err(|e| format!("the body is not a silence: {e}"))
+    // Who asks is checked before the body is read: a caller without the token makes the
+    // gateway read nothing, and its refusal records nothing it sent.
+    let asked = match admin
+        .check(
+            &headers,
+            &extensions,
+            Access::Act,
+            Some(json!({ "action": "silence" })),
+        )
+        .await
+    {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
+    };
+    let parsed: Result<NewSilence, String> = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => {
+            serde_json::from_slice(&body).map_err(|e| format!("the body is not a silence: {e}"))
+        }
+        Err(_) => Err(format!("the body is over {BODY_LIMIT} bytes, or was cut")),
     };
     let what = match &parsed {
         Ok(s) => json!({
@@ -427,13 +457,6 @@ async fn add_silence(
             "comment": s.comment,
         }),
         Err(_) => json!({ "action": "silence" }),
-    };
-    let asked = match admin
-        .check(&headers, &extensions, Access::Act, what.clone())
-        .await
-    {
-        Ok(asked) => asked,
-        Err(refused) => return refused,
     };
     let added = parsed.and_then(|new| {
         let duration: Duration =
@@ -468,7 +491,7 @@ async fn expire_silence(
 ) -> Response {
     let what = json!({ "action": "expire_silence", "silence": id });
     let asked = match admin
-        .check(&headers, &extensions, Access::Act, what.clone())
+        .check(&headers, &extensions, Access::Act, Some(what.clone()))
         .await
     {
         Ok(asked) => asked,
@@ -512,7 +535,10 @@ async fn audit(
     extensions: Extensions,
 ) -> Response {
     let what = json!({ "request": "GET /admin/audit" });
-    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+    if let Err(refused) = admin
+        .check(&headers, &extensions, Access::Read, Some(what))
+        .await
+    {
         return refused;
     }
     let limit = match audit_limit(&uri) {

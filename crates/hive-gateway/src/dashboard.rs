@@ -68,7 +68,9 @@ impl Dashboard {
         Self { admin, stopping }
     }
 
-    /// `/dashboard` and what it loads.
+    /// `/dashboard`, what it loads, and the admin API its buttons call (`/admin/…`).
+    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that the
+    /// audit log records each action's source address.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/dashboard", get(|| async { asset(PAGE, "text/html") }))
@@ -85,6 +87,7 @@ impl Dashboard {
             .route("/dashboard/history", get(history))
             .route("/dashboard/report", get(report))
             .with_state(self.clone())
+            .merge(self.admin.router())
     }
 }
 
@@ -100,7 +103,9 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                    // Inline styles: the report the page opens from memory (a blob, which
+                    // inherits this policy) carries its own. No inline script, ever.
+                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
                 ),
             ),
             (
@@ -130,16 +135,20 @@ async fn events(
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {
-    let what = json!({ "request": "GET /dashboard/events" });
     if let Err(refused) = dashboard
         .admin
-        .check(&headers, &extensions, Access::Read, what)
+        .check(&headers, &extensions, Access::Read, None)
         .await
     {
         return refused;
     }
     let events = dashboard.admin.monitor().subscribe();
-    let stream = status_stream(dashboard.admin.clone(), events, dashboard.stopping.clone());
+    let stream = status_stream(
+        dashboard.admin.clone(),
+        headers,
+        events,
+        dashboard.stopping.clone(),
+    );
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     headers.insert(
@@ -176,9 +185,8 @@ async fn history(
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {
-    let what = json!({ "request": "GET /dashboard/history" });
     let admin = &dashboard.admin;
-    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, None).await {
         return refused;
     }
     let minutes = match minutes_asked(&uri) {
@@ -241,9 +249,8 @@ async fn report(
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {
-    let what = json!({ "request": "GET /dashboard/report" });
     let admin = &dashboard.admin;
-    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, what).await {
+    if let Err(refused) = admin.check(&headers, &extensions, Access::Read, None).await {
         return refused;
     }
     let not_found = |message: String| {
@@ -289,6 +296,9 @@ async fn report(
 /// What the stream waits on between two events.
 struct Feed {
     admin: Admin,
+    /// The request's headers: its token is checked again before every status, against
+    /// the config serving then (a reload may have changed the tokens).
+    headers: HeaderMap,
     events: broadcast::Receiver<TimedEvent>,
     stopping: watch::Receiver<bool>,
     /// When the next status goes out.
@@ -297,14 +307,17 @@ struct Feed {
 }
 
 /// The status at once, then every [`STATUS_EVERY`], sooner after a change; ends when the
-/// gateway stops.
+/// gateway stops, or when the request's token no longer opens the reads (a reload took it
+/// away).
 fn status_stream(
     admin: Admin,
+    headers: HeaderMap,
     events: broadcast::Receiver<TimedEvent>,
     stopping: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let feed = Feed {
         admin,
+        headers,
         events,
         stopping,
         next: Instant::now(),
@@ -339,6 +352,9 @@ fn status_stream(
                     },
                 }
             }
+        }
+        if !feed.admin.may_read(&feed.headers) {
+            return None;
         }
         feed.first = false;
         feed.next = Instant::now() + STATUS_EVERY;

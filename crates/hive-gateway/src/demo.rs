@@ -275,12 +275,9 @@ pub async fn run(
     let sim = Simulator::start_seeded(story::scripts(cycles), seed)
         .await
         .map_err(DemoError::Simulator)?;
-    // This run's own folder: its history (hive.db), the admin token, the report.
-    let dir = std::env::temp_dir().join(format!("hive-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| DemoError::Folder {
-        path: dir.clone(),
-        source,
-    })?;
+    // This run's own folder, new and private: its history (hive.db), the admin token, the
+    // report. Kept after the run (the report is there).
+    let dir = run_folder().map_err(|(path, source)| DemoError::Folder { path, source })?;
     let source = ConfigSource::Text {
         dir: dir.clone(),
         resilience: Some(story::resilience_yaml(&options.listen.to_string())),
@@ -577,6 +574,21 @@ impl Output {
     }
 }
 
+/// Makes a new folder only this user can open, named after the process and the time; an
+/// existing one (someone else's, say) is never reused.
+fn run_folder() -> Result<std::path::PathBuf, (std::path::PathBuf, std::io::Error)> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let dir = std::env::temp_dir().join(format!("hive-demo-{}-{stamp}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(|e| (dir.clone(), e))?;
+    Ok(dir)
+}
+
 /// A fresh admin token for this run: 128 bits from two of the standard library's randomly
 /// keyed hashers, as hex.
 fn admin_token() -> String {
@@ -595,7 +607,7 @@ fn write_token(dir: &std::path::Path, token: &str) -> Option<std::path::PathBuf>
     use std::io::Write;
     let path = dir.join("admin-token");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = options

@@ -161,8 +161,8 @@ async fn write_report(
     if !path.is_file() {
         return Err(ReportError::NoDatabase { path }.into());
     }
-    // Nothing is pruned: a report must not delete what it reads.
-    let history = History::open(&path, Duration::MAX).map_err(ReportError::from)?;
+    // Read only: a running gateway may be writing the file; a report changes nothing.
+    let history = History::open_read_only(&path).map_err(ReportError::from)?;
     let report = from_history(&history, from, to).await?;
     let text = match format {
         ReportFormat::Html => report.to_html(),

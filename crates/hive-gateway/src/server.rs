@@ -36,6 +36,10 @@ use crate::{
     http::Gateway,
 };
 
+/// The sections of the config a reload cannot apply: the listener, and the history's file
+/// and retention. A change to them is kept for the next start, and said.
+pub const RESTART_SECTIONS: [&str; 2] = ["server.listen", "history"];
+
 /// How long requests ended at the end of a shutdown's grace have to write their last
 /// bytes before their connections are dropped.
 const STOPPED_REQUESTS_CLOSE: Duration = Duration::from_secs(1);
@@ -149,7 +153,8 @@ pub enum ReloadError {
 pub struct Reloaded {
     /// The changes (empty: the files changed in nothing that matters).
     pub diff: ConfigDiff,
-    /// Whether the listener's address changed, which needs a restart.
+    /// Whether a section a reload cannot apply changed ([`RESTART_SECTIONS`]: the listener,
+    /// the history): it takes effect at the next start.
     pub needs_restart: bool,
 }
 
@@ -214,7 +219,16 @@ impl Server {
         // first one.
         let history = match &config.history.path {
             Some(path) => {
-                let history = History::open(path, config.history.retention)?;
+                // Checking and migrating the file reads it: off the runtime's threads.
+                let (path, retention) = (path.clone(), config.history.retention);
+                let history = tokio::task::spawn_blocking(move || History::open(path, retention))
+                    .await
+                    .map_err(|e| {
+                        StartError::History(HistoryError::Io {
+                            path: config.history.path.clone().unwrap_or_default(),
+                            source: std::io::Error::other(e),
+                        })
+                    })??;
                 let recorder = history.record(&monitor);
                 monitor.tap_attempts(Arc::new(recorder.clone()));
                 Some((history, recorder))
@@ -239,7 +253,6 @@ impl Server {
         let dashboard = Dashboard::new(admin.clone(), shutdown.subscribe());
         let app = gateway
             .router()
-            .merge(admin.router())
             .merge(dashboard.router())
             .into_make_service_with_connect_info::<SocketAddr>();
         // Every SSE event goes out as it comes: Nagle would hold each small write back
@@ -359,7 +372,9 @@ impl Server {
             }
         };
         let diff = hive_config::diff(old.config(), &config);
-        let needs_restart = diff.section_changed("server.listen");
+        let needs_restart = RESTART_SECTIONS
+            .iter()
+            .any(|section| diff.section_changed(section));
         if diff.is_empty() {
             count_reload("unchanged");
             return Ok(Reloaded {
@@ -411,12 +426,13 @@ impl Server {
                 self.kept.firing.clear();
             }
         }
-        if needs_restart {
-            tracing::warn!(
-                listening = %self.addr,
-                configured = %config.server.listen,
-                "server.listen changed: it takes effect at the next start"
-            );
+        for section in RESTART_SECTIONS {
+            if diff.section_changed(section) {
+                tracing::warn!(
+                    section,
+                    "this section changed: it takes effect at the next start"
+                );
+            }
         }
         tracing::info!(
             actor,

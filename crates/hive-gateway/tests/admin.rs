@@ -368,7 +368,7 @@ async fn silences_are_added_listed_expired_and_kept_across_a_reload() {
     assert_eq!(got.status, StatusCode::OK, "{}", got.body);
     assert_eq!(got.json()["state"], "expired");
     let mut told = 0;
-    for _ in 0..40 {
+    for _ in 0..100 {
         told = sent().await;
         if told > 0 {
             break;
@@ -397,7 +397,38 @@ async fn the_audit_log_is_read_back_last_lines_first_limited() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let got = call(&h, Method::GET, "/admin/audit?limit=2", Some(READER), "").await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.body);
-    assert_eq!(got.json()["entries"].as_array().unwrap().len(), 2);
+    let entries = got.json()["entries"].clone();
+    // The last two lines of the file, in the file's order.
+    let file = std::fs::read_to_string(h.dir.join("audit.jsonl")).unwrap();
+    let last: Vec<Value> = file
+        .lines()
+        .rev()
+        .take(2)
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        entries.as_array().unwrap(),
+        &[last[1].clone(), last[0].clone()]
+    );
     let got = call(&h, Method::GET, "/admin/audit?limit=lots", Some(READER), "").await;
     assert_eq!(got.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_refused_silence_is_not_read_and_records_nothing_it_sent() {
+    let h = harness("admin-silence-refused", TOKENS).await;
+    let comment = "x".repeat(10_000);
+    let body = json!({ "for": "1h", "comment": comment }).to_string();
+    let got = call(&h, Method::POST, "/admin/silences", None, &body).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    let audit = std::fs::read_to_string(h.dir.join("audit.jsonl")).unwrap();
+    assert!(audit.contains(r#""status":401"#), "{audit}");
+    assert!(
+        !audit.contains("xxxx"),
+        "the refused body is not in the audit log"
+    );
+    // A body over the limit from an admin is refused, not read whole.
+    let huge = json!({ "for": "1h", "comment": "y".repeat(64 * 1024) }).to_string();
+    let got = call(&h, Method::POST, "/admin/silences", Some(ADMIN), &huge).await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
 }

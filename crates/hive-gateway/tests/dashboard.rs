@@ -165,7 +165,8 @@ async fn the_stream_needs_a_read_token_and_shows_a_change_within_a_second() {
         }
     }
     let shown = acted.elapsed();
-    assert!(shown < Duration::from_millis(500), "shown after {shown:?}");
+    // Pushed 100 ms after the change; the issue asks for a second.
+    assert!(shown < Duration::from_secs(1), "shown after {shown:?}");
 }
 
 #[tokio::test]
@@ -319,4 +320,99 @@ async fn the_report_of_the_last_day_is_one_page_from_the_history() {
     assert!(policy.unwrap().starts_with("default-src 'none'"));
     assert!(page.contains("gpt-4o") && page.contains("<svg"), "{page}");
     assert!(!page.contains("<script"));
+}
+
+#[tokio::test]
+async fn the_last_minutes_survive_a_killed_gateway_process() {
+    let sim = hive_sim::Simulator::start(vec![("gpt-4o", Script::new())])
+        .await
+        .unwrap();
+    let dir = support::config_dir("dashboard-kill");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    support::write(
+        &dir,
+        "resilience.yml",
+        &format!(
+            "server:\n  listen: \"127.0.0.1:{port}\"\ndefaults:\n  health:\n    probe: none\n"
+        ),
+    );
+    support::write(
+        &dir,
+        "models-resilience.yml",
+        &format!(
+            "models:\n  - id: gpt-4o\n    base_url: \"{}\"\n",
+            sim.base_url()
+        ),
+    );
+    let mut gateway = std::process::Command::new(env!("CARGO_BIN_EXE_hive"))
+        .args(["serve", "--config"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut ready = false;
+    for _ in 0..100 {
+        let health = Request::get(format!("http://127.0.0.1:{port}/healthz"))
+            .body(Full::default())
+            .unwrap();
+        if client.request(health).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the gateway did not start");
+    for _ in 0..9 {
+        let request = Request::post(url.as_str())
+            .header("content-type", "application/json")
+            .body(Full::from(support::ask("gpt-4o", false)))
+            .unwrap();
+        assert_eq!(
+            client.request(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    // Past one write of the recorder, then killed: no shutdown, no flush.
+    tokio::time::sleep(hive_gateway::history::WRITE_EVERY + Duration::from_millis(1500)).await;
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+
+    let history = hive_gateway::history::History::open_read_only(dir.join("hive.db")).unwrap();
+    let rows = history.minutes(0, u64::MAX / 2, None).await.unwrap();
+    let kept: u64 = rows.iter().map(|row| row.successes).sum();
+    assert_eq!(kept, 9, "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_a_reload_takes_its_token_away() {
+    let h = harness("dashboard-rotation").await;
+    let mut events = Events::open(&h, Some(READER)).await.unwrap();
+    events.next().await.unwrap();
+    let text = std::fs::read_to_string(h.dir.join("resilience.yml")).unwrap();
+    support::write(
+        &h.dir,
+        "resilience.yml",
+        &text.replace("  read_token: { env: HIVE_READ_TOKEN }\n", ""),
+    );
+    let reloaded = h.server.reload("test").await;
+    assert!(reloaded.is_ok(), "{reloaded:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream still runs without a token that opens it"
+    );
+    assert_eq!(
+        Events::open(&h, Some(READER)).await.err(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
 }

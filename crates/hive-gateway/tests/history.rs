@@ -413,7 +413,13 @@ async fn history_survives_a_restart() {
         history.incidents(0, u64::MAX / 2).await.unwrap(),
         history.audit(0, u64::MAX / 2).await.unwrap(),
     );
-    assert_eq!(after, before);
+    assert_eq!((&after.0, &after.2), (&before.0, &before.2));
+    // The incident the first run left open (as a crash would) ends with the last minute
+    // it recorded.
+    assert_eq!(before.1[0].ended_unix_ms, None);
+    let last_minute = before.0.iter().map(|m| m.minute_unix_ms).max().unwrap();
+    assert_eq!(after.1[0].started_unix_ms, before.1[0].started_unix_ms);
+    assert_eq!(after.1[0].ended_unix_ms, Some(last_minute + MINUTE));
     assert_eq!(after.0[0].latency.count(), 7);
     // Recording goes on into the same rows.
     let recorder = history.recorder();
@@ -666,7 +672,8 @@ async fn a_full_queue_drops_and_counts_and_never_waits() {
         );
         took
     };
-    assert!(took < Duration::from_millis(50), "never waits: {took:?}");
+    // A wait would be the writer's (held): seconds, not this.
+    assert!(took < Duration::from_millis(250), "never waits: {took:?}");
     history.flush().await.unwrap();
     let rows = history.minutes(0, u64::MAX / 2, None).await.unwrap();
     assert_eq!(

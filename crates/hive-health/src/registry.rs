@@ -310,16 +310,21 @@ impl HealthRegistry {
     /// if it is newer than the last applied (see [`HealthHandle::set_circuit`]).
     pub fn event_sink(&self) -> EventSink {
         let registry = self.clone();
-        EventSink::from_fn(move |event| {
-            if let ResilienceEvent::CircuitTransition {
+        EventSink::from_fn(move |event| match event {
+            ResilienceEvent::CircuitTransition {
                 model,
                 to,
                 generation,
                 ..
-            } = event
-            {
+            } => {
                 registry.register(*model).set_circuit(*to, *generation);
             }
+            ResilienceEvent::BreakerReplaced { model } => {
+                if let Some(handle) = registry.get(*model) {
+                    handle.reset_circuit();
+                }
+            }
+            _ => {}
         })
     }
 }

@@ -656,6 +656,22 @@ fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
                 CircuitState::HalfOpen => {}
             }
         }
+        ResilienceEvent::BreakerReplaced { .. } => {
+            // A new breaker, closed, whose generations start again: an incident of the
+            // old one ends here.
+            entry.breaker = CircuitState::Closed;
+            entry.breaker_generation = 0;
+            entry.breaker_since = now;
+            if let Some((mut incident, started)) = state.open.remove(&model) {
+                let took = now.saturating_duration_since(started);
+                incident.ended_unix_ms = Some(at_unix_ms);
+                incident.time_to_recover = Some(took);
+                state.recovered += 1;
+                state.recovery_time += took;
+                state.ended.push_front(incident);
+                state.ended.truncate(inner.config.incidents);
+            }
+        }
         ResilienceEvent::HealthChanged { to, .. } => entry.health = *to,
         ResilienceEvent::CredentialsRejected { .. } => entry.credentials_rejected += 1,
         ResilienceEvent::Failover {

@@ -114,6 +114,8 @@ impl<S, C: Clone> ModelEntry<S, C> {
         let retry = RetryLayer::new(retry.build().map_err(named)?)
             .with_classifier(shared.classifier.clone());
         let breaker = breaker.with_classifier(shared.classifier.clone());
+        // A model the registry knows had a breaker before this one (a rebuilt stack).
+        let replaces = shared.registry.get(model).is_some();
         let health = shared.registry.register(model);
         let control = ModelControl {
             model,
@@ -126,6 +128,11 @@ impl<S, C: Clone> ModelEntry<S, C> {
         let stack = HealthGateLayer::new(health).layer(
             retry.layer(breaker.layer(TimeoutLayer::new(spec.attempt_timeout).layer(spec.service))),
         );
+        if replaces {
+            shared
+                .events
+                .emit(|| hive_core::ResilienceEvent::BreakerReplaced { model });
+        }
         Ok((
             Self {
                 stack,

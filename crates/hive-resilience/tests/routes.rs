@@ -13,7 +13,8 @@ use std::{
 };
 
 use hive_core::{
-    BoxError, CircuitState, EventSink, FailureClass, ModelId, Outcome, ResilienceEvent,
+    BoxError, CircuitState, EventSink, FailureClass, HealthStatus, ModelId, Outcome,
+    ResilienceEvent,
 };
 use hive_fallback::{FallbackError, Strategy};
 use hive_resilience::{ManagerError, ModelManager, ModelSpec, RouteSpec};
@@ -453,4 +454,35 @@ async fn a_kept_model_takes_its_new_weight() {
         panic!()
     };
     assert!(light <= 2 && heavy >= 198, "light {light}, heavy {heavy}");
+}
+
+#[tokio::test]
+async fn a_rebuilt_models_new_breaker_is_followed_from_its_first_transition() {
+    let fleet = Fleet::new(1);
+    let old = ModelManager::builder()
+        .model(fleet.spec(0, "m"))
+        .build::<&'static str>()
+        .unwrap();
+    let control = old.control("m").unwrap();
+    // The old breaker goes through four generations.
+    for _ in 0..2 {
+        control.force_open();
+        control.force_close();
+    }
+    assert_eq!(control.health().status(), HealthStatus::Unknown);
+    // A reload rebuilds the model: a new breaker, whose first transition is generation 1.
+    let new = ModelManager::builder()
+        .model(fleet.spec(0, "m"))
+        .reusing(&old, |_| false)
+        .build::<&'static str>()
+        .unwrap();
+    let control = new.control("m").unwrap();
+    control.force_open();
+    assert_eq!(
+        control.health().status(),
+        HealthStatus::Degraded,
+        "the registry applied the new breaker's opening"
+    );
+    control.force_close();
+    assert_eq!(control.health().status(), HealthStatus::Unknown);
 }

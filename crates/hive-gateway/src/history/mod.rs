@@ -9,8 +9,9 @@
 //! mode: readers never wait for the writer).
 //!
 //! A [`Recorder`] ([`History::record`]) rolls a fleet's figures up per model and per
-//! wall-clock minute, on a task of its own, and hands each minute to the writer once it has
-//! ended (and at [`Recorder::flush`] / [`Recorder::stop`]). It takes two feeds:
+//! wall-clock minute, on a task of its own, and hands what it holds to the writer every
+//! [`WRITE_EVERY`] (5 s), the minute under way included — so a crash loses at most the
+//! last 5 s — and at [`Recorder::flush`] / [`Recorder::stop`]. It takes two feeds:
 //!
 //! * attempts ([`Recorder::attempt`]: one `try_send`, never waits): attempts, successes,
 //!   failures by class, client errors, rejections and the latencies of answers. The
@@ -69,7 +70,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use hive_monitor::rollup::{IncidentRecord, LatencySketch, MinuteRollup};
-pub use recorder::Recorder;
+pub use recorder::{Recorder, WRITE_EVERY};
 use store::Op;
 
 /// The schema version this build writes (SQLite's `PRAGMA user_version`).
@@ -170,7 +171,7 @@ struct Shared {
     path: PathBuf,
     retention: Duration,
     sender: Option<mpsc::Sender<Op>>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
     /// Taken (read) by the writer around every batch; [`History::hold_writes`] takes it
     /// (write) to hold the writer.
     hold: Arc<RwLock<()>>,
@@ -254,7 +255,14 @@ impl History {
         let connection = store::open(&path, &options)?;
         let (sender, receiver) = mpsc::channel(options.queue.max(1));
         let hold = Arc::new(RwLock::new(()));
-        let writer = store::Writer::new(connection, path.clone(), options.retention, &hold);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = store::Writer::new(
+            connection,
+            path.clone(),
+            options.retention,
+            &hold,
+            Arc::clone(&dropped),
+        );
         let writer = std::thread::Builder::new()
             .name("hive-history".to_owned())
             .spawn(move || writer.run(receiver))
@@ -267,9 +275,28 @@ impl History {
                 path,
                 retention: options.retention,
                 sender: Some(sender),
-                dropped: AtomicU64::new(0),
+                dropped,
                 hold,
                 writer: Some(writer),
+            }),
+        })
+    }
+
+    /// Opens an existing file for reading only: no lock, no migration, no pruning, no
+    /// writer (what is queued is dropped and counted; [`flush`](Self::flush) is
+    /// [`HistoryError::Closed`]). For a report over the file of a gateway that may be
+    /// running. A file that is not a history, or is from a newer version, is an error.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        let path = path.as_ref().to_path_buf();
+        store::check_read_only(&path)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                retention: Duration::MAX,
+                sender: None,
+                dropped: Arc::new(AtomicU64::new(0)),
+                hold: Arc::new(RwLock::new(())),
+                writer: None,
             }),
         })
     }
@@ -284,8 +311,9 @@ impl History {
         self.shared.retention
     }
 
-    /// Records dropped because the writer's queue was full (a minute of one model, an
-    /// incident's start or end, an audit entry: one each).
+    /// Records lost: dropped because the writer's queue was full, or in a batch that could
+    /// not be written (a minute of one model, an incident's start or end, an audit entry: one
+    /// each).
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }

@@ -22,8 +22,9 @@ use super::{History, MinuteRollup, unix_ms};
 
 /// Inputs queued to the recorder's task. Beyond, inputs are dropped and counted.
 const QUEUE: usize = 8192;
-/// How often the task looks for minutes that have ended.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the task hands what it holds to the writer, the minute under way included
+/// (writes of one minute add up): a crash loses at most this much.
+pub const WRITE_EVERY: Duration = Duration::from_secs(5);
 
 enum Input {
     Attempt {
@@ -181,7 +182,7 @@ impl Rollups {
         mut inputs: mpsc::Receiver<Input>,
         mut events: Option<broadcast::Receiver<TimedEvent>>,
     ) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(WRITE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -213,7 +214,7 @@ impl Rollups {
                         return;
                     }
                 },
-                _ = tick.tick() => self.write_ended(),
+                _ = tick.tick() => self.write_held(),
             }
         }
     }
@@ -287,16 +288,22 @@ impl Rollups {
                     _ => {}
                 }
             }
+            ResilienceEvent::BreakerReplaced { model } => {
+                // A new breaker, closed, whose generations start again.
+                let breaker = self.breakers.entry(*model).or_default();
+                breaker.generation = 0;
+                if std::mem::take(&mut breaker.open) {
+                    self.history.incident_ended(model.as_str().to_owned(), at);
+                }
+            }
             _ => {}
         }
     }
 
-    /// Hands the minutes that have ended (by the wall clock) to the writer.
-    fn write_ended(&mut self) {
-        let now = unix_ms();
-        let current = now - now % 60_000;
-        let ended = self.take_before(current);
-        self.history.write_minutes(ended);
+    /// Hands every minute it holds to the writer, the one under way included.
+    fn write_held(&mut self) {
+        let held = self.take_before(u64::MAX);
+        self.history.write_minutes(held);
     }
 
     /// Hands the minutes that start before `until` to the writer and waits until written.

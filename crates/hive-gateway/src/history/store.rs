@@ -18,7 +18,10 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -85,6 +88,17 @@ pub(super) enum Op {
     Audit { at_unix_ms: u64, entry: AuditEntry },
     Flush(oneshot::Sender<rusqlite::Result<()>>),
     Prune(oneshot::Sender<rusqlite::Result<u64>>),
+}
+
+impl Op {
+    /// The records it carries (what is lost if it is not written).
+    fn records(&self) -> u64 {
+        match self {
+            Self::Minutes(minutes) => minutes.len() as u64,
+            Self::IncidentStarted { .. } | Self::IncidentEnded { .. } | Self::Audit { .. } => 1,
+            Self::Flush(_) | Self::Prune(_) => 0,
+        }
+    }
 }
 
 /// An SQLite error while opening, as the typed error naming the file.
@@ -172,9 +186,42 @@ pub(super) fn open(path: &Path, options: &HistoryOptions) -> Result<Connection, 
             .map_err(error)?;
     }
     prune(&transaction, options.retention).map_err(error)?;
+    // Incidents a crash left open end with the last minute the history recorded: the
+    // process that saw them is gone, and a new one starts every breaker closed.
+    transaction
+        .execute(
+            "UPDATE incidents SET ended_unix_ms = MAX(started_unix_ms, \
+             COALESCE((SELECT MAX(minute_unix_ms) + 60000 FROM minutes), started_unix_ms)) \
+             WHERE ended_unix_ms IS NULL",
+            [],
+        )
+        .map_err(error)?;
     transaction.commit().map_err(error)?;
     connection.busy_timeout(WRITER_LOCK_WAIT).map_err(error)?;
     Ok(connection)
+}
+
+/// Checks that an existing file is a history this build reads, without writing to it:
+/// for a report over the file of a gateway that may be running.
+pub(super) fn check_read_only(path: &Path) -> Result<(), HistoryError> {
+    let connection = open_reader(path)?;
+    let found: u32 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| opening_error(path, e))?;
+    if found > SCHEMA_VERSION {
+        return Err(HistoryError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == 0 {
+        return Err(HistoryError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not a hive history (no schema)".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// A read-only connection to the file, for one read.
@@ -213,6 +260,8 @@ pub(super) struct Writer {
     hold: Arc<RwLock<()>>,
     /// When it last pruned, in ms since the Unix epoch.
     pruned_at: u64,
+    /// Records lost: the history's count, to which a batch that could not be written adds.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -221,12 +270,14 @@ impl Writer {
         path: PathBuf,
         retention: Duration,
         hold: &Arc<RwLock<()>>,
+        dropped: Arc<AtomicU64>,
     ) -> Self {
         Self {
             connection,
             path,
             retention,
             hold: Arc::clone(hold),
+            dropped,
             pruned_at: unix_ms(),
         }
     }
@@ -256,6 +307,7 @@ impl Writer {
 
     /// Writes one batch in one transaction, then answers its flushes and prunes.
     fn write(&mut self, batch: Vec<Op>) {
+        let records: u64 = batch.iter().map(Op::records).sum();
         let mut flushes = Vec::new();
         let mut prunes = Vec::new();
         let result = (|| {
@@ -307,7 +359,9 @@ impl Writer {
             transaction.commit()
         })();
         if let Err(error) = &result {
-            tracing::warn!(path = %self.path.display(), %error, "history: a batch could not be written");
+            // Rolled back whole: its records are lost, and counted as such.
+            self.dropped.fetch_add(records, Ordering::Relaxed);
+            tracing::warn!(path = %self.path.display(), %error, records, "history: a batch could not be written");
         }
         for done in flushes {
             let _ = done.send(match &result {
