@@ -244,6 +244,22 @@ struct EventState {
     config: Option<ConfigStatus>,
 }
 
+impl EventState {
+    /// Ends `model`'s open incident, if any, at `now` (`at_unix_ms` on the wall clock),
+    /// keeping the `keep` most recent ended ones.
+    fn end_incident(&mut self, model: ModelId, now: Instant, at_unix_ms: u64, keep: usize) {
+        if let Some((mut incident, started)) = self.open.remove(&model) {
+            let took = now.saturating_duration_since(started);
+            incident.ended_unix_ms = Some(at_unix_ms);
+            incident.time_to_recover = Some(took);
+            self.recovered += 1;
+            self.recovery_time += took;
+            self.ended.push_front(incident);
+            self.ended.truncate(keep);
+        }
+    }
+}
+
 /// An event as the monitor received it: with its wall-clock time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimedEvent {
@@ -643,15 +659,7 @@ fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
                     }
                 }
                 CircuitState::Closed | CircuitState::Disabled | CircuitState::MetricsOnly => {
-                    if let Some((mut incident, started)) = state.open.remove(&model) {
-                        let took = now.saturating_duration_since(started);
-                        incident.ended_unix_ms = Some(at_unix_ms);
-                        incident.time_to_recover = Some(took);
-                        state.recovered += 1;
-                        state.recovery_time += took;
-                        state.ended.push_front(incident);
-                        state.ended.truncate(inner.config.incidents);
-                    }
+                    state.end_incident(model, now, at_unix_ms, inner.config.incidents);
                 }
                 CircuitState::HalfOpen => {}
             }
@@ -662,15 +670,7 @@ fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
             entry.breaker = CircuitState::Closed;
             entry.breaker_generation = 0;
             entry.breaker_since = now;
-            if let Some((mut incident, started)) = state.open.remove(&model) {
-                let took = now.saturating_duration_since(started);
-                incident.ended_unix_ms = Some(at_unix_ms);
-                incident.time_to_recover = Some(took);
-                state.recovered += 1;
-                state.recovery_time += took;
-                state.ended.push_front(incident);
-                state.ended.truncate(inner.config.incidents);
-            }
+            state.end_incident(model, now, at_unix_ms, inner.config.incidents);
         }
         ResilienceEvent::HealthChanged { to, .. } => entry.health = *to,
         ResilienceEvent::CredentialsRejected { .. } => entry.credentials_rejected += 1,
