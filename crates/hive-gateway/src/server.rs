@@ -237,7 +237,13 @@ impl Server {
         };
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
         let kept = KeptAlerts::default();
-        let alerts = start_alerts(&config, &fleet, &monitor, &kept)?;
+        let alerts = start_alerts(
+            &config,
+            &fleet,
+            &monitor,
+            &kept,
+            history.as_ref().map(|(history, _)| history),
+        )?;
         let running = fleet.start()?;
         let addr = options.listen.unwrap_or(config.server.listen);
         let listener = TcpListener::bind(addr)
@@ -395,7 +401,15 @@ impl Server {
             || !diff.routes_changed.is_empty();
         let started = built.and_then(|fleet| {
             let alerts = alerts_changed
-                .then(|| start_alerts(&config, &fleet, &self.monitor, &self.kept))
+                .then(|| {
+                    start_alerts(
+                        &config,
+                        &fleet,
+                        &self.monitor,
+                        &self.kept,
+                        self.gateway.history(),
+                    )
+                })
                 .transpose()
                 .map_err(|e| e.to_string())?;
             Ok((fleet, alerts))
@@ -580,6 +594,7 @@ fn start_alerts(
     fleet: &Fleet,
     monitor: &Monitor,
     kept: &KeptAlerts,
+    history: Option<&History>,
 ) -> Result<Option<AlertManager>, StartError> {
     let routes: Vec<(String, Vec<String>)> = fleet
         .routes()
@@ -589,6 +604,14 @@ fn start_alerts(
     let Some(builder) = alert_manager(&config.alerts, &routes, config.server.shutdown_grace)?
     else {
         return Ok(None);
+    };
+    let builder = match history {
+        // Each incident in the history names the rule that fired and counts what was sent.
+        Some(history) => {
+            let history = history.clone();
+            builder.on_notify(move |notification| history.note_notification(notification))
+        }
+        None => builder,
     };
     builder
         .silences(kept.silences.clone())

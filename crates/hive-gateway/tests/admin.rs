@@ -432,3 +432,34 @@ async fn a_refused_silence_is_not_read_and_records_nothing_it_sent() {
     let got = call(&h, Method::POST, "/admin/silences", Some(ADMIN), &huge).await;
     assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
 }
+
+#[tokio::test]
+async fn an_incident_in_the_history_names_its_alert_and_counts_what_was_sent() {
+    let h = harness("admin-incident-alert", TOKENS).await;
+    let got = call(
+        &h,
+        Method::POST,
+        "/admin/models/gpt-4o/force-open",
+        Some(ADMIN),
+        "",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    let mut sent = 0;
+    for _ in 0..100 {
+        sent = h.server.alert_channels().await["log"].sent;
+        if sent > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent, 1, "the alert went out");
+    h.server.gateway().flush_history().await;
+    let history = h.server.gateway().history().unwrap();
+    let incidents = history.incidents(0, u64::MAX / 2).await.unwrap();
+    let seen: Vec<(&str, Option<&str>, Option<u64>)> = incidents
+        .iter()
+        .map(|i| (i.model.as_str(), i.rule.as_deref(), i.notifications))
+        .collect();
+    assert_eq!(seen, [("gpt-4o", Some("model_down"), Some(1))]);
+}

@@ -101,8 +101,8 @@ pub struct IncidentRecord {
     pub started_unix_ms: u64,
     /// When it ended, if it has.
     pub ended_unix_ms: Option<u64>,
-    /// The alert rule that fired for it, when known (not recorded yet: always `None`).
+    /// The first alert rule a notification about it named, if any was sent.
     pub rule: Option<String>,
-    /// Notifications sent about it, when known (not recorded yet: always `None`).
+    /// Notifications channels accepted about it (one per channel), if any.
     pub notifications: Option<u64>,
 }

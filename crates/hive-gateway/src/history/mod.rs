@@ -379,6 +379,23 @@ impl History {
         self.offer(Op::IncidentEnded { model, at_unix_ms }, 1);
     }
 
+    /// Notes, on each model's open incident, a notification an alert channel accepted about
+    /// it: the rule that fired (the first one names the incident) and one more notification
+    /// sent. Never waits.
+    pub fn note_notification(&self, notification: &hive_monitor::alert::Notification) {
+        for alert in &notification.alerts {
+            if let Some(model) = alert.subject.model() {
+                self.offer(
+                    Op::IncidentNoted {
+                        model: model.as_str().to_owned(),
+                        rule: alert.rule.clone(),
+                    },
+                    1,
+                );
+            }
+        }
+    }
+
     /// Queues an audit entry. Never waits: when the queue is full it is dropped and counted
     /// (the JSON-lines audit log stays the record of reference).
     pub fn record_audit(&self, entry: &AuditEntry) {

@@ -85,6 +85,7 @@ pub(super) enum Op {
     Minutes(Vec<MinuteRollup>),
     IncidentStarted { model: String, at_unix_ms: u64 },
     IncidentEnded { model: String, at_unix_ms: u64 },
+    IncidentNoted { model: String, rule: String },
     Audit { at_unix_ms: u64, entry: AuditEntry },
     Flush(oneshot::Sender<rusqlite::Result<()>>),
     Prune(oneshot::Sender<rusqlite::Result<u64>>),
@@ -95,7 +96,10 @@ impl Op {
     fn records(&self) -> u64 {
         match self {
             Self::Minutes(minutes) => minutes.len() as u64,
-            Self::IncidentStarted { .. } | Self::IncidentEnded { .. } | Self::Audit { .. } => 1,
+            Self::IncidentStarted { .. }
+            | Self::IncidentEnded { .. }
+            | Self::IncidentNoted { .. }
+            | Self::Audit { .. } => 1,
             Self::Flush(_) | Self::Prune(_) => 0,
         }
     }
@@ -336,6 +340,18 @@ impl Writer {
                                     WHERE model = ?1 AND ended_unix_ms IS NULL)",
                             )?
                             .execute(params![model, to_i64(at_unix_ms)])?;
+                    }
+                    Op::IncidentNoted { model, rule } => {
+                        // The first rule that fired names it; every notification counts.
+                        transaction
+                            .prepare_cached(
+                                "UPDATE incidents SET rule = COALESCE(rule, ?2),
+                                    notifications = COALESCE(notifications, 0) + 1
+                                 WHERE id = (
+                                    SELECT max(id) FROM incidents
+                                    WHERE model = ?1 AND ended_unix_ms IS NULL)",
+                            )?
+                            .execute(params![model, rule])?;
                     }
                     Op::Audit { at_unix_ms, entry } => {
                         let json = serde_json::to_string(&entry)

@@ -99,6 +99,16 @@ fn needs_update(
     now >= logged.at + repeat
 }
 
+/// A hook told of every notification a channel accepted.
+#[derive(Clone)]
+pub(crate) struct NotifyHook(pub(crate) Arc<dyn Fn(&Notification) + Send + Sync>);
+
+impl std::fmt::Debug for NotifyHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotifyHook")
+    }
+}
+
 /// The dispatcher's state: the rules, the groups, the channels.
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
@@ -110,6 +120,8 @@ pub(crate) struct Dispatcher {
     pub(crate) outboxes: BTreeMap<String, Outbox>,
     /// The firing alerts, for [`AlertManager::alerts`](crate::alert::AlertManager::alerts).
     pub(crate) view: Arc<RwLock<Vec<Alert>>>,
+    /// Told of every notification a channel accepted (a history noting what was sent).
+    pub(crate) on_notify: Option<NotifyHook>,
     groups: BTreeMap<usize, Group>,
     credentials: BTreeMap<ModelId, Refusals>,
     sequence: u64,
@@ -132,6 +144,7 @@ impl Dispatcher {
             silences,
             outboxes,
             view: Arc::default(),
+            on_notify: None,
             groups: BTreeMap::new(),
             credentials: BTreeMap::new(),
             sequence: 0,
@@ -348,11 +361,15 @@ impl Dispatcher {
             outgoing.push((channel.clone(), notification, firing, resolved));
         }
         for (channel, notification, firing, resolved) in outgoing {
+            let told = self.on_notify.as_ref().map(|_| notification.clone());
             let offered = self
                 .outboxes
                 .get_mut(&channel)
                 .is_some_and(|outbox| outbox.offer(notification, now));
             if offered {
+                if let (Some(hook), Some(told)) = (&self.on_notify, &told) {
+                    (hook.0)(told);
+                }
                 group.log.insert(
                     channel,
                     Logged {

@@ -49,6 +49,7 @@ pub struct AlertManagerBuilder {
     shutdown_grace: Duration,
     silences: Option<Silences>,
     firing: Option<FiringAlerts>,
+    on_notify: Option<crate::alert::dispatcher::NotifyHook>,
 }
 
 /// The alerts firing now, as the running manager last evaluated them: a handle that reads
@@ -74,6 +75,17 @@ impl AlertManagerBuilder {
     /// manager on a config reload passes the same ones each time, so no silence is lost.
     pub fn silences(mut self, silences: Silences) -> Self {
         self.silences = Some(silences);
+        self
+    }
+
+    /// Calls `hook` with every notification a channel accepted (on the manager's task: it
+    /// must not block), so that a store can note what was sent about what — the gateway's
+    /// history records, per incident, the rule that fired and the notifications sent.
+    pub fn on_notify(
+        mut self,
+        hook: impl Fn(&crate::alert::Notification) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_notify = Some(crate::alert::dispatcher::NotifyHook(Arc::new(hook)));
         self
     }
 
@@ -266,6 +278,7 @@ impl AlertManagerBuilder {
             silences.clone(),
             outboxes,
         );
+        dispatcher.on_notify = self.on_notify;
         if let Some(firing) = self.firing {
             // The last manager's alerts stand until this one's first evaluation.
             dispatcher.view = firing.0;
@@ -343,6 +356,7 @@ impl AlertManager {
             shutdown_grace: Duration::from_secs(5),
             silences: None,
             firing: None,
+            on_notify: None,
         }
     }
 

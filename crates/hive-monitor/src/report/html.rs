@@ -327,7 +327,7 @@ fn incidents(page: &mut String, report: &Report, colors: &BTreeMap<&str, &str>) 
     page.push_str(
         "<p class=\"note\">From a model's breaker opening (or being forced open) to its closing.</p>\n\
          <table>\n<thead><tr><th>Model</th><th>Started</th><th>Ended</th><th class=\"n\">Duration</th>\
-         </tr></thead>\n<tbody>\n",
+         <th>Alert rule</th><th class=\"n\">Notifications</th></tr></thead>\n<tbody>\n",
     );
     for i in &report.incidents {
         let color = colors.get(i.model.as_str()).copied().unwrap_or("#475569");
@@ -347,10 +347,12 @@ fn incidents(page: &mut String, report: &Report, colors: &BTreeMap<&str, &str>) 
         let _ = writeln!(
             page,
             "<tr><td><span class=\"sw\" style=\"background:{color}\"></span>{}</td><td>{}</td>\
-             <td>{ended}</td><td class=\"n\">{}</td></tr>",
+             <td>{ended}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
             esc(&i.model),
             esc(&human_seconds(i.started_unix_ms)),
-            esc(&lasted)
+            esc(&lasted),
+            esc(i.rule.as_deref().unwrap_or("–")),
+            i.notifications.unwrap_or(0)
         );
     }
     page.push_str("</tbody>\n</table>\n</section>\n");
