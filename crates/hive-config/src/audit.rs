@@ -188,6 +188,12 @@ impl AuditLog {
 
     /// Every entry, oldest first (none when the file does not exist yet).
     pub fn read(&self) -> Result<Vec<AuditEntry>, AuditError> {
+        self.tail(usize::MAX)
+    }
+
+    /// The last `n` entries, oldest first: the file is read through once, holding no more
+    /// than `n` entries at a time.
+    pub fn tail(&self, n: usize) -> Result<Vec<AuditEntry>, AuditError> {
         let read = |source| AuditError::Read {
             path: self.path.clone(),
             source,
@@ -197,7 +203,7 @@ impl AuditLog {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(read(error)),
         };
-        let mut out = Vec::new();
+        let mut out = std::collections::VecDeque::new();
         for (i, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(read)?;
             if line.trim().is_empty() {
@@ -208,9 +214,14 @@ impl AuditLog {
                 line: i + 1,
                 message: e.to_string(),
             })?;
-            out.push(entry);
+            if out.len() == n {
+                out.pop_front();
+            }
+            if n > 0 {
+                out.push_back(entry);
+            }
         }
-        Ok(out)
+        Ok(out.into())
     }
 }
 
@@ -220,4 +231,29 @@ fn rfc3339_now() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     hive_core::civil::rfc3339_ms(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_tail_is_the_last_entries_in_order() {
+        let dir = std::env::temp_dir().join(format!("hive-audit-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = AuditLog::new(dir.join("audit.jsonl"));
+        let _ = std::fs::remove_file(log.path());
+        for i in 0..5 {
+            log.append(&AuditEntry::new("test", format!("a{i}"), Value::Null))
+                .unwrap();
+        }
+        let actions = |entries: Vec<AuditEntry>| -> Vec<String> {
+            entries.into_iter().map(|e| e.action).collect()
+        };
+        assert_eq!(actions(log.tail(2).unwrap()), ["a3", "a4"]);
+        assert_eq!(actions(log.tail(9).unwrap()).len(), 5);
+        assert!(log.tail(0).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -550,10 +550,8 @@ async fn audit(
         return json_response(StatusCode::OK, &json!({ "entries": [], "path": null }));
     };
     let path = log.path().display().to_string();
-    match tokio::task::spawn_blocking(move || log.read()).await {
+    match tokio::task::spawn_blocking(move || log.tail(limit)).await {
         Ok(Ok(entries)) => {
-            let skip = entries.len().saturating_sub(limit);
-            let entries: Vec<&AuditEntry> = entries.iter().skip(skip).collect();
             json_response(StatusCode::OK, &json!({ "entries": entries, "path": path }))
         }
         Ok(Err(e)) => refusal(

@@ -16,7 +16,14 @@
 //!
 //! [`Dashboard::router`] is also a `Router` any axum app can mount beside its own routes.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -55,17 +62,47 @@ const PAGE: &str = include_str!("../assets/dashboard.html");
 const SCRIPT: &str = include_str!("../assets/dashboard.js");
 const STYLE: &str = include_str!("../assets/dashboard.css");
 
+/// The most dashboard streams open at once: each builds the status every second.
+pub const MAX_STREAMS: usize = 64;
+
 /// The dashboard's routes over an [`Admin`] (its status and its access rules).
 #[derive(Clone, Debug)]
 pub struct Dashboard {
     admin: Admin,
     stopping: watch::Receiver<bool>,
+    /// Streams open now.
+    streams: Arc<AtomicUsize>,
+}
+
+/// One open stream, counted while it lives.
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    /// A slot, unless [`MAX_STREAMS`] are open.
+    fn take(streams: &Arc<AtomicUsize>) -> Option<Self> {
+        streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < MAX_STREAMS).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(streams)))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Dashboard {
     /// The dashboard of `admin`; its streams end when `stopping` turns true.
     pub fn new(admin: Admin, stopping: watch::Receiver<bool>) -> Self {
-        Self { admin, stopping }
+        Self {
+            admin,
+            stopping,
+            streams: Arc::default(),
+        }
     }
 
     /// `/dashboard`, what it loads, and the admin API its buttons call (`/admin/…`).
@@ -142,9 +179,16 @@ async fn events(
     {
         return refused;
     }
+    let Some(slot) = StreamSlot::take(&dashboard.streams) else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": { "message": format!("{MAX_STREAMS} dashboards are open already"), "type": "admin_error", "code": "too_many_streams" } }),
+        );
+    };
     let events = dashboard.admin.monitor().subscribe();
     let stream = status_stream(
         dashboard.admin.clone(),
+        slot,
         headers,
         events,
         dashboard.stopping.clone(),
@@ -296,6 +340,8 @@ async fn report(
 /// What the stream waits on between two events.
 struct Feed {
     admin: Admin,
+    /// Counted among the open streams until the stream ends.
+    _slot: StreamSlot,
     /// The request's headers: its token is checked again before every status, against
     /// the config serving then (a reload may have changed the tokens).
     headers: HeaderMap,
@@ -311,12 +357,14 @@ struct Feed {
 /// away).
 fn status_stream(
     admin: Admin,
+    slot: StreamSlot,
     headers: HeaderMap,
     events: broadcast::Receiver<TimedEvent>,
     stopping: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let feed = Feed {
         admin,
+        _slot: slot,
         headers,
         events,
         stopping,
@@ -377,6 +425,17 @@ mod tests {
             let text = text.replace("http://www.w3.org/2000/svg", "");
             assert!(!text.contains("http://") && !text.contains("https://"));
         }
+    }
+
+    #[test]
+    fn at_most_max_streams_are_open_and_a_closed_one_frees_its_slot() {
+        let streams = Arc::default();
+        let open: Vec<StreamSlot> = (0..MAX_STREAMS)
+            .map(|_| StreamSlot::take(&streams).expect("a slot"))
+            .collect();
+        assert!(StreamSlot::take(&streams).is_none());
+        drop(open.into_iter().next());
+        assert!(StreamSlot::take(&streams).is_some());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub use continuation::{
 pub use error::OpenAiError;
 pub use secret::ApiKey;
 pub use sse::SseDecoder;
-pub use stream::ChatStream;
+pub use stream::{ChatStream, InjectedFault};
 pub use types::{
     ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Content, Delta, Extra, Message,
     Usage,

@@ -25,6 +25,48 @@ use crate::{
 /// What the stream gives out next: a chunk, its failure, or `None` at its end.
 type Item = Option<Result<ChatChunk, OpenAiError>>;
 
+/// A provider failure a [`ChatStream`] plays on itself ([`ChatStream::inject`]), for chaos
+/// drills (hive-chaos's `ChaosLayer`): from the point given, the stream behaves as if its
+/// provider had failed so, through the same code, so it ends with the same error and
+/// records the same outcome as a real provider's failure would. `after` counts the chunks
+/// the stream has given out (read-ahead included); events the provider sent beyond that
+/// point are never received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InjectedFault {
+    /// After `after` chunks the body ends cleanly: [`OpenAiError::StreamCut`] without a
+    /// source (or, after the finish reason, the end of a whole answer).
+    Cut {
+        /// Chunks given out before the cut.
+        after: usize,
+    },
+    /// After `after` chunks the connection breaks: [`OpenAiError::StreamCut`] whose source
+    /// is an `io::Error` of kind `ConnectionReset`.
+    Reset {
+        /// Chunks given out before the break.
+        after: usize,
+    },
+    /// After `after` chunks nothing more arrives and the connection stays open: the idle
+    /// limit ends the stream ([`OpenAiError::Stalled`]; the first-token limit when no chunk
+    /// carried part of the answer, the total limit if it comes first).
+    Stall {
+        /// Chunks given out before the stall.
+        after: usize,
+    },
+    /// After `after` chunks an event that is not JSON arrives, then the rest of the stream:
+    /// skipped and counted, or [`OpenAiError::Malformed`], by the client's setting.
+    Malformed {
+        /// Chunks given out before the malformed event.
+        after: usize,
+    },
+    /// `data: [DONE]` never comes: the body ends where it would have been (a whole answer
+    /// after the finish reason, a cut before it).
+    MissingDone,
+}
+
+/// The event of [`InjectedFault::Malformed`]: the one hive-sim sends, JSON cut short.
+const MALFORMED_EVENT: &str = "{\"choices\": [{\"delta\": {\"content\": ";
+
 /// A streamed answer: chunks as they arrive, then `None`.
 ///
 /// It ends with an error when the provider stops early ([`OpenAiError::StreamCut`]: the
@@ -76,6 +118,8 @@ pub struct ChatStream {
     unread: VecDeque<ChatChunk>,
     started: Instant,
     instruments: Option<Arc<Instruments>>,
+    /// A provider failure to play ([`ChatStream::inject`]); `None` for every real stream.
+    injected: Option<InjectedFault>,
 }
 
 impl ChatStream {
@@ -110,7 +154,14 @@ impl ChatStream {
             unread: VecDeque::new(),
             started,
             instruments,
+            injected: None,
         }
+    }
+
+    /// Makes the stream fail from now on as `fault` says, as if its provider had (chaos
+    /// drills: hive-chaos's stream faults). The last fault given counts.
+    pub fn inject(&mut self, fault: InjectedFault) {
+        self.injected = Some(fault);
     }
 
     /// Reads ahead until a chunk carries part of the answer
@@ -180,6 +231,9 @@ impl ChatStream {
             if self.ended {
                 return Poll::Ready(None);
             }
+            if let Some(poll) = self.play_injected(cx) {
+                return poll;
+            }
             if let Some(item) = self.take_buffered_event() {
                 return Poll::Ready(item);
             }
@@ -198,39 +252,95 @@ impl ChatStream {
     /// when no complete event is left.
     fn take_buffered_event(&mut self) -> Option<Item> {
         while let Some(data) = self.events.next_data() {
-            if data.is_empty() {
-                continue;
-            }
-            if data == "[DONE]" {
-                // Done without a finish reason: the provider ended an answer it never
-                // finished, a truncation however politely announced.
-                if !self.finished {
-                    return Some(self.fail(self.cut(None)));
-                }
-                self.end(Outcome::Success);
-                return Some(None);
-            }
-            match serde_json::from_str::<ChatChunk>(&data) {
-                // `{"error": …}` parses as a chunk without choices: the provider's error
-                // event, not a malformed chunk.
-                Ok(chunk) => match chunk.extra.get("error").filter(|e| !e.is_null()) {
-                    Some(error) => {
-                        let error = OpenAiError::error_event(self.model, self.chunks, error);
-                        return Some(self.fail(error));
-                    }
-                    None => return Some(self.give_out(chunk)),
-                },
-                Err(e) if self.limits.skip_malformed => {
-                    tracing::debug!(model = %self.model, error = %e, "malformed event skipped");
-                    self.malformed += 1;
-                }
-                Err(e) => {
-                    let detail = format!("event {}: {e}", self.chunks + self.malformed + 1);
-                    return Some(self.fail(OpenAiError::malformed(self.model, detail)));
-                }
+            if let Some(item) = self.event(&data) {
+                return Some(item);
             }
         }
         None
+    }
+
+    /// One event's data made into what the stream gives out, or `None` when it gives out
+    /// nothing (a keep-alive, a malformed event skipped).
+    fn event(&mut self, data: &str) -> Option<Item> {
+        if data.is_empty() {
+            return None;
+        }
+        if data == "[DONE]" {
+            if self.injected == Some(InjectedFault::MissingDone) {
+                return Some(self.body_ended(None));
+            }
+            // Done without a finish reason: the provider ended an answer it never
+            // finished, a truncation however politely announced.
+            if !self.finished {
+                return Some(self.fail(self.cut(None)));
+            }
+            self.end(Outcome::Success);
+            return Some(None);
+        }
+        match serde_json::from_str::<ChatChunk>(data) {
+            // `{"error": …}` parses as a chunk without choices: the provider's error
+            // event, not a malformed chunk.
+            Ok(chunk) => match chunk.extra.get("error").filter(|e| !e.is_null()) {
+                Some(error) => {
+                    let error = OpenAiError::error_event(self.model, self.chunks, error);
+                    Some(self.fail(error))
+                }
+                None => Some(self.give_out(chunk)),
+            },
+            Err(e) if self.limits.skip_malformed => {
+                tracing::debug!(model = %self.model, error = %e, "malformed event skipped");
+                self.malformed += 1;
+                None
+            }
+            Err(e) => {
+                let detail = format!("event {}: {e}", self.chunks + self.malformed + 1);
+                Some(self.fail(OpenAiError::malformed(self.model, detail)))
+            }
+        }
+    }
+
+    /// Step 0, only for a stream given an [`InjectedFault`]: once its point is reached,
+    /// what the provider would have sent instead of the rest (`None`: read on as usual).
+    fn play_injected(&mut self, cx: &mut Context<'_>) -> Option<Poll<Item>> {
+        let (fault, after) = match self.injected? {
+            InjectedFault::MissingDone => return None,
+            fault @ (InjectedFault::Cut { after }
+            | InjectedFault::Reset { after }
+            | InjectedFault::Stall { after }
+            | InjectedFault::Malformed { after }) => (fault, after),
+        };
+        if self.chunks < after {
+            return None;
+        }
+        if !matches!(fault, InjectedFault::Malformed { .. }) {
+            // Sent after the fault: never received.
+            self.events = SseDecoder::new();
+        }
+        match fault {
+            InjectedFault::Cut { .. } => Some(Poll::Ready(self.body_ended(None))),
+            InjectedFault::Reset { .. } => {
+                let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                Some(Poll::Ready(self.body_ended(Some(Box::new(reset)))))
+            }
+            InjectedFault::Stall { .. } => Some(match self.check_limits(cx) {
+                Err(error) => Poll::Ready(self.fail(error)),
+                Ok(()) => Poll::Pending,
+            }),
+            InjectedFault::Malformed { .. } | InjectedFault::MissingDone => {
+                self.injected = None;
+                self.event(MALFORMED_EVENT).map(Poll::Ready)
+            }
+        }
+    }
+
+    /// The body ended (`source` is `None`) or broke: a whole answer after the finish
+    /// reason, else a cut. As [`read_body`](Self::read_body) reads the real end.
+    fn body_ended(&mut self, source: Option<hive_core::BoxError>) -> Item {
+        if self.finished {
+            self.end(Outcome::Success);
+            return None;
+        }
+        self.fail(self.cut(source))
     }
 
     /// A parsed chunk: checked for identity, counted, and, once the answer began, the
