@@ -13,7 +13,7 @@ use crate::{Fault, InjectedError, StreamFault};
 /// plays itself), and [`stream`](Self::stream) on the model's answer for a stream fault.
 ///
 /// Implementations: [`InjectedFaults`] for any service whose error type takes an
-/// [`InjectedError`] (`BoxError` does); [`OpenAiFaults`](crate::OpenAiFaults) (feature
+/// [`InjectedError`] (`BoxError` does); `OpenAiFaults` (feature
 /// `openai`) for hive-openai's client, whose injected failures classify exactly as the real
 /// ones.
 pub trait Faults<Response, Error> {

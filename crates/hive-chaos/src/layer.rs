@@ -38,7 +38,7 @@ impl<F> ChaosLayer<F> {
     }
 
     /// Uses `faults` to make injected faults into the model service's own errors and
-    /// stream failures ([`OpenAiFaults`](crate::OpenAiFaults) for hive-openai's client).
+    /// stream failures (`OpenAiFaults` for hive-openai's client).
     pub fn with_faults<F2>(self, faults: F2) -> ChaosLayer<F2> {
         ChaosLayer {
             shared: self.shared,

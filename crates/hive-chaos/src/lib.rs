@@ -19,7 +19,7 @@
 //!   an atomic switch and rules swapped whole (`arc-swap`).
 //! * **What a fault becomes** is a [`Faults`] implementation: [`InjectedFaults`] (an
 //!   [`InjectedError`], for `BoxError` services) or, with the feature `openai`,
-//!   [`OpenAiFaults`]: hive-openai's own errors and stream failures, classified by
+//!   `OpenAiFaults`: hive-openai's own errors and stream failures, classified by
 //!   `OpenAiClassifier` exactly as the real ones.
 //!
 //! Switched off, a call costs one relaxed atomic load more than the model's own: the

@@ -184,7 +184,7 @@ fn check(
 /// `{"kind": "stream", "stream": "cut", "after": 3}`.
 ///
 /// What a failure becomes (an error, or an error response) is up to the layer's
-/// [`Faults`](crate::Faults): with [`OpenAiFaults`](crate::OpenAiFaults) (feature `openai`)
+/// [`Faults`](crate::Faults): with `OpenAiFaults` (feature `openai`)
 /// each is the `OpenAiError` the real provider's failure gives, classified the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

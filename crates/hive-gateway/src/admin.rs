@@ -9,6 +9,9 @@
 //! | `POST /admin/silences` | act | a silence: `{"for": "1h", "rule"?, "model"?, "route"?, "comment"?}` |
 //! | `DELETE /admin/silences/{id}` | act | expires a silence now |
 //! | `GET /admin/audit?limit=N` | read | the last `N` (default 100) lines of the audit log |
+//! | `GET /admin/chaos` | read | the fault injection in front of every model: on or off, its rules, what each rule injected |
+//! | `PUT /admin/chaos` | act | replaces the rules (hive-chaos's `ChaosRules` as JSON, checked whole first; its `enabled` switches it) |
+//! | `POST /admin/chaos/{enable,disable}` | act | switches it, rules kept |
 //!
 //! Access: an action needs `Authorization: Bearer <admin.token>`; a read needs that token,
 //! `admin.read_token`, or none when `admin.public_read` is on. Tokens are compared in
@@ -198,6 +201,8 @@ impl Admin {
             .route("/admin/silences", get(list_silences).post(add_silence))
             .route("/admin/silences/{id}", delete(expire_silence))
             .route("/admin/audit", get(audit))
+            .route("/admin/chaos", get(chaos_status).put(set_chaos))
+            .route("/admin/chaos/{switch}", post(switch_chaos))
             .with_state(self.clone())
     }
 
@@ -566,4 +571,107 @@ async fn audit(
         ),
     }
     .into_response()
+}
+
+/// The chaos in force: on or off, its rules, what each rule injected.
+fn chaos_json(chaos: &hive_chaos::ChaosHandle) -> Value {
+    json!({
+        "enabled": chaos.is_enabled(),
+        "rules": chaos.rules(),
+        "stats": chaos.stats(),
+    })
+}
+
+async fn chaos_status(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    let what = json!({ "request": "GET /admin/chaos" });
+    if let Err(refused) = admin
+        .check(&headers, &extensions, Access::Read, Some(what))
+        .await
+    {
+        return refused;
+    }
+    json_response(StatusCode::OK, &chaos_json(&admin.gateway.fleet().chaos()))
+}
+
+async fn set_chaos(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: axum::body::Body,
+) -> Response {
+    let asked = match admin
+        .check(
+            &headers,
+            &extensions,
+            Access::Act,
+            Some(json!({ "action": "chaos_rules" })),
+        )
+        .await
+    {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
+    };
+    let parsed: Result<hive_chaos::ChaosRules, String> =
+        match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(body) => serde_json::from_slice(&body)
+                .map_err(|e| format!("the body is not a set of chaos rules: {e}")),
+            Err(_) => Err(format!("the body is over {BODY_LIMIT} bytes, or was cut")),
+        };
+    let chaos = admin.gateway.fleet().chaos();
+    let (response, what) = match parsed {
+        Ok(rules) => {
+            let what = json!({ "action": "chaos_rules", "rules": rules });
+            match chaos.set_rules(rules) {
+                Ok(()) => (json_response(StatusCode::OK, &chaos_json(&chaos)), what),
+                Err(e) => (
+                    refusal(StatusCode::BAD_REQUEST, "invalid_chaos", &e.to_string()),
+                    what,
+                ),
+            }
+        }
+        Err(problem) => (
+            refusal(StatusCode::BAD_REQUEST, "invalid_chaos", &problem),
+            json!({ "action": "chaos_rules" }),
+        ),
+    };
+    admin.audit(&asked, what, response.status()).await;
+    response
+}
+
+async fn switch_chaos(
+    State(admin): State<Admin>,
+    Path(switch): Path<String>,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    let what = json!({ "action": format!("chaos_{switch}") });
+    let asked = match admin
+        .check(&headers, &extensions, Access::Act, Some(what.clone()))
+        .await
+    {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
+    };
+    let chaos = admin.gateway.fleet().chaos();
+    let response = match switch.as_str() {
+        "enable" => {
+            chaos.enable();
+            json_response(StatusCode::OK, &chaos_json(&chaos))
+        }
+        "disable" => {
+            chaos.disable();
+            json_response(StatusCode::OK, &chaos_json(&chaos))
+        }
+        _ => refusal(
+            StatusCode::NOT_FOUND,
+            "unknown_action",
+            &format!("no chaos switch `{switch}`; one of: enable, disable"),
+        ),
+    };
+    admin.audit(&asked, what, response.status()).await;
+    response
 }

@@ -10,6 +10,7 @@ use std::{
     },
 };
 
+use hive_chaos::{ChaosHandle, ChaosLayer, ChaosRules, ChaosService, OpenAiFaults};
 use hive_config::{
     BackoffSettings, BreakerSettings, BudgetSettings, CommitPolicy, Config, ConfigDiff,
     HealthSettings, HedgeDelay as HedgeSettings, Jitter as JitterSettings, ModelConfig, ModelName,
@@ -32,7 +33,11 @@ use tower::{Layer, ServiceExt};
 
 /// What a model's stack calls: the provider's client, committing streams as each request
 /// asks.
-pub type Upstream = CommitService<OpenAiClient>;
+pub type Upstream = CommitService<ChaosService<OpenAiClient, OpenAiFaults>>;
+
+/// The chaos every model's stack carries, innermost (off until the admin API or a drill
+/// switches it on): one layer, shared by every fleet a reload builds from this one.
+pub type Chaos = ChaosLayer<OpenAiFaults>;
 /// The manager of every model's stack.
 pub type Manager = ModelManager<Upstream, ChatResponse, OpenAiClassifier>;
 /// A router over some models' stacks.
@@ -126,6 +131,8 @@ pub struct Fleet {
     added: Arc<AtomicUsize>,
     /// Held while a pattern adds a model.
     adding: RwLock<()>,
+    /// The fault injection in front of every model (see [`Chaos`]).
+    chaos: Chaos,
 }
 
 impl fmt::Debug for Fleet {
@@ -187,8 +194,13 @@ impl Fleet {
         }
         // The models requests made patterns add are carried over, and still count.
         let added = old.map_or_else(Arc::default, |(old, _)| Arc::clone(&old.added));
+        // One chaos for the fleet's lineage: its rules and switch outlive a reload.
+        let chaos = match old {
+            Some((old, _)) => old.chaos.clone(),
+            None => off_chaos(),
+        };
         for (name, model, origin) in concrete_models(&config, old.map(|(old, _)| old)) {
-            builder = builder.model(spec(&name, model, seed, origin)?);
+            builder = builder.model(spec(&name, model, seed, origin, &chaos)?);
         }
         let manager = builder.build::<ChatResponse>()?;
         let mut routes = BTreeMap::new();
@@ -226,7 +238,14 @@ impl Fleet {
             singles: RwLock::default(),
             added,
             adding: RwLock::default(),
+            chaos,
         })
+    }
+
+    /// The fault injection in front of every model: switch it and change its rules here
+    /// (the admin API's `/admin/chaos`).
+    pub fn chaos(&self) -> ChaosHandle {
+        self.chaos.handle()
     }
 
     /// The config it serves.
@@ -325,7 +344,7 @@ impl Fleet {
         if self.added.load(Ordering::Relaxed) >= MAX_PATTERN_MODELS {
             return Err(Unresolved::Full(name.to_owned()));
         }
-        let spec = spec(name, model, None, Origin::Request).map_err(|_| unknown())?;
+        let spec = spec(name, model, None, Origin::Request, &self.chaos).map_err(|_| unknown())?;
         self.manager.add_model(spec).map_err(|_| unknown())?;
         self.added.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
@@ -396,12 +415,22 @@ fn concrete_models<'c>(
     resolved
 }
 
+/// A chaos layer that is off and has no rule.
+fn off_chaos() -> Chaos {
+    match ChaosLayer::new(ChaosRules::new().enabled(false)) {
+        Ok(layer) => layer.with_faults(OpenAiFaults),
+        // No rule to refuse: proven by `an_empty_chaos_is_valid` below.
+        Err(_) => unreachable!("an empty set of chaos rules is valid"),
+    }
+}
+
 /// The stack of model `name` as `model` configures it.
 fn spec(
     name: &str,
     model: &ModelConfig,
     seed: Option<u64>,
     origin: Origin,
+    chaos: &Chaos,
 ) -> Result<ModelSpec<Upstream>, BuildError> {
     let named = |source| BuildError::Model {
         model: name.to_owned(),
@@ -427,7 +456,10 @@ fn spec(
         client = client.secret_header(header.clone(), value.expose());
     }
     let client = client.build().map_err(named)?;
-    let upstream = CommitLayer::new(Commit::FirstChunk).layer(client.clone());
+    // Chaos innermost, in front of the client: the commit layer and every resilience layer
+    // meet its faults as they meet the provider's own.
+    let upstream =
+        CommitLayer::new(Commit::FirstChunk).layer(chaos.clone().model(id).layer(client.clone()));
     let retry = settings.retry.clone();
     let breaker = settings.breaker;
     let budget = retry.budget.map(budget).transpose().map_err(named)?;
@@ -454,6 +486,9 @@ fn spec(
             }));
         }
         Probe::Completion => {
+            // A completion probe meets the chaos requests meet (a `/v1/models` probe does
+            // not: chaos plays on completions).
+            let client = chaos.clone().model(id).layer(client);
             spec = spec.probe(tower::service_fn(move |_: ProbeRequest| {
                 let client = client.clone();
                 async move {
@@ -635,5 +670,15 @@ fn degraded_answer(route: &str, text: &str) -> ChatCompletion {
         }],
         usage: None,
         extra: Extra::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_chaos_is_valid() {
+        assert!(!off_chaos().handle().is_enabled());
     }
 }
