@@ -16,6 +16,7 @@ use hive_benches::{
     hive_retry_breaker_metrics, one_call, retry_layer, tower_resilience_breaker,
     tower_resilience_retry_breaker,
 };
+use hive_chaos::{ChaosLayer, ChaosRules, Fault, Rule};
 use tower::{Layer, Service, ServiceExt};
 
 fn overhead(c: &mut Criterion) {
@@ -52,6 +53,17 @@ fn overhead(c: &mut Criterion) {
     let mut failsafe = failsafe_breaker();
     group.bench_function("failsafe_breaker", |b| {
         b.iter(|| one_call(&mut failsafe, 1))
+    });
+    // Chaos switched off, with a rule in place: what every gateway stack carries.
+    let rules = ChaosRules::new()
+        .enabled(false)
+        .rule(Rule::new(Fault::status(503)));
+    let mut chaos = ChaosLayer::new(rules)
+        .unwrap()
+        .model("m")
+        .layer(InstantModel);
+    group.bench_function("hive_chaos_disabled", |b| {
+        b.iter(|| one_call(&mut chaos, 1))
     });
     group.finish();
 }

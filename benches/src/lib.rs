@@ -27,6 +27,14 @@ impl fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
+/// A fault hive-chaos injects is the model's error (the `hive_chaos_disabled` bench never
+/// injects one).
+impl From<hive_chaos::InjectedError> for ModelError {
+    fn from(_: hive_chaos::InjectedError) -> Self {
+        Self
+    }
+}
+
 impl hive_core::AsError for ModelError {
     fn as_error(&self) -> &(dyn std::error::Error + 'static) {
         self

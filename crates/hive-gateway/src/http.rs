@@ -385,7 +385,7 @@ async fn chat(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) ->
         .get("x-hive-model")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info!(
+    tracing::debug!(
         route = %route,
         model,
         status,

@@ -25,9 +25,10 @@ enum Command {
     /// Serve the gateway from a config directory (reloaded when its files change, or on
     /// SIGHUP).
     ///
-    /// Logs go to stderr; `HIVE_LOG` sets their filter (`info` by default; for example
-    /// `HIVE_LOG=info,hive_gateway=debug`). SIGTERM or Ctrl-C stops taking requests and lets
-    /// those under way finish within `server.shutdown_grace`.
+    /// Logs go to stderr; `HIVE_LOG` sets their filter (`info` by default: state changes,
+    /// reloads, alerts). A line per request (route, model, status, time) is `debug`:
+    /// `HIVE_LOG=info,hive_gateway::http=debug`. SIGTERM or Ctrl-C stops taking requests and
+    /// lets those under way finish within `server.shutdown_grace`.
     #[command(after_help = "Example: hive check-config config/ && hive serve --config config/")]
     Serve {
         /// The directory holding resilience.yml and models-resilience.yml.
