@@ -641,6 +641,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
     renderFailovers(st);
     renderIncidents(st);
     renderAlerts(st);
+    renderChaos(st);
     renderSilences(st);
     renderNotices(st);
     renderSelects(st);
@@ -1122,6 +1123,52 @@ document.addEventListener('securitypolicyviolation', (e) => {
     );
   }
 
+  // The fault injection in front of every model (hive-chaos): on or off, and a switch.
+  function renderChaos(st) {
+    const chaos = st.chaos || { enabled: false, rules: 0, injected: 0 };
+    setData($('stat-chaos'), 'enabled', String(!!chaos.enabled));
+    setText($('chaos-state'), chaos.enabled ? 'ON' : 'off');
+    setText(
+      $('chaos-sub'),
+      chaos.rules ? `${chaos.rules} rule${chaos.rules === 1 ? '' : 's'} · ${chaos.injected} injected` : 'no rule',
+    );
+    const button = $('chaos-switch');
+    setData(button, 'switch', chaos.enabled ? 'disable' : 'enable');
+    setText(button, chaos.enabled ? 'Switch off' : 'Switch on');
+    button.hidden = !chaos.rules && !chaos.enabled;
+  }
+
+  async function switchChaos(button) {
+    const to = button.getAttribute('data-switch');
+    button.disabled = true;
+    try {
+      const response = await fetch(`/admin/chaos/${to}`, {
+        method: 'POST',
+        headers: authHeaders({ Accept: 'application/json' }),
+        cache: 'no-store',
+      });
+      if (!response.ok) {
+        const message = await errorMessage(response);
+        setText($('chaos-sub'), `refused (${response.status}): ${message}`);
+        if (response.status === 401 || response.status === 403) askToken(`chaos needs an admin token: ${message}`);
+        return;
+      }
+      const body = await response.json();
+      if (state.status) {
+        state.status.chaos = {
+          enabled: body.enabled,
+          rules: (body.rules && body.rules.rules ? body.rules.rules.length : 0),
+          injected: (body.stats || []).reduce((sum, s) => sum + (s.injected || 0), 0),
+        };
+        renderChaos(state.status);
+      }
+    } catch (err) {
+      setText($('chaos-sub'), `failed: ${err && err.message ? err.message : err}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   // The alerts the alert manager has firing (muted ones too: a silence shows beside them).
   function renderAlerts(st) {
     const rows = (st.alerts || []).map((a) => ({
@@ -1357,6 +1404,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
     $('token-clear').addEventListener('click', forgetToken);
     $('silence-form').addEventListener('submit', addSilence);
     $('report-link').addEventListener('click', openReport);
+    $('chaos-switch').addEventListener('click', (e) => switchChaos(e.currentTarget));
     for (const b of document.querySelectorAll('button.win')) {
       b.addEventListener('click', () => {
         state.window = b.getAttribute('data-window');

@@ -245,6 +245,7 @@ impl Admin {
             "silences": self.alerts.silences.list(),
             "refused_prefill": refused_prefill,
             "continuations": self.gateway.continuations(),
+            "chaos": chaos_summary(&fleet.chaos()),
         })
     }
 
@@ -674,4 +675,14 @@ async fn switch_chaos(
     };
     admin.audit(&asked, what, response.status()).await;
     response
+}
+
+/// What the dashboard shows of the chaos: on or off, how many rules, how many faults
+/// injected so far.
+fn chaos_summary(chaos: &hive_chaos::ChaosHandle) -> Value {
+    json!({
+        "enabled": chaos.is_enabled(),
+        "rules": chaos.rules().rules.len(),
+        "injected": chaos.stats().iter().map(|s| s.injected).sum::<u64>(),
+    })
 }

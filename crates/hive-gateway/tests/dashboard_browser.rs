@@ -343,6 +343,35 @@ async fn an_operator_sees_a_model_go_down_live_and_recovers_it_by_hand() {
         "{audit}"
     );
 
+    // Chaos set through the admin API shows on the page; its switch turns it off.
+    let rules = json!({
+        "enabled": true,
+        "rules": [{ "model": "claude-4-sonnet", "fault": { "kind": "status", "status": 503 }, "rate": 0.0 }],
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let set = Request::put(h.url("/admin/chaos"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Full::from(rules.to_string()))
+        .unwrap();
+    assert!(client.request(set).await.unwrap().status().is_success());
+    browser
+        .wait_for(
+            r#"#stat-chaos[data-enabled="true"]"#,
+            Duration::from_secs(3),
+        )
+        .await;
+    let switch = browser
+        .wait_for("#chaos-switch", Duration::from_secs(1))
+        .await;
+    browser.click(&switch).await;
+    browser
+        .wait_for(
+            r#"#stat-chaos[data-enabled="false"]"#,
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(!h.server.gateway().fleet().chaos().is_enabled());
+
     if let Some(dir) = std::env::var_os("HIVE_SCREENSHOTS") {
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
