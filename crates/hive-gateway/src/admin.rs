@@ -447,12 +447,7 @@ async fn add_silence(
         Ok(asked) => asked,
         Err(refused) => return refused,
     };
-    let parsed: Result<NewSilence, String> = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(body) => {
-            serde_json::from_slice(&body).map_err(|e| format!("the body is not a silence: {e}"))
-        }
-        Err(_) => Err(format!("the body is over {BODY_LIMIT} bytes, or was cut")),
-    };
+    let parsed: Result<NewSilence, String> = read_json(body, "a silence").await;
     let what = match &parsed {
         Ok(s) => json!({
             "action": "silence",
@@ -518,14 +513,31 @@ async fn expire_silence(
     response
 }
 
+/// An admin request's JSON body, at most [`BODY_LIMIT`] bytes, as `T`; or what is wrong
+/// with it, naming `what` was expected.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    body: axum::body::Body,
+    what: &str,
+) -> Result<T, String> {
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => {
+            serde_json::from_slice(&body).map_err(|e| format!("the body is not {what}: {e}"))
+        }
+        Err(_) => Err(format!("the body is over {BODY_LIMIT} bytes, or was cut")),
+    }
+}
+
+/// The value of `name` in a request's query (`?name=value&…`), as sent.
+pub(crate) fn query_param<'u>(uri: &'u Uri, name: &str) -> Option<&'u str> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then_some(value)
+    })
+}
+
 /// `?limit=N` of `GET /admin/audit`: `N`, or why it is not a count.
 fn audit_limit(uri: &Uri) -> Result<usize, String> {
-    let given = uri
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("limit="));
-    match given {
+    match query_param(uri, "limit") {
         None => Ok(100),
         Some(n) => n
             .parse::<usize>()
@@ -617,11 +629,7 @@ async fn set_chaos(
         Err(refused) => return refused,
     };
     let parsed: Result<hive_chaos::ChaosRules, String> =
-        match axum::body::to_bytes(body, BODY_LIMIT).await {
-            Ok(body) => serde_json::from_slice(&body)
-                .map_err(|e| format!("the body is not a set of chaos rules: {e}")),
-            Err(_) => Err(format!("the body is over {BODY_LIMIT} bytes, or was cut")),
-        };
+        read_json(body, "a set of chaos rules").await;
     let chaos = admin.gateway.fleet().chaos();
     let (response, what) = match parsed {
         Ok(rules) => {

@@ -44,7 +44,7 @@ use tokio::{
 };
 
 use crate::{
-    admin::{Access, Admin},
+    admin::{Access, Admin, query_param},
     history::unix_ms,
     http::json_response,
     report::{self, ReportError, Unreportable},
@@ -207,12 +207,7 @@ async fn events(
 
 /// `?minutes=N`: `N`, or why it is not a count.
 fn minutes_asked(uri: &Uri) -> Result<u64, String> {
-    let given = uri
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("minutes="));
-    match given {
+    match query_param(uri, "minutes") {
         None => Ok(60),
         Some(n) => match n.parse::<u64>() {
             Ok(n) if n > 0 => Ok(n.min(MAX_HISTORY_MINUTES)),

@@ -283,7 +283,8 @@ pub async fn run(
         resilience: Some(story::resilience_yaml(&options.listen.to_string())),
         models: Some(story::models_yaml(&sim.base_url())),
     };
-    let run_started = crate::history::unix_ms();
+    // A report counts the minutes that start in its period: from the start of this one.
+    let run_started = crate::history::unix_ms() / 60_000 * 60_000;
     let token = admin_token();
     let token_file = write_token(&dir, &token);
     let server = Server::start(

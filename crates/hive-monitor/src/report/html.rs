@@ -39,7 +39,7 @@ th { text-align:left; font-size:12px; font-weight:600; color:var(--muted); borde
 td { border-bottom:1px solid var(--line); padding:7px 8px; vertical-align:top; }
 td.n, th.n { text-align:right; white-space:nowrap; }
 tr.total td { font-weight:650; background:var(--soft); }
-.badge { display:inline-block; min-width:84px; text-align:center; border-radius:999px; padding:2px 10px; font-weight:700; font-size:12px; letter-spacing:.04em; }
+.badge { display:inline-block; white-space:nowrap; min-width:84px; text-align:center; border-radius:999px; padding:2px 10px; font-weight:700; font-size:12px; letter-spacing:.04em; }
 .badge.pass { background:#dcfce7; color:var(--pass); border:1px solid #86efac; }
 .badge.fail { background:#fee2e2; color:var(--fail); border:1px solid #fca5a5; }
 .badge.nodata { background:#f1f5f9; color:#475569; border:1px dashed #94a3b8; }
