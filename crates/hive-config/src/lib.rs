@@ -121,6 +121,7 @@ mod check;
 mod diag;
 mod diff;
 mod hash;
+mod json;
 mod loader;
 mod pattern;
 mod read;
@@ -134,6 +135,7 @@ pub use check::{CheckReport, check_config, check_config_with};
 pub use diag::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use diff::{Change, ConfigDiff, ModelChange, ROUTING_ONLY, RouteChange, diff};
 pub use hash::{ConfigHash, HashParseError};
+pub use json::{YamlJson, notation};
 pub use loader::{Loader, MODELS_FILE, RESILIENCE_FILE, load};
 pub use schema::{
     AdminConfig, AlertWindow, AlertsConfig, AuditConfig, BackoffSettings, BreakerSettings,

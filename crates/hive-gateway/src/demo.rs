@@ -7,7 +7,6 @@ use std::{
     collections::BTreeMap,
     fmt,
     future::Future,
-    io::IsTerminal,
     net::SocketAddr,
     sync::{
         Arc, RwLock,
@@ -19,11 +18,11 @@ use std::{
 use hive_core::{CircuitState, ResilienceEvent, SharedRandom};
 use hive_openai::{ChatRequest, ChatResponse, OpenAiClient, OpenAiError};
 use hive_sim::{ANSWER, Simulator};
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::{task::JoinSet, time::Instant};
 use tower::ServiceExt;
 
 use crate::{
+    console::{Output, counts, percentile, private_folder},
     server::{ConfigSource, Options, Server, StartError},
     story,
 };
@@ -152,12 +151,7 @@ impl fmt::Display for Summary {
             self.answered,
             share(self.answered, self.requests)
         )?;
-        let models: Vec<String> = self
-            .by_model
-            .iter()
-            .map(|(m, n)| format!("{m} {n}"))
-            .collect();
-        writeln!(f, "  answered by   {}", models.join(" · "))?;
+        writeln!(f, "  answered by   {}", counts(&self.by_model, " · "))?;
         let (streams, intact) = self.streams;
         writeln!(
             f,
@@ -165,12 +159,7 @@ impl fmt::Display for Summary {
             self.continuations
         )?;
         if !self.failures.is_empty() {
-            let failures: Vec<String> = self
-                .failures
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            writeln!(f, "  failed        {}", failures.join(" · "))?;
+            writeln!(f, "  failed        {}", counts(&self.failures, " · "))?;
         }
         if let Some((p50, p95, p99)) = self.latency {
             writeln!(
@@ -277,7 +266,8 @@ pub async fn run(
         .map_err(DemoError::Simulator)?;
     // This run's own folder, new and private: its history (hive.db), the admin token, the
     // report. Kept after the run (the report is there).
-    let dir = run_folder().map_err(|(path, source)| DemoError::Folder { path, source })?;
+    let dir =
+        private_folder("hive-demo").map_err(|(path, source)| DemoError::Folder { path, source })?;
     let source = ConfigSource::Text {
         dir: dir.clone(),
         resilience: Some(story::resilience_yaml(&options.listen.to_string())),
@@ -294,11 +284,12 @@ pub async fn run(
             seed: options.seed,
             watch: false,
             env: hive_config::Environment::vars([("HIVE_ADMIN_TOKEN".to_owned(), token)]),
+            tap: None,
         },
     )
     .await?;
     let base_url = server.base_url();
-    let out = Output::new();
+    let out = Output::spinner(true);
     out.line(format!(
         "hive demo: the gateway serves {base_url} in front of a simulated provider at {}",
         sim.base_url()
@@ -412,16 +403,9 @@ pub async fn run(
                 let tally = tally.read().unwrap_or_else(|p| p.into_inner());
                 let answered = tally.ended.iter().filter(|(_, e, _)| matches!(e, Ended::Answered { .. })).count();
                 let models: Vec<String> = server
-                    .gateway()
-                    .fleet()
-                    .manager()
-                    .availability()
-                    .models
-                    .iter()
-                    .map(|m| {
-                        let state = if m.up { "up" } else { "down" };
-                        format!("{} {state}", m.model)
-                    })
+                    .models_up()
+                    .into_iter()
+                    .map(|(model, up)| format!("{model} {}", if up { "up" } else { "down" }))
                     .collect();
                 out.status(at, format!(
                     "{} · {} requests · {:.1}% answered · {failovers} failovers · {} · {}",
@@ -504,10 +488,7 @@ fn summarise(
         }
     }
     tally.latencies.sort_unstable();
-    let at = |q: f64| {
-        let index = ((tally.latencies.len() as f64 - 1.0) * q).round() as usize;
-        tally.latencies[index]
-    };
+    let at = |q: f64| percentile(&tally.latencies, q);
     let latency = (!tally.latencies.is_empty()).then(|| (at(0.5), at(0.95), at(0.99)));
     Summary {
         ran,
@@ -532,62 +513,6 @@ fn summarise(
 
 fn clock(d: Duration) -> String {
     format!("{}:{:02}", d.as_secs() / 60, d.as_secs() % 60)
-}
-
-/// Where the demo talks: a spinner with a status line and lines above it on a terminal;
-/// plain lines (the status every 10 s) otherwise.
-struct Output {
-    bar: Option<ProgressBar>,
-}
-
-impl Output {
-    fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Self { bar }
-    }
-
-    fn line(&self, line: impl AsRef<str>) {
-        match &self.bar {
-            Some(bar) => bar.println(line.as_ref()),
-            None => eprintln!("{}", line.as_ref()),
-        }
-    }
-
-    fn status(&self, at: Duration, status: String) {
-        match &self.bar {
-            Some(bar) => bar.set_message(status),
-            None if at.as_secs().is_multiple_of(10) => eprintln!("{status}"),
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// Makes a new folder only this user can open, named after the process and the time; an
-/// existing one (someone else's, say) is never reused.
-fn run_folder() -> Result<std::path::PathBuf, (std::path::PathBuf, std::io::Error)> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let dir = std::env::temp_dir().join(format!("hive-demo-{}-{stamp}", std::process::id()));
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&dir).map_err(|e| (dir.clone(), e))?;
-    Ok(dir)
 }
 
 /// A fresh admin token for this run: 128 bits from two of the standard library's randomly

@@ -5,8 +5,10 @@
 
 pub mod admin;
 pub mod alerts;
+mod console;
 pub mod dashboard;
 pub mod demo;
+pub mod drill;
 pub mod fleet;
 pub mod history;
 pub mod http;

@@ -8,6 +8,7 @@ use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 use clap::{Parser, Subcommand};
 use hive_gateway::{
     demo::{self, DemoOptions},
+    drill,
     server::{ConfigSource, Options, Server},
 };
 
@@ -64,6 +65,10 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Chaos drills: run a scenario of faults against the gateway and hold it to its
+    /// targets.
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
     /// Write a report of a period from the gateway's history: figures per model and for the
     /// fleet, the resilience targets (PASS / FAIL / NO DATA), incidents, and charts.
     ///
@@ -104,6 +109,80 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+/// `hive chaos …`.
+#[derive(Debug, Subcommand)]
+enum ChaosCommand {
+    /// Run a drill: the gateway in front of three simulated models, the scenario's workload
+    /// and faults (injected by the gateway's chaos layer), then a PASS / FAIL table against
+    /// its targets, and the run as JSON and HTML.
+    ///
+    /// Exit status 0 when every target is met, 1 when one is not, 2 when the drill could
+    /// not run.
+    #[command(
+        after_help = "Example: hive chaos run scenarios/single-model-outage.yml --out drills/"
+    )]
+    Run {
+        /// The scenario (see scenarios/ for the ones shipped and their keys).
+        scenario: PathBuf,
+        /// Where the JSON and HTML reports go (`<name>.json`, `<name>.html`).
+        #[arg(long, default_value = "drills", value_name = "DIR")]
+        out: PathBuf,
+        /// Multiply every time of the scenario's timeline (0.25: four times shorter).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+        scale: f64,
+        /// Skip measuring CPU per call with and without the stack.
+        #[arg(long)]
+        no_cpu: bool,
+    },
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && (0.01..=100.0).contains(&scale) => Ok(scale),
+        _ => Err(format!("`{text}` is not a factor from 0.01 to 100")),
+    }
+}
+
+/// `hive chaos run`.
+async fn chaos_run(scenario: PathBuf, out: PathBuf, scale: f64, no_cpu: bool) -> ExitCode {
+    let loaded = match drill::Scenario::load(&scenario) {
+        Ok(loaded) => loaded,
+        Err(drill::ScenarioError::Invalid(problems)) => {
+            eprint!("{}", problems.render(std::io::stderr().is_terminal()));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = drill::DrillOptions {
+        scale,
+        progress: true,
+        measure_cpu: !no_cpu,
+    };
+    let report = match drill::run(&loaded, &options, stop_signal()).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{report}");
+    match report.write(&out) {
+        Ok((json, html)) => println!("  report: {} · {}", html.display(), json.display()),
+        Err(e) => eprintln!(
+            "error: the report could not be written to {}: {e}",
+            out.display()
+        ),
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The formats of `hive report`.
@@ -317,6 +396,16 @@ fn main() -> ExitCode {
                 format,
                 out,
             } => report(config, db, &from, &to, format, out).await,
+            Command::Chaos(ChaosCommand::Run {
+                scenario,
+                out,
+                scale,
+                no_cpu,
+            }) => {
+                // Breakers show in the drill's own lines.
+                logs("error");
+                chaos_run(scenario, out, scale, no_cpu).await
+            }
             Command::CheckConfig { .. } => ExitCode::SUCCESS,
         }
     })

@@ -77,7 +77,7 @@ impl ConfigSource {
 }
 
 /// How to run a gateway beyond what its config says.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Listen here instead of `server.listen` (tests and the demo take port 0).
     pub listen: Option<SocketAddr>,
@@ -87,6 +87,21 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Whether a change of the config's files reloads it. Default true.
     pub watch: bool,
+    /// Told of every attempt of every model besides the gateway's own records (a drill
+    /// timing what reaches each model). Default none.
+    pub tap: Option<Arc<dyn hive_monitor::AttemptTap>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("listen", &self.listen)
+            .field("env", &self.env)
+            .field("seed", &self.seed)
+            .field("watch", &self.watch)
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -96,6 +111,7 @@ impl Default for Options {
             env: Environment::Process,
             seed: None,
             watch: true,
+            tap: None,
         }
     }
 }
@@ -235,6 +251,9 @@ impl Server {
             }
             None => None,
         };
+        if let Some(tap) = &options.tap {
+            monitor.tap_attempts(Arc::clone(tap));
+        }
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
         let kept = KeptAlerts::default();
         let alerts = start_alerts(
@@ -330,6 +349,18 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Each model of the serving fleet, in order, and whether a request could use it now.
+    pub fn models_up(&self) -> Vec<(String, bool)> {
+        self.gateway()
+            .fleet()
+            .manager()
+            .availability()
+            .models
+            .iter()
+            .map(|m| (m.model.to_string(), m.up))
+            .collect()
     }
 
     /// `http://{address}`.

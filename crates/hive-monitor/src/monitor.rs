@@ -95,6 +95,16 @@ pub trait AttemptTap: Send + Sync + 'static {
     fn attempt(&self, model: ModelId, outcome: &Outcome, latency: Duration);
 }
 
+/// Two taps told of every attempt, in the order they were given.
+struct BothTaps(Arc<dyn AttemptTap>, Arc<dyn AttemptTap>);
+
+impl AttemptTap for BothTaps {
+    fn attempt(&self, model: ModelId, outcome: &Outcome, latency: Duration) {
+        self.0.attempt(model, outcome, latency);
+        self.1.attempt(model, outcome, latency);
+    }
+}
+
 /// Records the attempts of one model (give it to a route as its observer). A few atomic
 /// additions per attempt, no lock, no allocation. Cheap to clone.
 #[derive(Clone)]
@@ -375,9 +385,13 @@ impl Monitor {
 
     /// Tells `tap` of every attempt recorded from now on by the recorders
     /// [`model`](Self::model) hands out after this call (set it before building the
-    /// fleet's stacks).
+    /// fleet's stacks), besides the taps given before.
     pub fn tap_attempts(&self, tap: Arc<dyn AttemptTap>) {
-        *write(&self.inner.tap) = Some(tap);
+        let mut slot = write(&self.inner.tap);
+        *slot = Some(match slot.take() {
+            None => tap,
+            Some(before) => Arc::new(BothTaps(before, tap)),
+        });
     }
 
     /// The recorder of `route`'s requests, registering the route on first use.

@@ -62,6 +62,8 @@ struct State {
     models: BTreeMap<String, Model>,
     /// Every request, with how its answer ended so far ([`Delivery`], as a `u8`).
     log: RwLock<Vec<(Attempt, Arc<AtomicU8>)>>,
+    /// Whether requests are logged (a long run that reads no log keeps none).
+    logging: std::sync::atomic::AtomicBool,
     /// Signalled whenever an answer ends.
     ended: Arc<Notify>,
     random: SharedRandom,
@@ -112,6 +114,7 @@ impl Simulator {
                 })
                 .collect(),
             log: RwLock::default(),
+            logging: std::sync::atomic::AtomicBool::new(true),
             ended: Arc::default(),
             random: SharedRandom::new(Some(seed)),
         });
@@ -123,6 +126,14 @@ impl Simulator {
             state,
             server,
         })
+    }
+
+    /// Stops (or resumes) logging requests: a long run (a soak, a load test) that reads
+    /// no [`attempts`](Self::attempts) keeps its memory flat. Logged by default.
+    pub fn keep_log(&self, keep: bool) {
+        self.state
+            .logging
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The base URL, `http://127.0.0.1:<port>`.
@@ -247,6 +258,9 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<SimBody> {
 impl State {
     /// Logs a request; the watch it returns follows its answer to the end.
     fn log(&self, attempt: Attempt) -> Watch {
+        if !self.logging.load(std::sync::atomic::Ordering::Relaxed) {
+            return Watch::none();
+        }
         let cell = Delivery::cell();
         self.log
             .write()

@@ -141,6 +141,7 @@ impl Harness {
             env: Environment::vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
             seed: Some(7),
             watch,
+            tap: None,
         };
         let server = Server::start(ConfigSource::Dir(dir.clone()), options)
             .await

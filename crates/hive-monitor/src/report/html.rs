@@ -10,13 +10,14 @@ use super::{
 use crate::rollup::MinuteRollup;
 
 /// Model colours, in model order (red is kept for incidents).
-const PALETTE: [&str; 8] = [
+pub const PALETTE: [&str; 8] = [
     "#2563eb", "#d97706", "#059669", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569",
 ];
 /// At most this many points (buckets) across a chart: longer periods merge minutes.
 const MAX_POINTS: u64 = 360;
 
-const STYLE: &str = r#"
+/// The pages' style sheet (cards, sections, tables, verdict badges, charts).
+pub const STYLE: &str = r#"
 :root { --ink:#0f172a; --muted:#64748b; --line:#e2e8f0; --soft:#f8fafc; --pass:#15803d; --fail:#b91c1c; }
 * { box-sizing: border-box; }
 body { margin:0; background:#f1f5f9; color:var(--ink);
@@ -59,7 +60,7 @@ footer dd { margin:0 0 0 0; }
 "#;
 
 /// Escapes text for HTML and SVG.
-fn esc(text: &str) -> String {
+pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -486,7 +487,7 @@ fn bucketed(report: &Report, span: &Span) -> Vec<Vec<Option<MinuteRollup>>> {
 }
 
 /// A round step for about `ticks` ticks up to `max`, and the axis' top (a multiple of it).
-fn nice_axis(max: f64, ticks: f64) -> (f64, f64) {
+pub fn nice_axis(max: f64, ticks: f64) -> (f64, f64) {
     let max = if max > 0.0 { max } else { 1.0 };
     let raw = max / ticks;
     let magnitude = 10_f64.powf(raw.log10().floor());
@@ -498,7 +499,8 @@ fn nice_axis(max: f64, ticks: f64) -> (f64, f64) {
     (step, (max / step).ceil() * step)
 }
 
-fn fmt_tick(value: f64, step: f64) -> String {
+/// A tick's label, with as many decimals as its step needs.
+pub fn fmt_tick(value: f64, step: f64) -> String {
     if step >= 1.0 {
         format!("{value:.0}")
     } else if step >= 0.1 {

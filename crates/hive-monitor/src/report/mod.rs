@@ -47,6 +47,12 @@
 //! A target with nothing to measure it by is [`Verdict::NoData`], not a pass.
 
 mod html;
+
+/// The building blocks of the report's page — its style sheet, model colours, escaping and
+/// chart axes — for other pages in the same look (the gateway's drill reports).
+pub mod page {
+    pub use super::html::{PALETTE, STYLE, esc, fmt_tick, nice_axis};
+}
 mod time;
 
 use std::{collections::BTreeMap, fmt::Write as _};
