@@ -69,7 +69,7 @@ impl YamlJson {
         }
         let mut spots = HashMap::new();
         let value =
-            to_json(&root, String::new(), None, &mut spots).map_err(|(spot, message)| {
+            to_json(&root, String::new(), None, &mut spots, 0).map_err(|(spot, message)| {
                 let (line, column, start, end) = spot;
                 problem(
                     &file,
@@ -188,13 +188,20 @@ fn spot_of(yaml: &MarkedYaml<'_>) -> Spot {
     )
 }
 
+/// How deep mappings and lists may nest (a hostile file cannot exhaust the stack).
+const MAX_DEPTH: usize = 64;
+
 fn to_json(
     yaml: &MarkedYaml<'_>,
     path: String,
     key: Option<&MarkedYaml<'_>>,
     spots: &mut HashMap<String, Spot>,
+    depth: usize,
 ) -> Result<Value, (Spot, String)> {
     let here = spot_of(yaml);
+    if depth > MAX_DEPTH {
+        return Err((here, format!("nested more than {MAX_DEPTH} levels deep")));
+    }
     let nested = matches!(yaml.data, YamlData::Mapping(_) | YamlData::Sequence(_));
     spots.insert(
         path.clone(),
@@ -215,7 +222,7 @@ fn to_json(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| to_json(item, format!("{path}[{i}]"), None, spots))
+                .map(|(i, item)| to_json(item, format!("{path}[{i}]"), None, spots, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         YamlData::Mapping(mapping) => {
@@ -232,7 +239,7 @@ fn to_json(
                 if map.contains_key(name.as_ref()) {
                     return Err((spot_of(k), format!("`{name}` is given twice")));
                 }
-                let value = to_json(v, child, Some(k), spots)?;
+                let value = to_json(v, child, Some(k), spots, depth + 1)?;
                 map.insert(name.to_string(), value);
             }
             Value::Object(map)

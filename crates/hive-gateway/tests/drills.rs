@@ -246,3 +246,32 @@ fn flapping_becomes_one_window_per_down_time() {
     );
     assert_eq!(scaled.chaos().rules.len(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_stopped_early_ends_cleanly_and_says_so() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let options = DrillOptions {
+        scale: 0.25,
+        progress: false,
+        measure_cpu: true,
+    };
+    let stop = tokio::time::sleep(Duration::from_secs(3));
+    let started = tokio::time::Instant::now();
+    let report = drill::run(&scenario("single-model-outage"), &options, stop)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "it stopped");
+    assert!(report.interrupted);
+    assert!(report.to_string().contains("stopped early"));
+    // The stop came 3 s after the call; the run started after its gateway did.
+    let ran = report.scenario.duration;
+    assert!(
+        ran > Duration::from_secs(1) && ran <= Duration::from_secs(3),
+        "judged on what ran: {ran:?}"
+    );
+    assert!(
+        report.figures.cpu.is_none(),
+        "no CPU figure for a stopped drill"
+    );
+    assert_eq!(report.figures.hung + report.figures.lost, 0);
+}

@@ -87,6 +87,9 @@ pub enum DrillError {
     /// The scenario's faults were refused by the chaos layer.
     #[error("the scenario's faults were refused: {0}")]
     Chaos(#[from] hive_chaos::ChaosError),
+    /// The scenario, scaled, no longer holds together (a flapping period under 100 ms …).
+    #[error("the scaled scenario is not valid: {0}")]
+    Scaled(String),
     /// The drill's scratch folder could not be made.
     #[error("could not make a folder for the drill: {0}")]
     Folder(#[source] std::io::Error),
@@ -114,6 +117,8 @@ pub struct Second {
 pub struct DrillReport {
     /// The scenario (scaled as run).
     pub scenario: Scenario,
+    /// Whether it was stopped before its end (its figures cover what ran).
+    pub interrupted: bool,
     /// The scale it ran at.
     pub scale: f64,
     /// The figures.
@@ -161,7 +166,7 @@ impl fmt::Display for DrillReport {
         let figures = &self.figures;
         writeln!(
             f,
-            "hive chaos run {}: {} requests in {}{}",
+            "hive chaos run {}: {} requests in {}{}{}",
             self.scenario.name,
             figures.requests,
             hive_config::format_duration(Duration::from_secs(self.scenario.duration.as_secs())),
@@ -169,6 +174,11 @@ impl fmt::Display for DrillReport {
                 format!(" (scaled ×{})", self.scale)
             } else {
                 String::new()
+            },
+            if self.interrupted {
+                " — stopped early"
+            } else {
+                ""
             }
         )?;
         writeln!(
@@ -183,6 +193,27 @@ impl fmt::Display for DrillReport {
         )?;
         if !figures.failures.is_empty() {
             writeln!(f, "  failures: {}", counts(&figures.failures, ", "))?;
+        }
+        if let (Some(base), Some(during)) = (&figures.baseline, &figures.during_faults) {
+            writeln!(
+                f,
+                "  latency p50 / p99: {:.1} / {:.1} ms healthy, {:.1} / {:.1} ms while a fault was on",
+                base.p50_ms, base.p99_ms, during.p50_ms, during.p99_ms
+            )?;
+        }
+        if let Some(over) = &figures.failed_over {
+            writeln!(
+                f,
+                "  failed over: {} requests answered after another model failed them, p50 {:.1} ms, p99 {:.1} ms",
+                over.requests, over.p50_ms, over.p99_ms
+            )?;
+        }
+        if figures.continued > 0 {
+            writeln!(
+                f,
+                "  streams cut and continued by another model: {}",
+                figures.continued
+            )?;
         }
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(10);
         let target_width = self
@@ -343,7 +374,11 @@ pub async fn run(
     options: &DrillOptions,
     stop: impl Future<Output = ()>,
 ) -> Result<DrillReport, DrillError> {
-    let scenario = scenario.clone().scaled(options.scale);
+    let scenario = scenario
+        .clone()
+        .scaled(options.scale)
+        .checked()
+        .map_err(DrillError::Scaled)?;
     let sim = Simulator::start_seeded(scripts(&scenario.provider), scenario.seed)
         .await
         .map_err(DrillError::Simulator)?;
@@ -418,6 +453,7 @@ pub async fn run(
         }));
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut ticks = 0u64;
+    let mut interrupted = None;
     tokio::pin!(stop);
     let sent = loop {
         tokio::select! {
@@ -427,22 +463,28 @@ pub async fn run(
                     _ => Vec::new(),
                 };
             }
-            () = &mut stop => {
+            () = &mut stop, if interrupted.is_none() => {
                 progress_out.line("stopping: the requests under way finish");
+                interrupted = Some(start.elapsed());
                 stopped.store(true, Ordering::Relaxed);
             }
-            event = events.recv() => if let Ok(timed) = event
-                && let ResilienceEvent::CircuitTransition { model, to, .. } = timed.event
-            {
-                let at = start.elapsed();
-                recorded.transitions.push(Transition { at, model: model.to_string(), to });
-                progress_out.line(format!("{:>7.1} s  breaker of {model}: {}", at.as_secs_f64(), measure::breaker_label(to)));
+            event = events.recv() => match event {
+                Ok(timed) => if let ResilienceEvent::CircuitTransition { model, to, .. } = timed.event {
+                    let at = start.elapsed();
+                    recorded.transitions.push(Transition { at, model: model.to_string(), to });
+                    progress_out.line(format!("{:>7.1} s  breaker of {model}: {}", at.as_secs_f64(), measure::breaker_label(to)));
+                },
+                Err(_) => recorded.events_lost = true,
             },
             _ = tick.tick() => {
                 ticks += 1;
                 while let Ok(seen) = tap_rx.try_recv() {
                     recorded.attempts.push(seen);
                 }
+                recorded.chaos_calls.push((
+                    start.elapsed(),
+                    chaos.stats().iter().map(|s| s.matched).collect(),
+                ));
                 if ticks.is_multiple_of(4)
                     && let Some(rss) = resident_memory()
                 {
@@ -485,14 +527,25 @@ pub async fn run(
         seen.at = seen.at.saturating_sub(offset);
     }
     recorded.injected = chaos.stats().iter().map(|s| s.injected).sum();
+    recorded.chaos_calls.push((
+        start.elapsed(),
+        chaos.stats().iter().map(|s| s.matched).collect(),
+    ));
+    // A drill stopped early is judged on what ran.
+    let mut scenario = scenario;
+    if let Some(at) = interrupted {
+        scenario.duration = at.max(Duration::from_secs(1));
+    }
     recorded.stuck = stuck_models(&server, &scenario).await;
+    recorded.continued = server.gateway().continuations();
     chaos.disable();
-    if options.measure_cpu && scenario.targets.cpu_overhead.is_some() {
+    server.shutdown().await;
+    drop(sim);
+    // Measured with the drill's gateway gone, so that its checks and timers are not in it.
+    if options.measure_cpu && scenario.targets.cpu_overhead.is_some() && interrupted.is_none() {
         progress_out.line("measuring CPU per call with and without the stack …");
         recorded.cpu = measure_cpu(&scenario, &folder.0).await;
     }
-    server.shutdown().await;
-    drop(sim);
 
     let figures = measure::figures(&scenario, &recorded);
     let checks = measure::checks(&scenario, &figures);
@@ -517,6 +570,7 @@ pub async fn run(
         .collect();
     Ok(DrillReport {
         scenario,
+        interrupted: interrupted.is_some(),
         scale: options.scale,
         figures,
         checks,
@@ -576,7 +630,7 @@ async fn stuck_models(server: &Server, scenario: &Scenario) -> Vec<String> {
 
 /// Per second of the run: who answered, what failed, latency.
 fn timeline(scenario: &Scenario, sent: &[Sent]) -> Vec<Second> {
-    let seconds = scenario.duration.as_secs().max(1);
+    let seconds = scenario.duration.as_secs_f64().ceil().max(1.0) as u64;
     let mut out: Vec<(Second, Vec<Duration>)> = (0..seconds)
         .map(|t| {
             (
@@ -640,8 +694,9 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
-/// [`CPU_CALLS`] calls of `model` to `service`, [`CPU_IN_FLIGHT`] at a time.
-async fn calls<S>(service: S, model: &'static str)
+/// [`CPU_CALLS`] calls of `model` to `service`, [`CPU_IN_FLIGHT`] at a time; whether
+/// every one was answered.
+async fn calls<S>(service: S, model: &'static str) -> bool
 where
     S: tower::Service<ChatRequest> + Clone + Send + 'static,
     S::Future: Send,
@@ -652,13 +707,19 @@ where
     for worker in 0..CPU_IN_FLIGHT {
         let service = service.clone();
         set.spawn(async move {
+            let mut answered = true;
             for n in 0..CPU_CALLS / CPU_IN_FLIGHT {
                 let request = ChatRequest::new(model, format!("vote {worker}-{n}"));
-                let _ = service.clone().oneshot(request).await;
+                answered &= service.clone().oneshot(request).await.is_ok();
             }
+            answered
         });
     }
-    while set.join_next().await.is_some() {}
+    let mut all = true;
+    while let Some(done) = set.join_next().await {
+        all &= done.unwrap_or(false);
+    }
+    all
 }
 
 /// Calls per side and round, rounds, and calls in flight, of the CPU measurement.
@@ -693,15 +754,19 @@ async fn measure_cpu(scenario: &Scenario, dir: &Path) -> Option<Cpu> {
     // Warm both paths (connections, allocator), then alternate.
     let stack_calls = || calls(router.clone(), ROUTE);
     let bare_calls = || calls(bare.clone(), MODELS[0]);
-    stack_calls().await;
-    bare_calls().await;
+    if !(stack_calls().await && bare_calls().await) {
+        return None; // a call that fails costs less: no figure rather than a wrong one
+    }
     let (mut stack, mut plain) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..CPU_ROUNDS {
         let before = process_cpu()?;
-        bare_calls().await;
+        let answered = bare_calls().await;
         let middle = process_cpu()?;
-        stack_calls().await;
+        let answered = answered && stack_calls().await;
         let after = process_cpu()?;
+        if !answered {
+            return None;
+        }
         plain += middle.saturating_sub(before);
         stack += after.saturating_sub(middle);
     }

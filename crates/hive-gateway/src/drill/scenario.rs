@@ -19,6 +19,13 @@ pub(super) fn model_name(name: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+/// The longest run.
+const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
+/// The most requests an open-loop run may send (the drill keeps a record of each).
+const MAX_REQUESTS: f64 = 20_000_000.0;
+/// The most windows the faults may make (each is a chaos rule, tried on every call).
+const MAX_WINDOWS: usize = 1_000;
+
 /// The route the workload asks for.
 pub const ROUTE: &str = "council";
 
@@ -288,8 +295,8 @@ pub struct Targets {
     /// (`true`: it may not).
     #[serde(default)]
     pub probe_discipline: bool,
-    /// The most the process's memory may grow from the first to the last quarter of the
-    /// run, as a share.
+    /// The most the process's memory (less the drill's own records) may grow from the
+    /// second quarter of the run (the first warms up) to the last, as a share.
     #[serde(
         with = "optional_rate",
         default,
@@ -352,6 +359,15 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The scenario if it holds together (after [`scaled`](Self::scaled), say); else the
+    /// key path of the first problem and what it is.
+    pub fn checked(self) -> Result<Self, String> {
+        match self.check() {
+            Ok(()) => Ok(self),
+            Err((at, problem)) => Err(format!("{at}: {problem}")),
+        }
+    }
+
     /// The first problem a well-formed scenario may still have: its key path and what.
     fn check(&self) -> Result<(), (String, String)> {
         let at = |path: &str| path.to_owned();
@@ -366,8 +382,21 @@ impl Scenario {
                 "a name of letters, digits, `-` and `_`".to_owned(),
             ));
         }
-        if self.duration < Duration::from_secs(1) {
-            return Err((at("duration"), "at least 1s".to_owned()));
+        if self.duration < Duration::from_secs(1) || self.duration > MAX_RUN {
+            return Err((at("duration"), "from 1s to 24h".to_owned()));
+        }
+        if self.workload.hung_after < Duration::from_millis(100)
+            || self.workload.hung_after > Duration::from_secs(600)
+        {
+            return Err((at("workload.hung_after"), "from 100ms to 10m".to_owned()));
+        }
+        if let Some(rate) = self.workload.rate
+            && rate * self.duration.as_secs_f64() > MAX_REQUESTS
+        {
+            return Err((
+                at("workload.rate"),
+                format!("at most {MAX_REQUESTS} requests in a run (rate × duration)"),
+            ));
         }
         match (self.workload.rate, self.workload.concurrency) {
             (Some(rate), None) if rate.is_finite() && (0.1..=100_000.0).contains(&rate) => {}
@@ -419,6 +448,17 @@ impl Scenario {
                 return Err((here("flapping.period"), "at least 100ms".to_owned()));
             }
         }
+        let windows: usize = self
+            .faults
+            .iter()
+            .map(|f| f.windows(self.duration).len())
+            .sum();
+        if windows > MAX_WINDOWS {
+            return Err((
+                at("faults"),
+                format!("{windows} fault windows (flapping included); at most {MAX_WINDOWS}"),
+            ));
+        }
         self.chaos()
             .validate()
             .map_err(|e| (format!("faults[{}].fault", e.rule), e.to_string()))
@@ -444,9 +484,13 @@ impl Scenario {
 
     /// The same scenario with every time of its timeline (its duration, the faults'
     /// windows and flapping periods) multiplied by `factor`: a shortened drill for tests.
-    /// Latencies, timeouts and targets stay.
+    /// Latencies, timeouts and targets stay. A factor that is not a finite number above 0
+    /// leaves it as it is; check the result with [`Scenario::checked`].
     #[must_use]
     pub fn scaled(mut self, factor: f64) -> Self {
+        if !(factor.is_finite() && factor > 0.0) {
+            return self;
+        }
         let scale = |d: Duration| d.mul_f64(factor);
         self.duration = scale(self.duration);
         for fault in &mut self.faults {
@@ -483,7 +527,8 @@ impl FaultSpec {
     pub fn windows(&self, duration: Duration) -> Vec<(Duration, Duration)> {
         let end = self.to.unwrap_or(duration).min(duration);
         match self.flapping {
-            None => vec![(self.from, end)],
+            None if self.from < end => vec![(self.from, end)],
+            None => Vec::new(),
             Some(Flapping { period, duty }) => {
                 let mut windows = Vec::new();
                 let mut start = self.from;
