@@ -18,6 +18,7 @@ const FAULT_BAND: &str = "#fee2e2";
 
 const EXTRA_STYLE: &str = r#"
 .cards { grid-template-columns:repeat(5,1fr); }
+.measured { white-space:normal; }
 .fault { fill:#fee2e2; }
 code { background:#f1f5f9; border-radius:4px; padding:1px 5px; font-size:12.5px; }
 "#;
@@ -105,7 +106,10 @@ pub(super) fn page(report: &DrillReport) -> String {
         &mut page,
         "faults injected",
         figures.injected.to_string(),
-        format!("{} windows", report.faults.len()),
+        match report.faults.len() {
+            1 => "in 1 window".to_owned(),
+            n => format!("in {n} windows"),
+        },
     );
     card(
         &mut page,
@@ -144,7 +148,7 @@ pub(super) fn page(report: &DrillReport) -> String {
     breaker_chart(&mut page, report);
     page.push_str("</section>");
 
-    page.push_str("<section><h2>Faults</h2><table><tr><th>from</th><th>to</th><th>model</th><th>fault</th></tr>");
+    page.push_str("<section><h2>Faults</h2><table><tr><th class=\"n\">from</th><th class=\"n\">to</th><th>model</th><th>fault</th></tr>");
     for (from, to, what, model) in &report.faults {
         let _ = write!(
             page,
@@ -203,14 +207,18 @@ impl Frame {
             "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {total_height}\" role=\"img\" aria-label=\"{}\">",
             esc(label)
         );
-        for (from, to, _, _) in &report.faults {
+        for (from, to, what, model) in &report.faults {
             let (x0, x1) = (self.x(*from), self.x(*to));
+            let width = (x1 - x0).max(1.0);
+            // The band under the plot, and a strip above it that bars cannot hide.
             let _ = write!(
                 page,
-                "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"/>",
+                "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{:.1}\"/><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"4\" fill=\"{FAILED}\"><title>{}: {} from {from:.1} s to {to:.1} s</title></rect>",
                 self.top,
-                (x1 - x0).max(1.0),
-                self.height
+                self.height,
+                self.top - 6.0,
+                esc(model),
+                esc(what)
             );
         }
         // Time axis: about ten ticks.

@@ -149,9 +149,10 @@ pub struct ProbeCount {
     /// The most live attempts that reached it in one open period (from an opening to the
     /// next opening or closing, its half-open trial included).
     pub most_in_one_period: u64,
-    /// Every call that reached the model from its first opening to its heal, health checks
-    /// included (the checks go on at their interval to see it heal, and are not attempts).
-    pub calls_with_checks: Option<u64>,
+    /// Other calls that reached the model while its breaker was open: its health checks,
+    /// which go on at their interval to see it heal (at least this many: counted from
+    /// samples inside each period).
+    pub checks_while_open: u64,
 }
 
 /// The figures of a run.
@@ -455,9 +456,9 @@ fn probes(scenario: &Scenario, recorded: &Recorded) -> Vec<ProbeCount> {
                 (t.at, end)
             })
             .collect();
-        let Some(&(first_open, _)) = periods.first() else {
+        if periods.is_empty() {
             continue;
-        };
+        }
         let per_period: Vec<u64> = periods
             .iter()
             .map(|&(from, to)| {
@@ -468,24 +469,37 @@ fn probes(scenario: &Scenario, recorded: &Recorded) -> Vec<ProbeCount> {
                     .count() as u64
             })
             .collect();
+        // Every call of the model reaches the fault's first rule: the difference of its
+        // count over each open period, less the live attempts, is what else reached the
+        // model then (its health checks). Samples inside each period only: a few checks at
+        // its edges may be missed, live traffic outside it never counted.
         let first_rule = rules_before(scenario, index);
-        let calls_at = |at: Duration, after: bool| {
-            let sample = if after {
+        let calls_at = |at: Duration, inside_after: bool| {
+            let sample = if inside_after {
                 recorded.chaos_calls.iter().find(|(t, _)| *t >= at)
             } else {
                 recorded.chaos_calls.iter().rev().find(|(t, _)| *t <= at)
             };
-            sample.and_then(|(_, calls)| calls.get(first_rule).copied())
+            sample.and_then(|(t, calls)| Some((*t, *calls.get(first_rule)?)))
         };
-        let calls_with_checks = calls_at(first_open, false)
-            .zip(calls_at(healed, true))
-            .map(|(before, after)| after.saturating_sub(before));
+        let checks = periods
+            .iter()
+            .zip(&per_period)
+            .map(
+                |(&(from, to), &live)| match (calls_at(from, true), calls_at(to, false)) {
+                    (Some((t0, before)), Some((t1, after))) if t0 < t1 => {
+                        after.saturating_sub(before).saturating_sub(live)
+                    }
+                    _ => 0,
+                },
+            )
+            .sum::<u64>();
         out.push(ProbeCount {
             model: model.clone(),
             open_periods: periods.len() as u64,
             attempts: per_period.iter().sum(),
             most_in_one_period: per_period.iter().copied().max().unwrap_or(0),
-            calls_with_checks,
+            checks_while_open: checks,
         });
     }
     out
@@ -676,15 +690,9 @@ pub(super) fn checks(scenario: &Scenario, figures: &Figures) -> Vec<Check> {
             .probes
             .iter()
             .map(|p| {
-                let checks = p.calls_with_checks.map_or(String::new(), |calls| {
-                    format!(
-                        " (and {} health checks, one per interval)",
-                        calls.saturating_sub(p.attempts)
-                    )
-                });
                 format!(
-                    "{}: at most {} in each of {} open periods{checks}",
-                    p.model, p.most_in_one_period, p.open_periods
+                    "{}: at most {} in each of {} open periods (and {} health checks, one per interval)",
+                    p.model, p.most_in_one_period, p.open_periods, p.checks_while_open
                 )
             })
             .collect::<Vec<_>>()
