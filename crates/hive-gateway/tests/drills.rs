@@ -181,6 +181,16 @@ fn a_scenario_with_a_mistake_is_refused_with_its_line() {
         .to_string();
     assert!(shown.contains("give one of `rate`"), "{shown}");
 
+    // The second fault is named, whatever rules the first (flapping) became.
+    let text = "name: bad\nduration: 1m\nworkload: { rate: 10 }\nfaults:\n  - fault: { kind: hang }\n    flapping: { period: 10s, duty: 50% }\n  - fault: { kind: status, status: 99 }\n";
+    let shown = Scenario::parse(std::path::Path::new("bad.yml"), text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.contains("bad.yml:7") && shown.contains("faults[1].fault") && shown.contains("99"),
+        "{shown}"
+    );
+
     let text = "name: bad\nduration: 30\nworkload: { rate: 10 }\n";
     let shown = Scenario::parse(std::path::Path::new("bad.yml"), text)
         .unwrap_err()

@@ -78,8 +78,8 @@ impl Message {
     }
 }
 
-/// A chat-completion request. Cheap to clone for a retry once built (clone it before a
-/// stack that retries).
+/// A chat-completion request. A retry or a fallback clones it (its messages included) for
+/// each attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The model asked for.

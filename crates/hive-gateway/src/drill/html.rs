@@ -161,7 +161,7 @@ pub(super) fn page(report: &DrillReport) -> String {
 
     let _ = write!(
         page,
-        "<footer>Reproduce: <code>hive chaos run scenarios/{}.yml{}</code>. Recovery: from a fault's end until its model serves {}% of its normal share in a half-second. Affected: failed, hung, degraded, made to try a second model, slower than twice the baseline's p99, or a stream cut and continued by another model. Probe discipline counts live attempts; health checks go on at their interval and are counted apart.</footer></main></body></html>",
+        "<footer>Reproduce: <code>hive chaos run scenarios/{}.yml{}</code>. Recovery: from a fault's end to the end of the first half-second in which its model serves {}% of its normal share, the next half-second too (in 0.1 s steps). Affected: failed, hung, degraded, made to try a second model, slower than twice the baseline's p99, or a stream cut and continued by another model. Probe discipline counts live attempts; health checks go on at their interval and are counted apart.</footer></main></body></html>",
         esc(&scenario.name),
         if (report.scale - 1.0).abs() > f64::EPSILON {
             format!(" --scale {}", report.scale)

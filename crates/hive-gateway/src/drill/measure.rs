@@ -16,8 +16,9 @@ use super::{
 /// Requests sent in the first second are left out of the baseline: connections are being
 /// opened.
 const WARM_UP: Duration = Duration::from_secs(1);
-/// The step of the recovery search and of the timeline.
-const RECOVERY_STEP: Duration = Duration::from_millis(500);
+/// The window over which a model's share is judged after a heal, and the step it moves by.
+const RECOVERY_WINDOW: Duration = Duration::from_millis(500);
+const RECOVERY_STEP: Duration = Duration::from_millis(100);
 /// A model is back when it serves this share of its baseline share again.
 const NORMAL_SHARE: f64 = 0.9;
 
@@ -109,6 +110,8 @@ pub struct Recorded {
     pub events_lost: bool,
     /// Cut streams the gateway continued from another model.
     pub continued: u64,
+    /// The longest a request left after its scheduled time (open loop).
+    pub worst_lag: Duration,
 }
 
 /// Latency and pace of a set of requests.
@@ -186,6 +189,9 @@ pub struct Figures {
     pub continued: u64,
     /// Requests answered after trying more than one model: what a failover costs them.
     pub failed_over: Option<Pace>,
+    /// The longest a request left after its scheduled time, in milliseconds (open loop):
+    /// above a few, the load generator fell behind and latencies include its delay.
+    pub worst_send_lag_ms: f64,
     /// Affected / requests.
     pub affected_share: f64,
     /// Before any fault (after the first second).
@@ -360,6 +366,7 @@ pub(super) fn figures(scenario: &Scenario, recorded: &Recorded) -> Figures {
         affected_share: share(affected.min(requests), requests),
         continued: recorded.continued,
         failed_over,
+        worst_send_lag_ms: ms(recorded.worst_lag),
         baseline,
         during_faults,
         recoveries: recoveries(scenario, sent, baseline_end),
@@ -397,7 +404,7 @@ fn recoveries(scenario: &Scenario, sent: &[Sent], baseline_end: Duration) -> Vec
         let Some(healed) = fault.healed_at(scenario.duration) else {
             continue;
         };
-        if healed + RECOVERY_STEP > scenario.duration {
+        if healed + 2 * RECOVERY_WINDOW > scenario.duration {
             continue; // not healed within the run
         }
         for model in models_of(fault.model.as_ref()) {
@@ -406,12 +413,17 @@ fn recoveries(scenario: &Scenario, sent: &[Sent], baseline_end: Duration) -> Vec
             if normal < 0.05 {
                 continue; // a model that serves no share in normal times has none to regain
             }
+            // Back at the end of the first half-second in which it serves its share, if
+            // the half-second after holds too (one lucky window is not a recovery).
+            let holds = |from: Duration| {
+                let (of_model, all) = answered_by(&model, from, from + RECOVERY_WINDOW);
+                all > 0 && share(of_model, all) >= NORMAL_SHARE * normal
+            };
             let mut at = healed;
             let mut after = None;
-            while at + RECOVERY_STEP <= scenario.duration {
-                let (of_model, all) = answered_by(&model, at, at + RECOVERY_STEP);
-                if all > 0 && share(of_model, all) >= NORMAL_SHARE * normal {
-                    after = Some((at + RECOVERY_STEP - healed).as_secs_f64());
+            while at + 2 * RECOVERY_WINDOW <= scenario.duration {
+                if holds(at) && holds(at + RECOVERY_WINDOW) {
+                    after = Some((at + RECOVERY_WINDOW - healed).as_secs_f64());
                     break;
                 }
                 at += RECOVERY_STEP;

@@ -208,6 +208,13 @@ impl fmt::Display for DrillReport {
                 over.requests, over.p50_ms, over.p99_ms
             )?;
         }
+        if figures.worst_send_lag_ms > 10.0 {
+            writeln!(
+                f,
+                "  warning: a request left up to {:.1} ms after its time — the load generator fell behind, and its delay is in the latencies",
+                figures.worst_send_lag_ms
+            )?;
+        }
         if figures.continued > 0 {
             writeln!(
                 f,
@@ -517,6 +524,7 @@ pub async fn run(
     progress_out.finish();
     let sent_count = progress.sent.load(Ordering::Relaxed);
     recorded.lost = sent_count.saturating_sub(sent.len() as u64);
+    recorded.worst_lag = Duration::from_micros(progress.worst_lag_us.load(Ordering::Relaxed));
     recorded.sent = sent;
     // Attempts, re-based on the run's start.
     while let Ok(seen) = tap_rx.try_recv() {

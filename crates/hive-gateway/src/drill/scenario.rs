@@ -459,9 +459,21 @@ impl Scenario {
                 format!("{windows} fault windows (flapping included); at most {MAX_WINDOWS}"),
             ));
         }
+        for (i, fault) in self.faults.iter().enumerate() {
+            ChaosRules::new()
+                .rule(Rule::new(fault.fault.clone()).rate(fault.rate))
+                .validate()
+                .map_err(|e| {
+                    let key = if e.field == "rate" { "rate" } else { "fault" };
+                    (
+                        format!("faults[{i}].{key}"),
+                        format!("invalid `{}`: {}", e.field, e.problem),
+                    )
+                })?;
+        }
         self.chaos()
             .validate()
-            .map_err(|e| (format!("faults[{}].fault", e.rule), e.to_string()))
+            .map_err(|e| ("faults".to_owned(), e.to_string()))
     }
 
     /// The faults as the gateway's chaos rules, timed from the start of the run: a window

@@ -68,6 +68,9 @@ pub(super) struct Progress {
     pub(super) answered: AtomicU64,
     /// Ended otherwise so far.
     pub(super) failed: AtomicU64,
+    /// The longest a request left after its scheduled time, in microseconds (open loop):
+    /// the load generator falling behind.
+    pub(super) worst_lag_us: AtomicU64,
 }
 
 /// The HTTP client of the drill.
@@ -171,6 +174,8 @@ impl Asker {
         let stream = self.random.unit() < self.streams;
         async move {
             this.progress.sent.fetch_add(1, Ordering::Relaxed);
+            let lag = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+            this.progress.worst_lag_us.fetch_max(lag, Ordering::Relaxed);
             let asked = ask(&this.client, &this.url, n, stream);
             let end = tokio::time::timeout_at(due + this.hung_after, asked)
                 .await
