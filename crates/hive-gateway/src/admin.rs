@@ -21,7 +21,9 @@
 //!
 //! Audit: every action asked, allowed or not, is a line of the audit log (action
 //! `admin_request`: who by token kind, the source address, what, the outcome); a refused
-//! read is too. What an allowed action did to a model is also recorded by the gateway as
+//! read is too — up to ten at once per source address, then one every 6 s, the next
+//! audited line counting the refusals that were not (`suppressed`), so that a client
+//! hammering the API with a wrong token cannot flood the log. What an allowed action did to a model is also recorded by the gateway as
 //! a `recovery_action` line, as for every control of a model.
 //!
 //! ```no_run
@@ -32,7 +34,14 @@
 //! # Ok(()) }
 //! ```
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::time::Instant;
 
 use axum::{
     Router,
@@ -70,6 +79,83 @@ pub struct Admin {
     gateway: Gateway,
     monitor: Monitor,
     alerts: KeptAlerts,
+    refusals: Arc<RefusalBudget>,
+}
+
+/// Refused admin requests audited per source: a burst of [`REFUSALS_BURST`], then one every
+/// [`REFUSAL_EVERY`]. A client hammering the API with a wrong token cannot flood the audit
+/// log (and the history), yet nothing goes unrecorded: the next line audited for the source
+/// carries how many were not (`suppressed`).
+pub const REFUSALS_BURST: u32 = 10;
+/// See [`REFUSALS_BURST`].
+pub const REFUSAL_EVERY: Duration = Duration::from_secs(6);
+/// Sources tracked at once; past that, sources share one budget.
+const REFUSAL_SOURCES: usize = 4096;
+
+/// One source's budget: tokens left, when they were last counted, refusals not audited
+/// since its last audited one.
+#[derive(Clone, Copy)]
+struct SourceBudget {
+    tokens: f64,
+    counted_at: Instant,
+    suppressed: u64,
+}
+
+impl SourceBudget {
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: f64::from(REFUSALS_BURST),
+            counted_at: now,
+            suppressed: 0,
+        }
+    }
+
+    /// Its tokens at `now` (refilled since last counted, up to the burst).
+    fn tokens_at(&self, now: Instant) -> f64 {
+        let refill =
+            now.duration_since(self.counted_at).as_secs_f64() / REFUSAL_EVERY.as_secs_f64();
+        (self.tokens + refill).min(f64::from(REFUSALS_BURST))
+    }
+}
+
+/// The refusal budgets of every source.
+#[derive(Default)]
+struct RefusalBudget {
+    sources: RwLock<HashMap<Option<IpAddr>, SourceBudget>>,
+}
+
+impl RefusalBudget {
+    /// Whether a refusal from `source` is audited now; if so, how many were not before it.
+    fn admit(&self, source: Option<IpAddr>) -> Option<u64> {
+        let now = Instant::now();
+        let full = f64::from(REFUSALS_BURST);
+        let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        if sources.len() >= REFUSAL_SOURCES && !sources.contains_key(&source) {
+            // Forget sources whose budget is whole again; if none, pool the newcomers.
+            sources.retain(|_, budget| budget.tokens_at(now) < full || budget.suppressed > 0);
+        }
+        let key = if sources.len() >= REFUSAL_SOURCES && !sources.contains_key(&source) {
+            None
+        } else {
+            source
+        };
+        let budget = sources.entry(key).or_insert_with(|| SourceBudget::new(now));
+        budget.tokens = budget.tokens_at(now);
+        budget.counted_at = now;
+        if budget.tokens >= 1.0 {
+            budget.tokens -= 1.0;
+            Some(std::mem::take(&mut budget.suppressed))
+        } else {
+            if budget.suppressed == 0 {
+                tracing::warn!(
+                    source = ?key,
+                    "admin refusals from this source come too fast to audit each; the next audited one counts the others"
+                );
+            }
+            budget.suppressed += 1;
+            None
+        }
+    }
 }
 
 impl std::fmt::Debug for Admin {
@@ -190,6 +276,7 @@ impl Admin {
             gateway,
             monitor,
             alerts,
+            refusals: Arc::default(),
         }
     }
 
@@ -304,7 +391,14 @@ impl Admin {
         match refused {
             None => Ok(asked),
             Some(response) => {
-                if let Some(what) = what {
+                if let Some(mut what) = what
+                    && let Some(suppressed) = self.refusals.admit(asked.source.map(|s| s.ip()))
+                {
+                    if suppressed > 0
+                        && let Value::Object(map) = &mut what
+                    {
+                        map.insert("suppressed".to_owned(), Value::from(suppressed));
+                    }
                     self.audit(&asked, what, response.status()).await;
                 }
                 Err(response)

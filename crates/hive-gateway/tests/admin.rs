@@ -506,3 +506,47 @@ async fn chaos_is_set_switched_and_read_through_the_admin_api() {
     let audit = std::fs::read_to_string(h.dir.join("audit.jsonl")).unwrap();
     assert!(audit.contains("chaos_rules") && audit.contains("chaos_disable"));
 }
+
+#[tokio::test]
+async fn a_flood_of_refusals_is_audited_ten_at_once_then_counted() {
+    let h = harness("admin-refusal-flood", TOKENS).await;
+    for _ in 0..30 {
+        let got = call(&h, Method::GET, "/admin/status", Some("wrong"), "").await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    }
+    let refused = |h: &Harness| {
+        admin_audit(h)
+            .into_iter()
+            .filter(|e| e["changes"]["status"] == 401)
+            .collect::<Vec<_>>()
+    };
+    let lines = refused(&h);
+    assert_eq!(lines.len(), hive_gateway::admin::REFUSALS_BURST as usize);
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["changes"].get("suppressed").is_none())
+    );
+    // After one refill, the next refusal is audited with the count of those that were not.
+    tokio::time::sleep(hive_gateway::admin::REFUSAL_EVERY + Duration::from_millis(200)).await;
+    let got = call(&h, Method::GET, "/admin/status", Some("wrong"), "").await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    let lines = refused(&h);
+    assert_eq!(lines.len(), 11);
+    assert_eq!(lines[10]["changes"]["suppressed"], 20, "{}", lines[10]);
+    // Every refusal still got its 401, and an admin's actions are audited as ever.
+    let got = call(
+        &h,
+        Method::POST,
+        "/admin/models/gpt-4o/drain",
+        Some(ADMIN),
+        "",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    assert!(
+        admin_audit(&h)
+            .iter()
+            .any(|e| e["changes"]["status"] == 200)
+    );
+}
