@@ -87,8 +87,9 @@ pub use error::{ChaosError, InjectedError};
 pub use faults::{Faults, InjectedFaults};
 pub use future::ResponseFuture;
 pub use handle::ChaosHandle;
+pub use hive_core::StreamFault;
 pub use layer::ChaosLayer;
 #[cfg(feature = "openai")]
 pub use openai::OpenAiFaults;
-pub use rules::{ChaosRules, Fault, Latency, Rule, Schedule, StreamFault};
+pub use rules::{ChaosRules, Fault, Latency, Rule, Schedule};
 pub use service::ChaosService;

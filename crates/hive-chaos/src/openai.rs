@@ -3,7 +3,7 @@
 use std::io;
 
 use hive_core::{ModelId, status_carries_retry_after};
-use hive_openai::{ChatResponse, InjectedFault, OpenAiError};
+use hive_openai::{ChatResponse, OpenAiError};
 use http::StatusCode;
 
 use crate::{Fault, Faults, StreamFault};
@@ -50,13 +50,7 @@ impl<E: From<OpenAiError>> Faults<ChatResponse, E> for OpenAiFaults {
     fn stream(&self, response: &mut ChatResponse, fault: StreamFault, _: ModelId) -> bool {
         match response {
             ChatResponse::Stream(stream) => {
-                stream.inject(match fault {
-                    StreamFault::Cut { after } => InjectedFault::Cut { after },
-                    StreamFault::Reset { after } => InjectedFault::Reset { after },
-                    StreamFault::Stall { after } => InjectedFault::Stall { after },
-                    StreamFault::Malformed { after } => InjectedFault::Malformed { after },
-                    StreamFault::MissingDone => InjectedFault::MissingDone,
-                });
+                stream.inject(fault);
                 true
             }
             ChatResponse::Complete(_) => false,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hive_core::{MAX_DURATION, SharedRandom};
+use hive_core::{MAX_DURATION, SharedRandom, StreamFault};
 use serde::{Deserialize, Serialize};
 
 use crate::{ChaosError, millis};
@@ -292,39 +292,6 @@ pub(crate) enum Role {
     Failure,
     Stream,
     Delay,
-}
-
-/// A fault played on a streamed answer after some of it was sent. `after` counts chunks
-/// (with hive-openai: every chunk the stream gives out, the first one with only the role
-/// included).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "stream", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum StreamFault {
-    /// The body ends cleanly after `after` chunks, without a finish reason: a stream cut.
-    Cut {
-        /// Chunks sent first.
-        after: usize,
-    },
-    /// The connection breaks after `after` chunks: a stream cut with a reset as its cause.
-    Reset {
-        /// Chunks sent first.
-        after: usize,
-    },
-    /// Nothing more after `after` chunks, the connection kept open: the client's idle
-    /// limit ends it (a stall).
-    Stall {
-        /// Chunks sent first.
-        after: usize,
-    },
-    /// An event that is not JSON after `after` chunks, then the rest: skipped, or a
-    /// malformed failure, as the client is set.
-    Malformed {
-        /// Chunks sent first.
-        after: usize,
-    },
-    /// The answer ends without `data: [DONE]`.
-    MissingDone,
 }
 
 /// How long an injected delay is; long-tailed draws are capped at a year

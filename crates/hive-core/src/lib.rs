@@ -33,6 +33,7 @@ mod deadline;
 mod error;
 mod event;
 mod ewma;
+mod fault;
 mod limits;
 pub mod metric;
 mod model;
@@ -57,6 +58,7 @@ pub use event::{
     RetryStop,
 };
 pub use ewma::AtomicEwma;
+pub use fault::StreamFault;
 pub use limits::{CREDENTIAL_HEADERS, MAX_DURATION, check_duration, micros};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};

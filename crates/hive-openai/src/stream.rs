@@ -26,43 +26,8 @@ use crate::{
 type Item = Option<Result<ChatChunk, OpenAiError>>;
 
 /// A provider failure a [`ChatStream`] plays on itself ([`ChatStream::inject`]), for chaos
-/// drills (hive-chaos's `ChaosLayer`): from the point given, the stream behaves as if its
-/// provider had failed so, through the same code, so it ends with the same error and
-/// records the same outcome as a real provider's failure would. `after` counts the chunks
-/// the stream has given out (read-ahead included); events the provider sent beyond that
-/// point are never received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InjectedFault {
-    /// After `after` chunks the body ends cleanly: [`OpenAiError::StreamCut`] without a
-    /// source (or, after the finish reason, the end of a whole answer).
-    Cut {
-        /// Chunks given out before the cut.
-        after: usize,
-    },
-    /// After `after` chunks the connection breaks: [`OpenAiError::StreamCut`] whose source
-    /// is an `io::Error` of kind `ConnectionReset`.
-    Reset {
-        /// Chunks given out before the break.
-        after: usize,
-    },
-    /// After `after` chunks nothing more arrives and the connection stays open: the idle
-    /// limit ends the stream ([`OpenAiError::Stalled`]; the first-token limit when no chunk
-    /// carried part of the answer, the total limit if it comes first).
-    Stall {
-        /// Chunks given out before the stall.
-        after: usize,
-    },
-    /// After `after` chunks an event that is not JSON arrives, then the rest of the stream:
-    /// skipped and counted, or [`OpenAiError::Malformed`], by the client's setting.
-    Malformed {
-        /// Chunks given out before the malformed event.
-        after: usize,
-    },
-    /// `data: [DONE]` never comes: the body ends where it would have been (a whole answer
-    /// after the finish reason, a cut before it).
-    MissingDone,
-}
+/// drills (hive-chaos's `ChaosLayer`): hive-core's [`StreamFault`](hive_core::StreamFault).
+pub use hive_core::StreamFault as InjectedFault;
 
 /// The event of [`InjectedFault::Malformed`]: the one hive-sim sends, JSON cut short.
 const MALFORMED_EVENT: &str = "{\"choices\": [{\"delta\": {\"content\": ";
