@@ -32,6 +32,8 @@ pub struct AttemptSeen {
     pub model: &'static str,
     /// Whether it reached the model (not refused by its breaker or health gate).
     pub reached: bool,
+    /// Whether the model answered it well.
+    pub succeeded: bool,
 }
 
 /// A breaker's change of state.
@@ -471,16 +473,24 @@ fn probes(scenario: &Scenario, recorded: &Recorded) -> Vec<ProbeCount> {
         if periods.is_empty() {
             continue;
         }
-        let per_period: Vec<u64> = periods
-            .iter()
-            .map(|&(from, to)| {
-                recorded
-                    .attempts
-                    .iter()
-                    .filter(|a| a.model == model.as_str() && a.reached && a.at > from && a.at < to)
-                    .count() as u64
-            })
-            .collect();
+        // A trial that succeeds closes the breaker: the attempts after it, which the drill
+        // may see before it hears of the closing, are the model's normal traffic again.
+        let per_period: Vec<u64> =
+            periods
+                .iter()
+                .map(|&(from, to)| {
+                    let mut seen = 0;
+                    for a in recorded.attempts.iter().filter(|a| {
+                        a.model == model.as_str() && a.reached && a.at > from && a.at < to
+                    }) {
+                        seen += 1;
+                        if a.succeeded {
+                            break;
+                        }
+                    }
+                    seen
+                })
+                .collect();
         // Every call of the model reaches the fault's first rule: the difference of its
         // count over each open period, less the live attempts, is what else reached the
         // model then (its health checks). Samples inside each period only: a few checks at

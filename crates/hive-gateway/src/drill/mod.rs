@@ -361,6 +361,7 @@ impl hive_monitor::AttemptTap for AttemptLog {
             at,
             model: scenario::model_name(model.as_ref()),
             reached: !matches!(outcome, Outcome::Rejected(_)),
+            succeeded: matches!(outcome, Outcome::Success),
         });
     }
 }
@@ -534,6 +535,8 @@ pub async fn run(
     for seen in &mut recorded.attempts {
         seen.at = seen.at.saturating_sub(offset);
     }
+    // Told as they ended; kept in the order they started.
+    recorded.attempts.sort_by_key(|a| a.at);
     recorded.injected = chaos.stats().iter().map(|s| s.injected).sum();
     recorded.chaos_calls.push((
         start.elapsed(),
