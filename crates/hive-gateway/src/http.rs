@@ -289,7 +289,7 @@ fn parse(bytes: &[u8]) -> Result<(ChatRequest, Vec<String>), GatewayError> {
             Some("messages"),
         ));
     }
-    let fallbacks = match request.extra.remove("fallbacks") {
+    let fallbacks = match Arc::make_mut(&mut request.extra).remove("fallbacks") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(names)) if names.len() <= MAX_REQUEST_FALLBACKS => names
             .into_iter()

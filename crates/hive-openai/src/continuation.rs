@@ -6,6 +6,7 @@ use std::{
     fmt,
     future::{Future, poll_fn},
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -419,16 +420,15 @@ where
         let mut request = self.request.clone();
         request.stream = true;
         if !self.text.is_empty() {
-            match request.messages.last_mut() {
+            let messages = Arc::make_mut(&mut request.messages);
+            match messages.last_mut() {
                 // The caller's own prefill, continued by the first model: one prefill.
                 Some(Message {
                     role,
                     content: Some(Content::Text(prefill)),
                     ..
                 }) if role == "assistant" => prefill.push_str(&self.text),
-                _ => request
-                    .messages
-                    .push(Message::new("assistant", self.text.clone())),
+                _ => messages.push(Message::new("assistant", self.text.clone())),
             }
         }
         request.max_tokens = request
@@ -670,7 +670,7 @@ mod tests {
     #[tokio::test]
     async fn a_callers_own_prefill_is_extended_not_repeated() {
         let mut own = request();
-        own.messages.push(Message::new("assistant", "Dear "));
+        Arc::make_mut(&mut own.messages).push(Message::new("assistant", "Dear "));
         let (asked_tx, mut asked) = mpsc::unbounded_channel();
         let mut stream = ContinuedStream::new(
             chunks([Ok(delta("a", "x", "Sir, ")), Err(cut("a", 1))]),
@@ -969,7 +969,7 @@ mod tests {
     async fn an_answer_of_several_choices_is_never_continued() {
         // Asked with n = 2: refused even before a second choice shows.
         let mut asked = request();
-        asked.extra.insert("n".into(), 2.into());
+        Arc::make_mut(&mut asked.extra).insert("n".into(), 2.into());
         let mut stream = ContinuedStream::new(
             chunks([Ok(delta("a", "x", "w1 ")), Err(cut("a", 1))]),
             asked,

@@ -1,7 +1,7 @@
 //! Typed requests and answers of `/v1/chat/completions`. Unknown fields are kept, so a
 //! provider's extensions pass through unchanged.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,14 +78,15 @@ impl Message {
     }
 }
 
-/// A chat-completion request. A retry or a fallback clones it (its messages included) for
-/// each attempt.
+/// A chat-completion request. A retry, a fallback and a stream's continuation each keep a
+/// copy, so it is cheap to clone: the conversation and the other fields are shared behind
+/// [`Arc`]s (change them with [`Arc::make_mut`], which copies only a shared one).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The model asked for.
     pub model: String,
-    /// The conversation.
-    pub messages: Vec<Message>,
+    /// The conversation, shared between the copies of the request.
+    pub messages: Arc<Vec<Message>>,
     /// Whether to stream the answer (`"stream": null`, as OpenAI's SDKs may send it, reads
     /// as `false`).
     #[serde(
@@ -97,9 +98,10 @@ pub struct ChatRequest {
     /// Most tokens to generate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// Other fields (temperature, tools, stream_options …).
+    /// Other fields (temperature, tools, stream_options …), shared between the copies of
+    /// the request.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub extra: Arc<Extra>,
     /// The commit policy of this request's stream, over the [`CommitLayer`]'s own (a route
     /// of a gateway sets it, so that routes sharing a model's stack commit as each wants).
     /// Never sent to the provider.
@@ -119,10 +121,10 @@ impl ChatRequest {
     pub fn new(model: impl Into<String>, prompt: impl Into<String>) -> Self {
         Self {
             model: model.into(),
-            messages: vec![Message::new("user", prompt)],
+            messages: Arc::new(vec![Message::new("user", prompt)]),
             stream: false,
             max_tokens: None,
-            extra: Extra::new(),
+            extra: Arc::default(),
             commit: None,
         }
     }
@@ -131,7 +133,7 @@ impl ChatRequest {
     #[must_use]
     pub fn streamed(mut self) -> Self {
         self.stream = true;
-        self.extra.insert(
+        Arc::make_mut(&mut self.extra).insert(
             "stream_options".into(),
             serde_json::json!({"include_usage": true}),
         );

@@ -272,7 +272,7 @@ async fn several_choices_are_finished_only_when_each_has_its_finish_reason() {
         ]))
     };
     let mut asked = streamed();
-    asked.extra.insert("n".into(), 2.into());
+    std::sync::Arc::make_mut(&mut asked.extra).insert("n".into(), 2.into());
 
     // Choice 0 finished, choice 1 not: `[DONE]`, or a body that ends, cuts the answer.
     for end in [done(), chunk(b"")] {
