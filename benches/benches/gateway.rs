@@ -29,7 +29,7 @@ fn gateway(c: &mut Criterion) {
         env: Environment::vars(Vec::<(String, String)>::new()),
         seed: Some(1),
         watch: false,
-        tap: None,
+        ..Options::default()
     };
     let server = runtime.block_on(Server::start(source, options)).unwrap();
 

@@ -32,6 +32,8 @@
 #                        goes to a file)
 #   LITELLM_VENV         a venv holding `litellm[proxy]` to reuse; otherwise one is made
 #                        (python3 -m venv) in ~/.cache/hive-resilience/litellm-venv
+#   HIVE_WORKERS=auto    hive's data-plane workers (`hive serve --workers`: auto is one
+#                        per core; 0 serves on its shared multi-threaded runtime)
 #   LITELLM_WORKERS=1    LiteLLM's --num_workers
 #   SKIP_LITELLM=1       measure direct and hive only
 #   RESULTS=DIR          keep every run's JSON there (default: a temporary directory)
@@ -174,7 +176,7 @@ for file in resilience.yml models-resilience.yml; do
         "$here/hive/$file" >"$work/hive/$file"
 done
 "$bin/hive" check-config "$work/hive" >/dev/null || die "hive's bench config is refused"
-start hive "$work/hive.log" "$bin/hive" serve --config "$work/hive"
+start hive "$work/hive.log" "$bin/hive" serve --config "$work/hive" --workers "${HIVE_WORKERS:-auto}"
 hive_pid=$started
 wait_ready hive "$hive_pid" "http://127.0.0.1:$HIVE_PORT/readyz" 30 "$work/hive.log"
 check_answer hive "http://127.0.0.1:$HIVE_PORT" chat

@@ -43,6 +43,7 @@ mod retry_after;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod sliding;
+pub mod worker;
 
 pub use availability::Available;
 pub use budget::Budget;

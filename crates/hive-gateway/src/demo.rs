@@ -285,6 +285,7 @@ pub async fn run(
             watch: false,
             env: hive_config::Environment::vars([("HIVE_ADMIN_TOKEN".to_owned(), token)]),
             tap: None,
+            workers: 0,
         },
     )
     .await?;

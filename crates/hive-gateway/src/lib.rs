@@ -16,3 +16,4 @@ mod reload;
 pub mod report;
 pub mod server;
 pub mod story;
+pub mod workers;

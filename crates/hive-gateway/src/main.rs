@@ -41,6 +41,11 @@ enum Command {
         /// Do not reload when the files change (SIGHUP still reloads).
         #[arg(long)]
         no_watch: bool,
+        /// Data-plane workers: `auto` (one per core), a number, or 0 to serve on the
+        /// shared runtime. Each worker runs the requests it accepts, with their calls to
+        /// the providers, on its own thread.
+        #[arg(long, default_value = "auto", value_name = "N", value_parser = parse_workers)]
+        workers: usize,
     },
     /// Check a config directory: every problem with its file, line and a hint; exit status
     /// 1 when there is one.
@@ -262,6 +267,20 @@ async fn write_report(
     Ok(())
 }
 
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text {
+        "auto" => Ok(hive_gateway::workers::per_core()),
+        n => match n.parse::<usize>() {
+            Ok(n) if n <= MAX_WORKERS => Ok(n),
+            Ok(_) => Err(format!("at most {MAX_WORKERS} workers")),
+            Err(_) => Err("`auto` or a number of workers".to_owned()),
+        },
+    }
+}
+
+/// More workers than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     hive_config::parse_duration(text).map_err(|e| e.to_string())
 }
@@ -305,11 +324,17 @@ async fn stop_signal() {
     }
 }
 
-async fn serve(config: PathBuf, listen: Option<SocketAddr>, no_watch: bool) -> ExitCode {
+async fn serve(
+    config: PathBuf,
+    listen: Option<SocketAddr>,
+    no_watch: bool,
+    workers: usize,
+) -> ExitCode {
     logs("info");
     let options = Options {
         listen,
         watch: !no_watch,
+        workers,
         ..Options::default()
     };
     let server = match Server::start(ConfigSource::Dir(config), options).await {
@@ -346,10 +371,15 @@ fn main() -> ExitCode {
     if let Command::CheckConfig { dir } = cli.command {
         return check_config(dir);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // With data-plane workers, the shared runtime only runs health checks, alerts and
+    // reloads: one thread.
+    if let Command::Serve { workers, .. } = cli.command
+        && workers > 0
     {
+        runtime.worker_threads(1);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: could not start the runtime: {e}");
@@ -362,7 +392,8 @@ fn main() -> ExitCode {
                 config,
                 listen,
                 no_watch,
-            } => serve(config, listen, no_watch).await,
+                workers,
+            } => serve(config, listen, no_watch, workers).await,
             Command::Demo {
                 duration,
                 listen,

@@ -21,7 +21,7 @@ use hive_monitor::{
 use hive_resilience::Running;
 use serde_json::json;
 use tokio::{
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::{Mutex, watch},
     task::JoinHandle,
 };
@@ -34,11 +34,26 @@ use crate::{
     history::History,
     history::{HistoryError, Recorder},
     http::Gateway,
+    workers,
 };
 
 /// The sections of the config a reload cannot apply: the listener, and the history's file
 /// and retention. A change to them is kept for the next start, and said.
 pub const RESTART_SECTIONS: [&str; 2] = ["server.listen", "history"];
+
+/// `listener`'s connections with Nagle off: every SSE event goes out as it comes (Nagle
+/// would hold each small write back until the previous one's ACK, tens of milliseconds per
+/// stream).
+pub(crate) fn no_delay(
+    listener: TcpListener,
+) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
+    fn set(tcp: &mut TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    }
+    axum::serve::ListenerExt::tap_io(listener, set)
+}
 
 /// How long requests ended at the end of a shutdown's grace have to write their last
 /// bytes before their connections are dropped.
@@ -90,6 +105,10 @@ pub struct Options {
     /// Told of every attempt of every model besides the gateway's own records (a drill
     /// timing what reaches each model). Default none.
     pub tap: Option<Arc<dyn hive_monitor::AttemptTap>>,
+    /// Data-plane workers: 0 serves on the caller's runtime (the default: tests, an
+    /// embedding app); N serves on N single-threaded runtimes, each with its own listener
+    /// and provider connections ([`crate::workers`]; `hive serve` runs one per core).
+    pub workers: usize,
 }
 
 impl std::fmt::Debug for Options {
@@ -100,6 +119,7 @@ impl std::fmt::Debug for Options {
             .field("seed", &self.seed)
             .field("watch", &self.watch)
             .field("tap", &self.tap.is_some())
+            .field("workers", &self.workers)
             .finish()
     }
 }
@@ -112,6 +132,7 @@ impl Default for Options {
             seed: None,
             watch: true,
             tap: None,
+            workers: 0,
         }
     }
 }
@@ -254,6 +275,10 @@ impl Server {
         if let Some(tap) = &options.tap {
             monitor.tap_attempts(Arc::clone(tap));
         }
+        // Before the clients are built: each keeps a connection pool per worker.
+        if options.workers > 0 {
+            hive_core::worker::set_workers(options.workers);
+        }
         let mut fleet = Fleet::build(Arc::clone(&config), Some(&monitor), None, options.seed)?;
         let kept = KeptAlerts::default();
         let alerts = start_alerts(
@@ -265,12 +290,24 @@ impl Server {
         )?;
         let running = fleet.start()?;
         let addr = options.listen.unwrap_or(config.server.listen);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Listen { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr, source })?;
+        let listen_error = |source| StartError::Listen { addr, source };
+        // Before the listener: a port taken is said before any worker starts.
+        let listeners = if options.workers > 0 {
+            Some(workers::bind(addr, options.workers).map_err(listen_error)?)
+        } else {
+            None
+        };
+        let listener = match &listeners {
+            Some(_) => None,
+            None => Some(TcpListener::bind(addr).await.map_err(listen_error)?),
+        };
+        let addr = match (&listeners, &listener) {
+            (Some(listeners), _) => listeners.first().map(std::net::TcpListener::local_addr),
+            (None, Some(listener)) => Some(listener.local_addr()),
+            (None, None) => None,
+        }
+        .unwrap_or_else(|| Err(io::Error::other("no listener")))
+        .map_err(listen_error)?;
         let recorder = history.as_ref().map(|(_, recorder)| recorder.clone());
         let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
@@ -280,20 +317,22 @@ impl Server {
             .router()
             .merge(dashboard.router())
             .into_make_service_with_connect_info::<SocketAddr>();
-        // Every SSE event goes out as it comes: Nagle would hold each small write back
-        // until the previous one's ACK (tens of milliseconds per stream).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
+        let serve = match (listeners, listener) {
+            (Some(listeners), _) => {
+                workers::serve(listeners, app, &stopping).map_err(listen_error)?
             }
-        });
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|stop| *stop).await;
+            (None, listener) => {
+                let listener =
+                    listener.ok_or_else(|| listen_error(io::Error::other("no listener")))?;
+                tokio::spawn(async move {
+                    axum::serve(no_delay(listener), app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopping.wait_for(|stop| *stop).await;
+                        })
+                        .await
                 })
-                .await
-        });
+            }
+        };
         tokio::spawn(audit_controls(
             gateway.clone(),
             monitor.subscribe(),
@@ -301,6 +340,7 @@ impl Server {
         ));
         tracing::info!(
             %addr,
+            workers = options.workers,
             config = %config.hash().short(),
             models = config.models.len(),
             routes = config.routes.len(),

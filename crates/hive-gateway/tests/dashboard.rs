@@ -235,7 +235,7 @@ async fn the_history_survives_a_restart_of_the_gateway() {
         ]),
         seed: Some(7),
         watch: false,
-        tap: None,
+        ..hive_gateway::server::Options::default()
     };
     let again = hive_gateway::server::Server::start(
         hive_gateway::server::ConfigSource::Dir(h.dir.clone()),

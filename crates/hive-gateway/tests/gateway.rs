@@ -7,9 +7,13 @@ mod support;
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use hive_config::Environment;
+use hive_gateway::server::{ConfigSource, Options, Server};
 use hive_sim::{ANSWER, Behaviour, Latency, RetryAfter, Script};
 use http::{Request, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use support::{Harness, ask};
 
 /// Short limits, one attempt per model (the router falls back at once), no health checks.
@@ -98,6 +102,79 @@ async fn a_route_answers_whole_with_who_answered_in_the_headers() {
     let asked = h.sim.attempts();
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0].model, "gpt-4o");
+}
+
+/// Workers (`hive serve --workers`): requests over many connections are answered, whole
+/// and streamed, and a shutdown ends every worker gracefully and frees the port.
+#[tokio::test]
+async fn workers_serve_every_connection_and_stop_gracefully() {
+    let h = Harness::start_with(
+        "workers",
+        healthy(),
+        RESILIENCE,
+        MODELS,
+        &[("HIVE_CLIENT_KEY", KEY), ("UPSTREAM_KEY", UPSTREAM_KEY)],
+        |options| options.workers = 2,
+    )
+    .await;
+    assert_eq!(
+        hive_core::worker::slots(),
+        3,
+        "two workers and the shared runtime"
+    );
+    let calls = (0..24).map(|n| {
+        let h = &h;
+        async move {
+            // A fresh client each: a connection each, spread over the workers' listeners.
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let request = Request::post(h.url("/v1/chat/completions"))
+                .header("authorization", format!("Bearer {KEY}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(ask("council", n % 2 == 0))))
+                .unwrap();
+            let response = client.request(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (n, status, String::from_utf8_lossy(&body).into_owned())
+        }
+    });
+    for (n, status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let end = if n % 2 == 0 { "data: [DONE]" } else { ANSWER };
+        assert!(body.contains(end), "request {n}: {body}");
+    }
+    assert_eq!(
+        h.sim.attempts().len(),
+        24,
+        "each request reached one model once"
+    );
+    let addr = h.server.local_addr();
+    let second = Server::start(
+        ConfigSource::Dir(h.dir.clone()),
+        Options {
+            listen: Some(addr),
+            env: Environment::vars([("HIVE_CLIENT_KEY", KEY), ("UPSTREAM_KEY", UPSTREAM_KEY)]),
+            watch: false,
+            workers: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let refused = second
+        .expect_err("a second gateway on the same port")
+        .to_string();
+    assert!(
+        refused.starts_with(&format!("could not listen on {addr}")),
+        "{refused}"
+    );
+    assert!(
+        h.server.shutdown().await,
+        "every request finished within the grace"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no worker listens after the shutdown"
+    );
 }
 
 #[tokio::test]

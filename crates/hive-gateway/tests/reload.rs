@@ -187,7 +187,7 @@ async fn a_change_of_the_files_is_noticed_and_applied() {
         RESILIENCE,
         &models(1, "gpt-4o, claude-4-sonnet"),
         &[],
-        true,
+        |options| options.watch = true,
     )
     .await;
     let watching = h.server.watch();

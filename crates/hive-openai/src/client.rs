@@ -41,7 +41,9 @@ pub enum ChatResponse {
 }
 
 struct Inner {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// A connection pool per worker slot ([`hive_core::worker`]): a worker's requests use
+    /// connections whose tasks run on its own thread.
+    http: Box<[Client<HttpsConnector<HttpConnector>, Full<Bytes>>]>,
     model: ModelId,
     /// The name the provider is asked for.
     upstream: String,
@@ -331,10 +333,14 @@ impl OpenAiClientBuilder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(connector);
-        let http = Client::builder(TokioExecutor::new())
-            .http2_only(self.http2_prior_knowledge)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+        let http = (0..hive_core::worker::slots())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .http2_only(self.http2_prior_knowledge)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(https.clone())
+            })
+            .collect();
         Ok(OpenAiClient {
             inner: Arc::new(Inner {
                 http,
@@ -482,7 +488,9 @@ impl Inner {
     ) -> Result<Response<Incoming>, OpenAiError> {
         let first_token_first = self.limits.first_token <= self.limits.total;
         let limit = self.limits.first_token.min(self.limits.total);
-        match tokio::time::timeout_at(started + limit, self.http.request(request)).await {
+        let slot = hive_core::worker::slot();
+        let http = self.http.get(slot).unwrap_or(&self.http[0]);
+        match tokio::time::timeout_at(started + limit, http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(OpenAiError::Connect {
                 model: self.model,

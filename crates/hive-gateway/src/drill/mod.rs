@@ -411,6 +411,7 @@ pub async fn run(
                 start: tap_start,
                 tx: tap_tx,
             })),
+            workers: 0,
         },
     )
     .await?;

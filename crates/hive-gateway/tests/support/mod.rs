@@ -116,17 +116,17 @@ impl Harness {
         models_yaml: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        Self::start_with(test, models, resilience_yaml, models_yaml, env, false).await
+        Self::start_with(test, models, resilience_yaml, models_yaml, env, |_| {}).await
     }
 
-    /// [`start`](Self::start), watching the files when `watch`.
+    /// [`start`](Self::start), with the options `tune` changes.
     pub async fn start_with(
         test: &str,
         models: Vec<(&str, Script)>,
         resilience_yaml: &str,
         models_yaml: &str,
         env: &[(&str, &str)],
-        watch: bool,
+        tune: impl FnOnce(&mut Options),
     ) -> Self {
         let sim = Simulator::start(models).await.unwrap();
         let dir = config_dir(test);
@@ -136,13 +136,14 @@ impl Harness {
             "models-resilience.yml",
             &models_yaml.replace("{sim}", &sim.base_url()),
         );
-        let options = Options {
+        let mut options = Options {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             env: Environment::vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
             seed: Some(7),
-            watch,
-            tap: None,
+            watch: false,
+            ..Options::default()
         };
+        tune(&mut options);
         let server = Server::start(ConfigSource::Dir(dir.clone()), options)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
