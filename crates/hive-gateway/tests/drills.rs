@@ -96,7 +96,10 @@ async fn single_model_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flapping_primary() {
-    let report = run(scenario("flapping-primary"), SCALE, Rate::SameRequests).await;
+    // Each flap costs the few requests in flight while the breaker counts its failures, so
+    // the share affected grows with the rate: at ¼ length (4× the rate) it sat at the 1%
+    // target (44 of 4400 in one CI run, 0.59% in the full run); half length keeps a margin.
+    let report = run(scenario("flapping-primary"), 0.5, Rate::SameRequests).await;
     assert_targets(&report);
     assert!(
         report.figures.probes[0].open_periods >= 2,
