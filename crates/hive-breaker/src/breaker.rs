@@ -550,6 +550,52 @@ impl Breaker {
         moved
     }
 
+    /// Opens the breaker until `open_for` from now, or lengthens an open break to end then
+    /// at the earliest (`retry_after`: a provider's wait, which no early probe cuts short).
+    /// A breaker an operator forced, disabled or set to metrics-only is left alone. Returns
+    /// the new generation when this made a transition (its event is emitted as any other).
+    pub(crate) fn hold_open(&self, open_for: Duration, retry_after: bool) -> Option<u64> {
+        let guard = self.transitions.lock();
+        let current = self.state.load(Ordering::Acquire);
+        let until = self.now_us().saturating_add(micros(open_for));
+        let from = state_of(tag(current));
+        match from {
+            CircuitState::Open => {
+                self.clocks.open_until.fetch_max(until, Ordering::AcqRel);
+                if retry_after {
+                    self.clocks.hint_until.fetch_max(until, Ordering::AcqRel);
+                }
+                None
+            }
+            CircuitState::Closed | CircuitState::HalfOpen => {
+                let next_generation = generation(current) + 1;
+                self.consecutive_opens.fetch_add(1, Ordering::AcqRel);
+                self.clocks
+                    .hint_until
+                    .store(if retry_after { until } else { 0 }, Ordering::Release);
+                self.clocks.open_until.store(until, Ordering::Release);
+                self.state
+                    .store(pack(OPEN, 0, next_generation), Ordering::Release);
+                if let Some(instruments) = &self.instruments {
+                    instruments.state_changed(from, CircuitState::Open);
+                }
+                drop(guard);
+                self.announce(from, CircuitState::Open, next_generation, Rates(None));
+                Some(next_generation)
+            }
+            CircuitState::ForcedOpen | CircuitState::Disabled | CircuitState::MetricsOnly => None,
+        }
+    }
+
+    /// Closes the breaker if it is open or half-open now (one conditional step; a forced
+    /// state is left alone). Returns the new generation when it closed it.
+    pub(crate) fn close_if_tripped(&self) -> Option<u64> {
+        let word = self.state.load(Ordering::Acquire);
+        (matches!(tag(word), OPEN | HALF_OPEN)
+            && self.transition(Some(word), CircuitState::Closed, Rates(None)))
+        .then(|| generation(word) + 1)
+    }
+
     /// Moves from open to half-open, only if the breaker is open now (one conditional step).
     pub(crate) fn half_open_if_open(&self) -> bool {
         let word = self.state.load(Ordering::Acquire);

@@ -59,6 +59,23 @@ impl BreakerHandle {
         self.breaker.half_open_if_open()
     }
 
+    /// Opens the breaker for `open_for` from now, or lengthens an open break to end then at
+    /// the earliest: what a replica applies when another replica of its cluster opened this
+    /// model's breaker, or heard its provider ask to wait (`retry_after`: then no early
+    /// probe cuts the break short). A breaker an operator forced, disabled or set to
+    /// metrics-only is left alone. Returns the generation it moved to, when it moved (its
+    /// transition event is emitted as any other; the generation tells it apart).
+    pub fn hold_open(&self, open_for: Duration, retry_after: bool) -> Option<u64> {
+        self.breaker.hold_open(open_for, retry_after)
+    }
+
+    /// Closes the breaker if it is open or half-open now, in one conditional step (a
+    /// replica applying another's successful trial; a forced state is left alone). Returns
+    /// the generation it moved to, when it moved.
+    pub fn close_if_tripped(&self) -> Option<u64> {
+        self.breaker.close_if_tripped()
+    }
+
     /// Lets every call through and records nothing until [`reset`](Self::reset). Returns
     /// whether the state changed.
     pub fn disable(&self) -> bool {

@@ -785,3 +785,79 @@ async fn a_late_success_into_a_window_of_successes_is_not_counted_as_late() {
         "the late failure is dropped and counted; the success could change nothing"
     );
 }
+
+/// What a replica of a cluster applies when another opened the model's breaker: the break
+/// it was told, one transition with its own generation, and nothing for a breaker already
+/// open (but a longer break) or one an operator forced.
+#[tokio::test(start_paused = true)]
+async fn hold_open_opens_for_the_break_it_is_told_and_lengthens_never_shortens() {
+    let mut f = fixture(|b| b.open_duration(Duration::from_secs(5)));
+    assert_eq!(f.handle.hold_open(Duration::from_secs(30), false), Some(1));
+    assert_eq!(f.transitions(), [(Closed, Open)]);
+    assert!(matches!(
+        f.rejected().await,
+        RejectReason::CircuitOpen { .. }
+    ));
+    // Already open: a shorter hold changes nothing, a longer one lengthens the break.
+    assert_eq!(f.handle.hold_open(Duration::from_secs(10), false), None);
+    assert_eq!(
+        f.handle.metrics().open_remaining,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(f.handle.hold_open(Duration::from_secs(40), false), None);
+    assert_eq!(
+        f.handle.metrics().open_remaining,
+        Some(Duration::from_secs(40))
+    );
+    assert_eq!(f.transitions(), []);
+    advance(Duration::from_secs(39)).await;
+    assert!(matches!(
+        f.rejected().await,
+        RejectReason::CircuitOpen { .. }
+    ));
+    advance(Duration::from_secs(1)).await;
+    f.run(&[Call::Ok]).await;
+    assert_eq!(
+        f.handle.state(),
+        Closed,
+        "the trial after the break closes it"
+    );
+    assert_eq!(f.transitions(), [(Open, HalfOpen), (HalfOpen, Closed)]);
+    // An operator's state is left alone.
+    f.handle.force_open();
+    assert_eq!(f.handle.hold_open(Duration::from_secs(1), false), None);
+    assert_eq!(f.handle.state(), ForcedOpen);
+}
+
+/// A provider's wait told by another replica: no early probe cuts it short.
+#[tokio::test(start_paused = true)]
+async fn a_held_retry_after_is_not_cut_short_by_an_early_probe() {
+    let f = fixture(|b| b.open_duration(Duration::from_secs(5)));
+    f.handle.hold_open(Duration::from_secs(20), true);
+    assert_eq!(
+        f.handle.metrics().retry_after_remaining,
+        Some(Duration::from_secs(20))
+    );
+    use hive_core::Available;
+    assert!(
+        !f.handle.probe_early(Duration::ZERO),
+        "inside the provider's wait"
+    );
+    advance(Duration::from_secs(20)).await;
+    assert!(f.handle.probe_early(Duration::ZERO), "the wait is over");
+}
+
+/// Another replica's trial succeeded: an open or half-open breaker closes; a closed or
+/// forced one is left alone.
+#[tokio::test(start_paused = true)]
+async fn close_if_tripped_closes_only_a_tripped_breaker() {
+    let mut f = fixture(|b| b.open_duration(Duration::from_secs(5)));
+    assert_eq!(f.handle.close_if_tripped(), None);
+    f.handle.hold_open(Duration::from_secs(30), false);
+    assert_eq!(f.handle.close_if_tripped(), Some(2));
+    assert_eq!(f.transitions(), [(Closed, Open), (Open, Closed)]);
+    f.run(&[Call::Ok]).await;
+    f.handle.force_open();
+    assert_eq!(f.handle.close_if_tripped(), None);
+    assert_eq!(f.handle.state(), ForcedOpen);
+}

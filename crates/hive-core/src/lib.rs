@@ -42,6 +42,7 @@ mod random;
 mod retry_after;
 #[cfg(feature = "serde")]
 mod serde_impls;
+mod shared;
 mod sliding;
 pub mod worker;
 
@@ -65,4 +66,5 @@ pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
+pub use shared::{ApplyShared, NotShared, ShareState, SharedChange};
 pub use sliding::SlidingCounters;

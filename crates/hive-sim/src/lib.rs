@@ -44,6 +44,7 @@
 
 mod body;
 mod delivery;
+mod redis;
 mod script;
 mod server;
 mod smtp;
@@ -51,6 +52,7 @@ mod wire;
 
 pub use body::{ChannelBody, MidBodyReset, SimBody};
 pub use delivery::Delivery;
+pub use redis::{RedisServer, RedisServerError};
 pub use script::{Behaviour, Latency, RetryAfter, Script};
 pub use server::{Attempt, Simulator};
 pub use smtp::{SmtpMessage, SmtpMode, SmtpSink, TextPart};

@@ -1,0 +1,293 @@
+//! Cluster mode: the replicas of a gateway share what one of them learns about a model —
+//! a breaker that opened or closed, a provider's request to wait — through Redis, the
+//! engine such deployments already run.
+//!
+//! Redis is never on a request's path. Requests read local state only; a replica
+//! publishes a change when one of its breakers changes state or a provider says
+//! `Retry-After` (into a bounded queue that never blocks), and a background task applies
+//! what the others publish. If Redis is down or slow every replica keeps serving on its
+//! own state, says so once in its log, and shares again when Redis is back: it reads the
+//! holds still in force (each kept under a key that expires with it) and tells the others
+//! its own.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn run(fleet: Arc<dyn hive_core::ApplyShared>) -> Result<(), hive_cluster::ClusterError> {
+//! use hive_cluster::{Cluster, ClusterSettings};
+//! use hive_core::ShareState;
+//!
+//! let settings = ClusterSettings::new(std::env::var("HIVE_REDIS_URL").unwrap_or_default(), "hive:prod")?;
+//! let cluster = Cluster::start(settings);
+//! cluster.attach(fleet); // whose breakers the others' changes go to
+//! cluster.publish(hive_core::SharedChange::BreakerClosed { model: hive_core::ModelId::new("gpt-4o") });
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod link;
+mod wire;
+
+use std::{
+    fmt,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use hive_core::{ApplyShared, ShareState, SharedChange};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+/// Changes waiting to be published; beyond this a change is dropped and counted (the
+/// replica whose link is this slow learns and shares again when it reconnects).
+const QUEUE: usize = 1024;
+
+/// Where the cluster's Redis is and how its keys are named.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    url: String,
+    prefix: String,
+    replica: String,
+}
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The Redis URL is not one (its text is never shown: it may hold a password).
+    #[error(
+        "the Redis URL is not valid: {0} (expected redis://[user:password@]host:port[/db], or rediss:// for TLS)"
+    )]
+    Url(&'static str),
+    /// The key prefix is empty, too long or has spaces.
+    #[error("the key prefix {0:?} must be 1 to 64 characters without spaces or control characters")]
+    Prefix(String),
+    /// The replica name is empty, too long or has spaces.
+    #[error(
+        "the replica name {0:?} must be 1 to 64 characters without spaces or control characters"
+    )]
+    Replica(String),
+}
+
+fn plain_name(text: &str) -> bool {
+    (1..=64).contains(&text.len()) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl ClusterSettings {
+    /// Redis at `url` (`redis://…`, `rediss://…` for TLS; it may carry a password, and is
+    /// never logged), keys under `prefix` (one per deployment: `hive:prod`), this replica
+    /// named after its host and process.
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Result<Self, ClusterError> {
+        let url = url.into();
+        let scheme_known = ["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if !scheme_known {
+            return Err(ClusterError::Url(
+                "it does not start with redis:// or rediss://",
+            ));
+        }
+        if redis::Client::open(url.as_str()).is_err() {
+            return Err(ClusterError::Url("it does not parse"));
+        }
+        let prefix = prefix.into();
+        if !plain_name(&prefix) {
+            return Err(ClusterError::Prefix(prefix));
+        }
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "hive".to_owned());
+        let mut seed = wire_seed();
+        let replica = format!(
+            "{host}-{}-{:x}",
+            std::process::id(),
+            hive_core::splitmix64(&mut seed) & 0xFFFF_FFFF
+        );
+        let replica = replica
+            .chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control())
+            .take(64)
+            .collect();
+        Ok(Self {
+            url,
+            prefix,
+            replica,
+        })
+    }
+
+    /// Names this replica (unique in the cluster: a replica ignores what it hears under
+    /// its own name).
+    pub fn replica(mut self, name: impl Into<String>) -> Result<Self, ClusterError> {
+        let name = name.into();
+        if !plain_name(&name) {
+            return Err(ClusterError::Replica(name));
+        }
+        self.replica = name;
+        Ok(self)
+    }
+
+    /// This replica's name.
+    pub fn replica_name(&self) -> &str {
+        &self.replica
+    }
+
+    /// The channel changes go on.
+    fn channel(&self) -> String {
+        format!("{}:changes", self.prefix)
+    }
+
+    /// The key a model's hold is kept under while it lasts.
+    fn hold_key(&self, model: &str) -> String {
+        format!("{}:hold:{model}", self.prefix)
+    }
+}
+
+/// A seed for the replica's name that differs between processes started together.
+fn wire_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32
+}
+
+impl fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("replica", &self.replica)
+            .finish()
+    }
+}
+
+/// What the link has done, for the dashboard and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// Whether the link to Redis is up now.
+    pub connected: bool,
+    /// Changes this replica published.
+    pub published: u64,
+    /// Changes of other replicas applied here.
+    pub applied: u64,
+    /// Messages not applied (this replica's own, malformed, unknown model, expired).
+    pub skipped: u64,
+    /// Changes dropped unsent (the link down or the queue full).
+    pub dropped: u64,
+    /// Times the link was (re)established.
+    pub connects: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connected: AtomicBool,
+    published: AtomicU64,
+    applied: AtomicU64,
+    skipped: AtomicU64,
+    dropped: AtomicU64,
+    connects: AtomicU64,
+}
+
+impl Counters {
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            connected: self.connected.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
+            applied: self.applied.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            connects: self.connects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The local state the others' changes are applied to (swapped when a reload rebuilds it).
+type Target = Arc<RwLock<Option<Arc<dyn ApplyShared>>>>;
+
+/// This replica's link to the others. Publishing never blocks; dropping it (or
+/// [`stop`](Self::stop)) ends the link.
+pub struct Cluster {
+    changes: mpsc::Sender<SharedChange>,
+    target: Target,
+    counters: Arc<Counters>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    replica: String,
+}
+
+impl Cluster {
+    /// Starts the link (connecting in the background, and again whenever it drops) on the
+    /// current tokio runtime.
+    pub fn start(settings: ClusterSettings) -> Self {
+        let (changes, queued) = mpsc::channel(QUEUE);
+        let target: Target = Arc::default();
+        let counters = Arc::new(Counters::default());
+        let (stop, stopping) = watch::channel(false);
+        let replica = settings.replica.clone();
+        let task = tokio::spawn(link::run(link::Link {
+            settings,
+            queued,
+            target: Arc::clone(&target),
+            counters: Arc::clone(&counters),
+            stopping,
+        }));
+        Self {
+            changes,
+            target,
+            counters,
+            stop,
+            task: Some(task),
+            replica,
+        }
+    }
+
+    /// Applies the other replicas' changes to `local` from now on (and tells them what it
+    /// holds off, if the link is up, at the next reconnect otherwise).
+    pub fn attach(&self, local: Arc<dyn ApplyShared>) {
+        if let Ok(mut slot) = self.target.write() {
+            *slot = Some(local);
+        }
+    }
+
+    /// What the link has done so far.
+    pub fn status(&self) -> ClusterStatus {
+        self.counters.status()
+    }
+
+    /// This replica's name in the cluster.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Ends the link (what is queued is dropped: the others learn by themselves).
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl ShareState for Cluster {
+    fn publish(&self, change: SharedChange) {
+        if self.changes.try_send(change).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("replica", &self.replica)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}

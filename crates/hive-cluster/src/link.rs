@@ -1,0 +1,274 @@
+//! The link's background task: connect, read the holds in force, tell this replica's own,
+//! then publish this replica's changes and apply the others' until the link drops; after a
+//! growing wait, again. While it is down, what is published is dropped (counted): the
+//! reconnect tells the others what still holds.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use futures_util::StreamExt;
+use hive_core::SharedChange;
+use tokio::{
+    sync::{mpsc, watch},
+    time::{Instant, timeout},
+};
+
+use crate::{ClusterSettings, Counters, Target, wire};
+
+/// The first wait before reconnecting, doubled up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// How long connecting and each command may take before the link counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most holds read at a reconnect (a cluster holds off a handful of models).
+const MAX_HOLDS: usize = 10_000;
+
+pub(crate) struct Link {
+    pub(crate) settings: ClusterSettings,
+    pub(crate) queued: mpsc::Receiver<SharedChange>,
+    pub(crate) target: Target,
+    pub(crate) counters: std::sync::Arc<Counters>,
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+/// Why a session with Redis ended.
+enum Ended {
+    /// The cluster was stopped.
+    Stopped,
+    /// Redis could not be reached, or the link broke (what happened, never the URL).
+    Down(String),
+}
+
+fn down(what: &str, error: impl std::fmt::Display) -> Ended {
+    Ended::Down(format!("{what}: {error}"))
+}
+
+fn timed_out(what: &str) -> Ended {
+    Ended::Down(format!("{what}: no answer within {COMMAND_TIMEOUT:?}"))
+}
+
+pub(crate) async fn run(mut link: Link) {
+    let Ok(client) = redis::Client::open(link.settings.url.as_str()) else {
+        return; // checked by ClusterSettings::new
+    };
+    let mut wait = FIRST_RETRY;
+    let mut down_since: Option<Instant> = None;
+    loop {
+        let mut stopping = link.stopping.clone();
+        if *stopping.borrow() {
+            return;
+        }
+        let ended = tokio::select! {
+            ended = session(&client, &mut link, &mut down_since) => ended,
+            _ = stopping.changed() => Ended::Stopped,
+        };
+        link.counters.connected.store(false, Ordering::Relaxed);
+        match ended {
+            Ended::Stopped => return,
+            Ended::Down(why) => {
+                if down_since.is_none() {
+                    tracing::warn!(
+                        why,
+                        "cluster link to Redis down: this replica serves on its own state and shares nothing until it is back"
+                    );
+                    down_since = Some(Instant::now());
+                    wait = FIRST_RETRY;
+                } else {
+                    tracing::debug!(why, "cluster link to Redis still down");
+                }
+            }
+        }
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                change = link.queued.recv() => match change {
+                    Some(_) => {
+                        link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => return,
+                },
+                _ = stopping.changed() => return,
+            }
+        }
+        wait = (wait * 2).min(MAX_RETRY);
+    }
+}
+
+/// One connection's life: set up, catch up, then relay until it breaks or the cluster
+/// stops.
+async fn session(
+    client: &redis::Client,
+    link: &mut Link,
+    down_since: &mut Option<Instant>,
+) -> Ended {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT));
+    let mut connection = match timeout(
+        CONNECT_TIMEOUT,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => return down("connecting", e),
+        Err(_) => return timed_out("connecting"),
+    };
+    let mut pubsub = match timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
+        Ok(Ok(pubsub)) => pubsub,
+        Ok(Err(e)) => return down("subscribing", e),
+        Err(_) => return timed_out("subscribing"),
+    };
+    match timeout(COMMAND_TIMEOUT, pubsub.subscribe(link.settings.channel())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return down("subscribing", e),
+        Err(_) => return timed_out("subscribing"),
+    }
+    link.counters.connects.fetch_add(1, Ordering::Relaxed);
+    link.counters.connected.store(true, Ordering::Relaxed);
+    match down_since.take() {
+        Some(since) => tracing::info!(
+            down_for = ?since.elapsed(),
+            replica = link.settings.replica,
+            "cluster link to Redis back: sharing again"
+        ),
+        None => tracing::info!(replica = link.settings.replica, "cluster link to Redis up"),
+    }
+    if let Err(ended) = catch_up(&mut connection, link).await {
+        return ended;
+    }
+    let mut messages = pubsub.on_message();
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => receive(link, message.get_payload_bytes(), None),
+                None => return Ended::Down("the subscription ended".to_owned()),
+            },
+            change = link.queued.recv() => match change {
+                Some(change) => {
+                    if let Err(ended) = publish(&mut connection, link, change).await {
+                        return ended;
+                    }
+                }
+                None => return Ended::Stopped,
+            },
+        }
+    }
+}
+
+/// Applies the holds the others keep in force, then tells them this replica's own.
+async fn catch_up(
+    connection: &mut redis::aio::MultiplexedConnection,
+    link: &Link,
+) -> Result<(), Ended> {
+    let pattern = format!("{}*", link.settings.hold_key(""));
+    let mut cursor = 0u64;
+    let mut read = 0usize;
+    loop {
+        let (next, keys): (u64, Vec<String>) = timed(
+            redis::cmd("SCAN")
+                .cursor_arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(connection),
+            "reading the holds",
+        )
+        .await?;
+        for key in keys {
+            let (value, left): (Option<Vec<u8>>, i64) = timed(
+                redis::pipe().get(&key).pttl(&key).query_async(connection),
+                "reading a hold",
+            )
+            .await?;
+            if let (Some(value), Ok(left @ 1..)) = (value, u64::try_from(left)) {
+                receive(link, &value, Some(Duration::from_millis(left)));
+            }
+            read += 1;
+        }
+        if next == 0 || read >= MAX_HOLDS {
+            break;
+        }
+        cursor = next;
+    }
+    let holding = link
+        .target
+        .read()
+        .ok()
+        .and_then(|t| t.clone())
+        .map(|t| t.holding())
+        .unwrap_or_default();
+    for change in holding {
+        publish(connection, link, change).await?;
+    }
+    Ok(())
+}
+
+/// Waits for one command (or pipeline) at most [`COMMAND_TIMEOUT`].
+async fn timed<T>(
+    command: impl Future<Output = redis::RedisResult<T>>,
+    what: &str,
+) -> Result<T, Ended> {
+    match timeout(COMMAND_TIMEOUT, command).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(down(what, e)),
+        Err(_) => Err(timed_out(what)),
+    }
+}
+
+/// Publishes `change` and keeps (or clears) the model's hold for replicas that connect
+/// later.
+async fn publish(
+    connection: &mut redis::aio::MultiplexedConnection,
+    link: &Link,
+    change: SharedChange,
+) -> Result<(), Ended> {
+    let settings = &link.settings;
+    let text = wire::encode(&settings.replica, change);
+    let key = settings.hold_key(change.model().as_str());
+    let mut pipe = redis::pipe();
+    pipe.publish(settings.channel(), &text).ignore();
+    match change {
+        SharedChange::BreakerOpened { open_for: hold, .. }
+        | SharedChange::CoolDown { wait: hold, .. } => {
+            let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+            pipe.cmd("SET")
+                .arg(&key)
+                .arg(&text)
+                .arg("PX")
+                .arg(ms)
+                .ignore();
+        }
+        SharedChange::BreakerClosed { .. } => {
+            pipe.del(&key).ignore();
+        }
+    }
+    timed::<()>(pipe.query_async(connection), "publishing").await?;
+    link.counters.published.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Applies one message of another replica (`left`: the hold left, when its key said).
+fn receive(link: &Link, payload: &[u8], left: Option<Duration>) {
+    let target = link.target.read().ok().and_then(|t| t.clone());
+    let decoded = match &target {
+        Some(target) => wire::decode(payload, &link.settings.replica, target.as_ref(), left),
+        None => Err(wire::Skip::UnknownModel),
+    };
+    match (decoded, target) {
+        (Ok(change), Some(target)) => {
+            tracing::debug!(?change, "applying a change from another replica");
+            target.apply(change);
+            link.counters.applied.fetch_add(1, Ordering::Relaxed);
+        }
+        (skipped, _) => {
+            if let Err(wire::Skip::Malformed) = skipped {
+                tracing::debug!(bytes = payload.len(), "a malformed cluster message ignored");
+            }
+            link.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

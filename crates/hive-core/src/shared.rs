@@ -1,0 +1,82 @@
+//! The seam through which the replicas of a gateway share what one of them learns about a
+//! model: a breaker that opened or closed, a provider's request to wait. Alone (the
+//! default) there is nothing to share; `hive-cluster` shares it over Redis.
+//!
+//! Nothing here is on a request's path: changes are published when a breaker changes
+//! state or a provider says `Retry-After`, into a queue that never blocks.
+
+use std::{fmt, time::Duration};
+
+use crate::ModelId;
+
+/// A change of one model's state that every replica should apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedChange {
+    /// The model's breaker opened: hold the model off for `open_for` from now.
+    BreakerOpened {
+        /// The model.
+        model: ModelId,
+        /// The break left.
+        open_for: Duration,
+    },
+    /// The model's breaker closed after a successful trial: let calls through again.
+    BreakerClosed {
+        /// The model.
+        model: ModelId,
+    },
+    /// The provider asked to wait (a 429 with `Retry-After`): hold the model off for
+    /// `wait` from now, and let no early probe cut it short.
+    CoolDown {
+        /// The model.
+        model: ModelId,
+        /// The wait left.
+        wait: Duration,
+    },
+}
+
+impl SharedChange {
+    /// The model it is about.
+    pub fn model(&self) -> ModelId {
+        match *self {
+            Self::BreakerOpened { model, .. }
+            | Self::BreakerClosed { model }
+            | Self::CoolDown { model, .. } => model,
+        }
+    }
+}
+
+/// Where a replica publishes the changes the others should apply.
+pub trait ShareState: Send + Sync + 'static {
+    /// Tells the other replicas; never blocks and never fails the caller (a change that
+    /// cannot be sent is counted and dropped: the others learn by themselves, as alone).
+    fn publish(&self, change: SharedChange);
+}
+
+/// No other replica: nothing is shared (the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotShared;
+
+impl ShareState for NotShared {
+    fn publish(&self, _: SharedChange) {}
+}
+
+/// Applies the changes other replicas publish to this replica's own state.
+pub trait ApplyShared: Send + Sync + 'static {
+    /// Applies `change`; returns the breaker generation it moved the model's breaker to,
+    /// when it did (so that the transition it caused is not published back).
+    fn apply(&self, change: SharedChange) -> Option<u64>;
+
+    /// Whether this replica serves `name` (a change about a model it does not know is
+    /// ignored, never interned).
+    fn model(&self, name: &str) -> Option<ModelId>;
+
+    /// What this replica holds off now (its open breakers, with the break left), told to
+    /// the others when its link to them (re)starts.
+    fn holding(&self) -> Vec<SharedChange>;
+}
+
+impl fmt::Debug for dyn ShareState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareState")
+    }
+}
