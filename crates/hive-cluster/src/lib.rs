@@ -260,9 +260,18 @@ impl Cluster {
         &self.replica
     }
 
-    /// Ends the link (what is queued is dropped: the others learn by themselves).
-    pub async fn stop(mut self) {
+    /// Ends the link without waiting for it, and lets go of the local state (what is
+    /// queued is dropped: the others learn by themselves).
+    pub fn close(&self) {
         let _ = self.stop.send(true);
+        if let Ok(mut slot) = self.target.write() {
+            *slot = None;
+        }
+    }
+
+    /// Ends the link and waits for its task to end.
+    pub async fn stop(mut self) {
+        self.close();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }

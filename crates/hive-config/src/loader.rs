@@ -139,6 +139,7 @@ impl Loader {
             alerts: global.alerts,
             audit: global.audit,
             history: global.history,
+            cluster: global.cluster,
             models: model_list,
             routes,
             origin: Origin {

@@ -63,6 +63,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `history`: the per-minute history the dashboard and reports read.
     pub history: HistoryConfig,
+    /// `cluster`: share breakers and cooldowns with the other replicas over Redis; `None`
+    /// (the default) for a gateway alone.
+    pub cluster: Option<ClusterConfig>,
     /// `models`: every model (or pattern of models), in file order.
     pub models: Vec<ModelConfig>,
     /// `routes`: the names clients ask for, in file order.
@@ -856,6 +859,25 @@ pub struct HistoryConfig {
     #[serde(serialize_with = "ser::duration")]
     pub retention: Duration,
 }
+
+/// `cluster`: this gateway is one replica of several, which share breaker openings and
+/// providers' `Retry-After` waits through Redis (never on a request's path).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterConfig {
+    /// `redis`: the Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for
+    /// TLS), from `{ env: NAME }` or `{ file: path }`: it may hold a password, so it is never
+    /// written in the file, and never logged.
+    pub redis: Secret,
+    /// `prefix`: the start of every key and channel, one per deployment (`hive:prod`).
+    /// Default `hive`.
+    pub prefix: String,
+    /// `replica`: this replica's name, unique in the cluster. Default: the host's name, the
+    /// process id and a random part.
+    pub replica: Option<String>,
+}
+
+/// The default cluster key prefix.
+pub const DEFAULT_CLUSTER_PREFIX: &str = "hive";
 
 /// The default history retention: 30 days.
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);

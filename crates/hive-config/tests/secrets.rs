@@ -191,3 +191,62 @@ fn a_secret_value_pasted_under_a_wrong_key_is_masked_in_the_problems() {
         );
     }
 }
+
+/// `cluster`: the Redis URL comes from the environment or a file, never the config; a URL
+/// that is not one is named by its source, its value (a password) never shown.
+#[test]
+fn the_cluster_redis_url_is_a_secret_checked_without_showing_it() {
+    let env = Environment::vars([
+        ("REDIS", "redis://:SECRET-pw@10.0.0.5:6379/0"),
+        ("BAD", "http://SECRET-pw@10.0.0.5"),
+    ]);
+    let config = Loader::new()
+        .env(env.clone())
+        .load_str(
+            "cfg",
+            Some("cluster:\n  redis: { env: REDIS }\n  prefix: hive:prod\n  replica: gw-a\n"),
+            Some("models:\n  - id: a\n    base_url: http://127.0.0.1:9\n"),
+        )
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let cluster = config.cluster.as_ref().expect("a cluster section");
+    assert_eq!(cluster.redis.expose(), "redis://:SECRET-pw@10.0.0.5:6379/0");
+    assert_eq!(
+        (cluster.prefix.as_str(), cluster.replica.as_deref()),
+        ("hive:prod", Some("gw-a"))
+    );
+    let shown = format!("{config:?} {}", serde_json::to_string(&config).unwrap());
+    assert!(!shown.contains("SECRET"), "{shown}");
+    assert!(shown.contains("env:REDIS"));
+
+    let problems = Loader::new()
+        .env(env)
+        .load_str(
+            "cfg",
+            Some("cluster:\n  redis: { env: BAD }\n  prefix: has space\n"),
+            Some("models:\n  - id: a\n    base_url: http://127.0.0.1:9\n"),
+        )
+        .expect_err("refused");
+    let all = format!("{problems:?}\n{problems}\n{}", problems.render(true));
+    assert!(!all.contains("SECRET"), "{all}");
+    assert!(
+        all.contains("the Redis URL from env:BAD does not start with redis:// or rediss://"),
+        "{all}"
+    );
+    assert!(
+        all.contains("the key prefix must be 1 to 64 characters without spaces"),
+        "{all}"
+    );
+    let written = Loader::new().load_str(
+        "cfg",
+        Some("cluster:\n  redis: redis://:pw@host:6379\n"),
+        Some("models:\n  - id: a\n    base_url: http://127.0.0.1:9\n"),
+    );
+    let all = written
+        .expect_err("a URL written in the file is refused")
+        .to_string();
+    assert!(
+        all.contains("a secret is never written in the config file"),
+        "{all}"
+    );
+    assert!(!all.contains(":pw@"), "{all}");
+}

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod alerts;
+mod cluster;
 mod console;
 pub mod dashboard;
 pub mod demo;

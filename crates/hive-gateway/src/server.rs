@@ -29,6 +29,7 @@ use tokio::{
 use crate::{
     admin::Admin,
     alerts::{AlertSetupError, alert_manager},
+    cluster::ClusterLink,
     dashboard::Dashboard,
     fleet::{BuildError, Fleet},
     history::History,
@@ -37,9 +38,9 @@ use crate::{
     workers,
 };
 
-/// The sections of the config a reload cannot apply: the listener, and the history's file
-/// and retention. A change to them is kept for the next start, and said.
-pub const RESTART_SECTIONS: [&str; 2] = ["server.listen", "history"];
+/// The sections of the config a reload cannot apply: the listener, the history's file
+/// and retention, and cluster mode. A change to them is kept for the next start, and said.
+pub const RESTART_SECTIONS: [&str; 3] = ["server.listen", "history", "cluster"];
 
 /// `listener`'s connections with Nagle off: every SSE event goes out as it comes (Nagle
 /// would hold each small write back until the previous one's ACK, tens of milliseconds per
@@ -159,6 +160,9 @@ pub enum StartError {
     /// The health checks could not start.
     #[error("the health checks could not start: {0}")]
     Checks(#[from] hive_resilience::ManagerError),
+    /// Cluster mode could not start.
+    #[error("cluster mode: {0}")]
+    Cluster(#[from] hive_cluster::ClusterError),
     /// The listener could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Listen {
@@ -214,6 +218,7 @@ struct Live {
     running: Option<Running>,
     alerts: Option<AlertManager>,
     recorder: Option<Recorder>,
+    cluster: Option<ClusterLink>,
 }
 
 /// A running gateway.
@@ -275,6 +280,11 @@ impl Server {
         if let Some(tap) = &options.tap {
             monitor.tap_attempts(Arc::clone(tap));
         }
+        // Before the stacks are built: it taps every attempt from the first.
+        let mut cluster = match &config.cluster {
+            Some(settings) => Some(ClusterLink::start(settings, &monitor)?),
+            None => None,
+        };
         // Before the clients are built: each keeps a connection pool per worker.
         if options.workers > 0 {
             hive_core::worker::set_workers(options.workers);
@@ -338,6 +348,9 @@ impl Server {
             monitor.subscribe(),
             shutdown.subscribe(),
         ));
+        if let Some(link) = &mut cluster {
+            link.share(&gateway, &monitor, shutdown.subscribe());
+        }
         tracing::info!(
             %addr,
             workers = options.workers,
@@ -358,6 +371,7 @@ impl Server {
                 running: Some(running),
                 alerts,
                 recorder,
+                cluster,
             }),
             shutdown,
             serve: Mutex::new(Some(serve)),
@@ -384,6 +398,16 @@ impl Server {
             .as_ref()
             .map(AlertManager::channel_stats)
             .unwrap_or_default()
+    }
+
+    /// What cluster mode's link has done (`None` without a `cluster` section).
+    pub async fn cluster_status(&self) -> Option<hive_cluster::ClusterStatus> {
+        self.live
+            .lock()
+            .await
+            .cluster
+            .as_ref()
+            .map(ClusterLink::status)
     }
 
     /// The address it listens on.
@@ -502,6 +526,9 @@ impl Server {
             Err(e) => tracing::error!(error = %e, "health checks did not start"),
         }
         self.gateway.swap(fleet);
+        if let Some(cluster) = &live.cluster {
+            cluster.serve(&self.gateway);
+        }
         if let Some(alerts) = new_alerts {
             let none = alerts.is_none();
             if let Some(old_alerts) = std::mem::replace(&mut live.alerts, alerts) {
@@ -628,6 +655,9 @@ impl Server {
             None => true,
         };
         let mut live = self.live.lock().await;
+        if let Some(cluster) = live.cluster.take() {
+            cluster.stop();
+        }
         if let Some(running) = live.running.take() {
             running.stop().await;
         }
@@ -695,6 +725,29 @@ fn start_alerts(
 /// The action of an audit entry for a control of a model (forced open, drained …).
 pub const RECOVERY_ACTION: &str = "recovery_action";
 
+/// The monitor's next event, until `stopping` (then `None`). Events missed because the
+/// reader fell behind are logged with what `lost` says they carried.
+pub(crate) async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<hive_monitor::TimedEvent>,
+    stopping: &mut watch::Receiver<bool>,
+    lost: &str,
+) -> Option<hive_monitor::TimedEvent> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            _ = stopping.changed() => return None,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(event) => return Some(event),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "events were missed: {lost}");
+            }
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
 /// Records every control action on a model (an operator's, or automatic recovery's) in the
 /// audit log of the config serving, until shutdown.
 async fn audit_controls(
@@ -702,34 +755,17 @@ async fn audit_controls(
     mut events: tokio::sync::broadcast::Receiver<hive_monitor::TimedEvent>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let event = tokio::select! {
-            _ = stopping.changed() => return,
-            event = events.recv() => event,
-        };
-        match event {
-            Ok(hive_monitor::TimedEvent {
-                event: ResilienceEvent::Control { model, action, by },
-                ..
-            }) => {
-                let fleet = gateway.fleet();
-                let entry = AuditEntry::new(
-                    by.as_str(),
-                    RECOVERY_ACTION,
-                    json!({ "model": model.as_str(), "action": action.as_str() }),
-                )
-                .with_hash(fleet.config().hash());
-                gateway.audit(entry).await;
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "events were missed: control actions may be missing from the audit log"
-                );
-            }
-            Err(RecvError::Closed) => return,
+    let lost = "control actions may be missing from the audit log";
+    while let Some(event) = next_event(&mut events, &mut stopping, lost).await {
+        if let ResilienceEvent::Control { model, action, by } = event.event {
+            let fleet = gateway.fleet();
+            let entry = AuditEntry::new(
+                by.as_str(),
+                RECOVERY_ACTION,
+                json!({ "model": model.as_str(), "action": action.as_str() }),
+            )
+            .with_hash(fleet.config().hash());
+            gateway.audit(entry).await;
         }
     }
 }

@@ -14,7 +14,7 @@ use hive_sim::Script;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
-use support::{Answer, Harness, ask};
+use support::{Answer, Harness, TWO_MODELS as MODELS, ask};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const READER: &str = "read-token-0123456789abcdef";
@@ -24,17 +24,6 @@ fn resilience(admin: &str) -> String {
         "{admin}defaults:\n  retry:\n    max_attempts: 1\n  health:\n    probe: none\nalerts:\n  group_wait: 100ms\n  group_interval: 200ms\n  evaluation_interval: 100ms\n  channels:\n    log: {{ kind: log }}\n  rules:\n    - {{ name: model_down, condition: breaker_open, notify: [log] }}\n"
     )
 }
-
-const MODELS: &str = r#"
-models:
-  - id: gpt-4o
-    base_url: "{sim}"
-  - id: claude-4-sonnet
-    base_url: "{sim}"
-routes:
-  - name: council
-    models: [gpt-4o, claude-4-sonnet]
-"#;
 
 const TOKENS: &str =
     "admin:\n  token: { env: HIVE_ADMIN_TOKEN }\n  read_token: { env: HIVE_READ_TOKEN }\n";

@@ -13,7 +13,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::Value;
-use support::Harness;
+use support::{Harness, TWO_MODELS as MODELS};
 use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -22,17 +22,6 @@ const ADMIN: &str = "admin-token-0123456789abcdef";
 const READER: &str = "read-token-0123456789abcdef";
 
 const RESILIENCE: &str = "admin:\n  token: { env: HIVE_ADMIN_TOKEN }\n  read_token: { env: HIVE_READ_TOKEN }\nserver:\n  shutdown_grace: 10s\ndefaults:\n  health:\n    probe: none\n";
-
-const MODELS: &str = r#"
-models:
-  - id: gpt-4o
-    base_url: "{sim}"
-  - id: claude-4-sonnet
-    base_url: "{sim}"
-routes:
-  - name: council
-    models: [gpt-4o, claude-4-sonnet]
-"#;
 
 async fn harness(test: &str) -> Harness {
     Harness::start(

@@ -25,23 +25,12 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use serde_json::{Value, json};
-use support::{Harness, ask};
+use support::{Harness, TWO_MODELS as MODELS, ask};
 use tokio::time::Instant;
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 
 const RESILIENCE: &str = "admin:\n  token: { env: HIVE_ADMIN_TOKEN }\n  public_read: true\ndefaults:\n  retry:\n    max_attempts: 1\n  breaker:\n    consecutive_failures: 3\n    open_duration: 60s\n  health:\n    probe: none\n";
-
-const MODELS: &str = r#"
-models:
-  - id: gpt-4o
-    base_url: "{sim}"
-  - id: claude-4-sonnet
-    base_url: "{sim}"
-routes:
-  - name: council
-    models: [gpt-4o, claude-4-sonnet]
-"#;
 
 /// A chromedriver on a free port, stopped on drop.
 struct Driver {

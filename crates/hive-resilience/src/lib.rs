@@ -50,6 +50,7 @@ mod control;
 mod entry;
 mod manager;
 mod recovery;
+mod sharing;
 mod spec;
 mod window;
 
@@ -59,6 +60,7 @@ pub use manager::{
     Availability, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE, ManagedRouter, ManagerError,
     ModelAvailability, ModelManager, ModelManagerBuilder, REQUEST_ROUTE, Running,
 };
+pub use sharing::{Sharing, TRIAL_GRACE};
 pub use spec::{ModelSpec, RouteSpec};
 
 pub use hive_breaker as breaker;

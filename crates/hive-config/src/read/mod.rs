@@ -14,8 +14,8 @@ use crate::{
 };
 
 /// The keys of `resilience.yml`.
-pub(crate) const RESILIENCE_KEYS: [&str; 8] = [
-    "server", "admin", "metrics", "defaults", "fallback", "alerts", "audit", "history",
+pub(crate) const RESILIENCE_KEYS: [&str; 9] = [
+    "server", "admin", "metrics", "defaults", "fallback", "alerts", "audit", "history", "cluster",
 ];
 /// The keys of `models-resilience.yml`.
 pub(crate) const MODELS_KEYS: [&str; 2] = ["models", "routes"];

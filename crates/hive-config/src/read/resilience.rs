@@ -6,8 +6,9 @@ use crate::{
     DiagnosticKind,
     read::{MODELS_KEYS, RESILIENCE_KEYS, alerts::read_alerts, misplaced, settings},
     schema::{
-        AdminConfig, AlertsConfig, AuditConfig, DEFAULT_HISTORY_RETENTION, Defaults,
-        FallbackConfig, HedgeDelay, HistoryConfig, ServerConfig, Strategy,
+        AdminConfig, AlertsConfig, AuditConfig, ClusterConfig, DEFAULT_CLUSTER_PREFIX,
+        DEFAULT_HISTORY_RETENTION, Defaults, FallbackConfig, HedgeDelay, HistoryConfig,
+        ServerConfig, Strategy,
     },
     yaml::{Cx, Node, RateRange, Spot, Zero},
 };
@@ -25,6 +26,7 @@ pub(crate) struct Resilience {
     pub(crate) alerts: AlertsConfig,
     pub(crate) audit: AuditConfig,
     pub(crate) history: HistoryConfig,
+    pub(crate) cluster: Option<ClusterConfig>,
 }
 
 /// Reads `resilience.yml` (`None`: absent or empty, all defaults).
@@ -45,6 +47,7 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
             path: Some(cx.dir.join("hive.db")),
             retention: DEFAULT_HISTORY_RETENTION,
         },
+        cluster: None,
     };
     let Some(root) = root else {
         return out;
@@ -79,7 +82,73 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
     if let Some(n) = map.get("history") {
         history(cx, &n, &mut out.history);
     }
+    if let Some(n) = map.get("cluster") {
+        out.cluster = cluster(cx, &n);
+    }
     out
+}
+
+/// A key prefix or replica name: 1 to 64 characters, no spaces or control characters.
+fn plain_name(cx: &mut Cx<'_>, node: &Node<'_, '_>, what: &str) -> Option<String> {
+    let text = cx.string(node)?;
+    if (1..=64).contains(&text.len()) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Some(text);
+    }
+    cx.report(
+        DiagnosticKind::InvalidValue,
+        node,
+        Spot::Value,
+        format!("{what} must be 1 to 64 characters without spaces"),
+        Some("for example `hive:prod`".to_owned()),
+    );
+    None
+}
+
+fn cluster(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<ClusterConfig> {
+    let map = cx.map(node, &["redis", "prefix", "replica"])?;
+    let Some(redis_node) = map.get("redis") else {
+        cx.report(
+            DiagnosticKind::MissingKey,
+            node,
+            Spot::Key,
+            "`cluster` needs `redis`: where the replicas share their state",
+            Some("add `redis: { env: HIVE_REDIS_URL }`".to_owned()),
+        );
+        return None;
+    };
+    let redis = cx.secret(&redis_node).filter(|redis| {
+        let known = ["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| redis.expose().starts_with(scheme));
+        if !known {
+            cx.report(
+                DiagnosticKind::InvalidValue,
+                &redis_node,
+                Spot::Value,
+                format!(
+                    "the Redis URL from {} does not start with redis:// or rediss://",
+                    redis.source()
+                ),
+                Some("redis://[user:password@]host:port[/db], or rediss:// for TLS".to_owned()),
+            );
+        }
+        known
+    });
+    let prefix = match map.get("prefix") {
+        Some(n) => plain_name(cx, &n, "the key prefix"),
+        None => Some(DEFAULT_CLUSTER_PREFIX.to_owned()),
+    };
+    let replica = match map.get("replica") {
+        Some(n) => plain_name(cx, &n, "the replica name").map(Some),
+        None => Some(None),
+    };
+    let (redis, prefix, replica) = (redis?, prefix?, replica?);
+    Some(ClusterConfig {
+        redis,
+        prefix,
+        replica,
+    })
 }
 
 fn server(cx: &mut Cx<'_>, node: &Node<'_, '_>, out: &mut ServerConfig) {

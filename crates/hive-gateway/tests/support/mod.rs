@@ -43,7 +43,7 @@ pub struct Harness {
     pub sim: Simulator,
     pub server: Arc<Server>,
     pub dir: PathBuf,
-    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    http: HttpClient,
 }
 
 /// An answer as the client saw it.
@@ -151,7 +151,7 @@ impl Harness {
             sim,
             server,
             dir,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: http_client(),
         }
     }
 
@@ -161,25 +161,12 @@ impl Harness {
 
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let response = self.http.request(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        send_with(&self.http, request).await
     }
 
     /// `POST /v1/chat/completions` with `body` (and `key` as bearer, if given).
     pub async fn chat(&self, body: &str, key: Option<&str>) -> Answer {
-        let mut request = Request::post(self.url("/v1/chat/completions"))
-            .header("content-type", "application/json");
-        if let Some(key) = key {
-            request = request.header("authorization", format!("Bearer {key}"));
-        }
-        self.send(request.body(Full::from(body.to_owned())).unwrap())
-            .await
+        chat_at(&self.http, &self.server.base_url(), body, key).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -187,6 +174,50 @@ impl Harness {
             .await
     }
 }
+
+/// A plain HTTP/1 client.
+pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// A plain HTTP/1 client.
+pub fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends a request with `http` and reads the whole answer.
+pub async fn send_with(http: &HttpClient, request: Request<Full<Bytes>>) -> Answer {
+    let response = http.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// `POST /v1/chat/completions` to the gateway at `base_url` with `body` (and `key` as
+/// bearer, if given).
+pub async fn chat_at(http: &HttpClient, base_url: &str, body: &str, key: Option<&str>) -> Answer {
+    let mut request = Request::post(format!("{base_url}/v1/chat/completions"))
+        .header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    send_with(http, request.body(Full::from(body.to_owned())).unwrap()).await
+}
+
+/// Two models of one simulator (`{sim}` stands for its URL) and the route `council` over
+/// them, the primary first.
+pub const TWO_MODELS: &str = r#"
+models:
+  - id: gpt-4o
+    base_url: "{sim}"
+  - id: claude-4-sonnet
+    base_url: "{sim}"
+routes:
+  - name: council
+    models: [gpt-4o, claude-4-sonnet]
+"#;
 
 /// A chat request body for `model`.
 pub fn ask(model: &str, stream: bool) -> String {

@@ -1,0 +1,304 @@
+//! Cluster mode end to end: three gateway replicas (in this process, each its own server
+//! and config) over one simulated provider, sharing through a real `redis-server`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use hive_config::Environment;
+use hive_core::{CircuitState, ResilienceEvent};
+use hive_gateway::server::{ConfigSource, Options, Server};
+use hive_sim::{Behaviour, RedisServer, RetryAfter, Script, Simulator};
+use http::StatusCode;
+use support::{HttpClient, TWO_MODELS as MODELS, ask, chat_at, config_dir, http_client, write};
+use tokio::time::{Instant, sleep, timeout};
+
+/// Breakers that open after three failures in a row for one second (no growth), no health
+/// checks (the breakers alone decide), one attempt per model.
+fn resilience(replica: &str) -> String {
+    format!(
+        r#"
+defaults:
+  retry:
+    max_attempts: 1
+  breaker:
+    consecutive_failures: 3
+    open_duration: {{ base: 1s, multiplier: 1, max: 1s }}
+  health:
+    probe: none
+  timeouts:
+    attempt: 2s
+    request: 5s
+cluster:
+  redis: {{ env: HIVE_REDIS_URL }}
+  prefix: hive:test
+  replica: {replica}
+alerts:
+  rules: []
+audit:
+  path: off
+history:
+  path: off
+"#
+    )
+}
+
+struct Cluster {
+    sim: Simulator,
+    redis: RedisServer,
+    replicas: Vec<Arc<Server>>,
+    http: HttpClient,
+}
+
+async fn cluster(test: &str, primary: Script) -> Cluster {
+    let redis = RedisServer::start().unwrap();
+    let sim = Simulator::start(vec![
+        ("gpt-4o", primary),
+        ("claude-4-sonnet", Script::new()),
+    ])
+    .await
+    .unwrap();
+    let mut replicas = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        let dir = config_dir(&format!("{test}-{name}"));
+        write(&dir, "resilience.yml", &resilience(name));
+        write(
+            &dir,
+            "models-resilience.yml",
+            &MODELS.replace("{sim}", &sim.base_url()),
+        );
+        let options = Options {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            env: Environment::vars([("HIVE_REDIS_URL", redis.url())]),
+            watch: false,
+            ..Options::default()
+        };
+        let server = Server::start(ConfigSource::Dir(dir), options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        replicas.push(server);
+    }
+    let cluster = Cluster {
+        sim,
+        redis,
+        replicas,
+        http: http_client(),
+    };
+    cluster.linked(1).await;
+    cluster
+}
+
+impl Cluster {
+    /// Waits until every replica's link is up, `connects` times at least.
+    async fn linked(&self, connects: u64) {
+        timeout(Duration::from_secs(15), async {
+            loop {
+                let mut all = true;
+                for replica in &self.replicas {
+                    let status = replica.cluster_status().await.expect("cluster mode");
+                    all &= status.connected && status.connects >= connects;
+                }
+                if all {
+                    return;
+                }
+                sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("every replica linked");
+    }
+
+    fn breaker(&self, replica: usize) -> CircuitState {
+        self.replicas[replica]
+            .gateway()
+            .fleet()
+            .manager()
+            .control("gpt-4o")
+            .expect("gpt-4o")
+            .breaker()
+            .state()
+    }
+
+    /// One request through replica `replica`'s route: (status, the model that answered).
+    async fn ask(&self, replica: usize) -> (StatusCode, String) {
+        let base_url = self.replicas[replica].base_url();
+        let answer = chat_at(&self.http, &base_url, &ask("council", false), None).await;
+        let model = answer.header("x-hive-model").unwrap_or("").to_owned();
+        (answer.status, model)
+    }
+
+    fn primary_calls(&self) -> usize {
+        self.sim.attempts_of("gpt-4o").len()
+    }
+}
+
+/// The primary down on one replica: every replica stops sending to it within the bound,
+/// the replica that opened it alone tries it again (once per break), and its verdict
+/// closes the others when the primary is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_on_one_replica_holds_every_replica_off_and_one_replica_probes() {
+    let c = cluster(
+        "open",
+        Script::new().until(Duration::from_secs(5), Behaviour::Status(503)),
+    )
+    .await;
+    let mut transitions: Vec<_> = c.replicas.iter().map(|r| r.monitor().subscribe()).collect();
+    for _ in 0..3 {
+        assert_eq!(
+            c.ask(0).await,
+            (StatusCode::OK, "claude-4-sonnet".to_owned())
+        );
+    }
+    assert_eq!(c.breaker(0), CircuitState::Open);
+    for other in [1, 2] {
+        timeout(Duration::from_secs(1), async {
+            while c.breaker(other) != CircuitState::Open {
+                sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("replica {other} still lets gpt-4o through"));
+    }
+    assert_eq!(c.primary_calls(), 3);
+    for other in [1, 2] {
+        for _ in 0..5 {
+            assert_eq!(
+                c.ask(other).await,
+                (StatusCode::OK, "claude-4-sonnet".to_owned())
+            );
+        }
+    }
+    assert_eq!(
+        c.primary_calls(),
+        3,
+        "no replica sent gpt-4o a call while it was held off"
+    );
+
+    // Traffic on every replica until well after the primary is back.
+    let end = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < end {
+        for replica in 0..3 {
+            assert_eq!(c.ask(replica).await.0, StatusCode::OK);
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    for replica in 0..3 {
+        assert_eq!(
+            c.breaker(replica),
+            CircuitState::Closed,
+            "replica {replica}"
+        );
+    }
+    // Only r1 ever tried gpt-4o while it was held off: r2 and r3 went from open straight
+    // to closed, on r1's verdict.
+    let mut first_open = Vec::new();
+    for (replica, events) in transitions.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let ResilienceEvent::CircuitTransition {
+                model, from, to, ..
+            } = event.event
+                && model.as_str() == "gpt-4o"
+            {
+                if seen.is_empty() {
+                    first_open.push(event.at_unix_ms);
+                }
+                seen.push((from, to));
+            }
+        }
+        if replica == 0 {
+            assert!(
+                seen.contains(&(CircuitState::HalfOpen, CircuitState::Closed)),
+                "{seen:?}"
+            );
+        } else {
+            assert!(
+                !seen.iter().any(|(_, to)| *to == CircuitState::HalfOpen),
+                "replica {replica} tried gpt-4o itself: {seen:?}"
+            );
+            assert_eq!(
+                seen.last(),
+                Some(&(CircuitState::Open, CircuitState::Closed)),
+                "{seen:?}"
+            );
+        }
+    }
+    // The opening reached the others within the bound (monitor clocks, in milliseconds).
+    let lags: Vec<u64> = first_open[1..]
+        .iter()
+        .map(|at| at.saturating_sub(first_open[0]))
+        .collect();
+    eprintln!("the opening reached r2 and r3 after {lags:?} ms");
+    assert!(lags.iter().all(|lag| *lag <= 100), "{lags:?} ms");
+}
+
+/// A 429 with `Retry-After` seen by one replica holds every replica off that model until
+/// then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_seen_by_one_replica_holds_off_all() {
+    let c = cluster(
+        "cooldown",
+        Script::new().until_call(1, Behaviour::RateLimited(Some(RetryAfter::Seconds(3)))),
+    )
+    .await;
+    assert_eq!(
+        c.ask(0).await,
+        (StatusCode::OK, "claude-4-sonnet".to_owned())
+    );
+    assert_eq!(c.primary_calls(), 1);
+    sleep(Duration::from_millis(200)).await;
+    for replica in 0..3 {
+        for _ in 0..3 {
+            let states: Vec<_> = (0..3).map(|r| c.breaker(r)).collect();
+            assert_eq!(
+                c.ask(replica).await,
+                (StatusCode::OK, "claude-4-sonnet".to_owned()),
+                "replica {replica}, breakers {states:?}"
+            );
+        }
+    }
+    assert_eq!(
+        c.primary_calls(),
+        1,
+        "every replica waited out the provider's 3 s"
+    );
+}
+
+/// Redis killed mid-run: no request fails, each replica says the link is down; Redis back
+/// (empty): the links come back, and an opening is shared again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_killed_no_request_fails_and_sharing_resumes_after_restart() {
+    let mut c = cluster(
+        "redis-down",
+        Script::new()
+            .until_call(30, Behaviour::Healthy)
+            .always(Behaviour::Status(503)),
+    )
+    .await;
+    c.redis.kill();
+    for round in 0..10 {
+        for replica in 0..3 {
+            let (status, _) = c.ask(replica).await;
+            assert_eq!(status, StatusCode::OK, "round {round}, replica {replica}");
+        }
+    }
+    for replica in &c.replicas {
+        assert!(!replica.cluster_status().await.unwrap().connected);
+    }
+    c.redis.restart().unwrap();
+    c.linked(2).await;
+    // gpt-4o now fails: r1 opens it, the others follow.
+    for _ in 0..6 {
+        assert_eq!(c.ask(0).await.0, StatusCode::OK);
+    }
+    assert_eq!(c.breaker(0), CircuitState::Open);
+    timeout(Duration::from_secs(2), async {
+        while c.breaker(1) != CircuitState::Open || c.breaker(2) != CircuitState::Open {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("shared again after Redis came back");
+}
