@@ -29,14 +29,16 @@ mod link;
 mod wire;
 
 use std::{
+    collections::HashMap,
     fmt,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
-use hive_core::{ApplyShared, ShareState, SharedChange};
+use hive_core::{ApplyShared, ModelId, ProbeDuty, ShareState, SharedChange};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -52,7 +54,12 @@ pub struct ClusterSettings {
     url: String,
     prefix: String,
     replica: String,
+    lease_ttl: Duration,
 }
+
+/// How long a replica's duty to check a model's health lasts unless renewed (a third of it
+/// apart), by default: a replica that dies is replaced within it.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +121,17 @@ impl ClusterSettings {
             url,
             prefix,
             replica,
+            lease_ttl: DEFAULT_LEASE_TTL,
         })
+    }
+
+    /// How long the duty to check a model lasts unless renewed (every third of it); a
+    /// replica that stops is replaced within it. Give it less than the health interval,
+    /// so that a dead checker is replaced within one interval. At least 30 ms.
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(30));
+        self
     }
 
     /// Names this replica (unique in the cluster: a replica ignores what it hears under
@@ -142,6 +159,11 @@ impl ClusterSettings {
     fn hold_key(&self, model: &str) -> String {
         format!("{}:hold:{model}", self.prefix)
     }
+
+    /// The key of the lease on a model's health checks (its value: the holder's name).
+    fn lease_key(&self, model: &str) -> String {
+        format!("{}:lease:{model}", self.prefix)
+    }
 }
 
 /// A seed for the replica's name that differs between processes started together.
@@ -158,7 +180,34 @@ impl fmt::Debug for ClusterSettings {
             .field("url", &"<redacted>")
             .field("prefix", &self.prefix)
             .field("replica", &self.replica)
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
+    }
+}
+
+/// Which models' health checks are this replica's duty, as the last lease round found.
+#[derive(Debug, Default)]
+struct Leases(RwLock<HashMap<ModelId, bool>>);
+
+impl Leases {
+    fn set(&self, held: impl IntoIterator<Item = (ModelId, bool)>) {
+        if let Ok(mut leases) = self.0.write() {
+            leases.clear();
+            leases.extend(held);
+        }
+    }
+
+    fn holds(&self, model: ModelId) -> bool {
+        self.0
+            .read()
+            .is_ok_and(|leases| leases.get(&model) == Some(&true))
+    }
+
+    /// The models this replica checks, for its status.
+    fn held(&self) -> usize {
+        self.0
+            .read()
+            .map_or(0, |l| l.values().filter(|h| **h).count())
     }
 }
 
@@ -177,6 +226,8 @@ pub struct ClusterStatus {
     pub dropped: u64,
     /// Times the link was (re)established.
     pub connects: u64,
+    /// Models whose health checks are this replica's duty now.
+    pub checking: usize,
 }
 
 #[derive(Debug, Default)]
@@ -190,8 +241,9 @@ struct Counters {
 }
 
 impl Counters {
-    fn status(&self) -> ClusterStatus {
+    fn status(&self, leases: &Leases) -> ClusterStatus {
         ClusterStatus {
+            checking: leases.held(),
             connected: self.connected.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
             applied: self.applied.load(Ordering::Relaxed),
@@ -211,6 +263,7 @@ pub struct Cluster {
     changes: mpsc::Sender<SharedChange>,
     target: Target,
     counters: Arc<Counters>,
+    leases: Arc<Leases>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     replica: String,
@@ -223,10 +276,12 @@ impl Cluster {
         let (changes, queued) = mpsc::channel(QUEUE);
         let target: Target = Arc::default();
         let counters = Arc::new(Counters::default());
+        let leases = Arc::new(Leases::default());
         let (stop, stopping) = watch::channel(false);
         let replica = settings.replica.clone();
         let task = tokio::spawn(link::run(link::Link {
             settings,
+            leases: Arc::clone(&leases),
             queued,
             target: Arc::clone(&target),
             counters: Arc::clone(&counters),
@@ -236,6 +291,7 @@ impl Cluster {
             changes,
             target,
             counters,
+            leases,
             stop,
             task: Some(task),
             replica,
@@ -252,7 +308,7 @@ impl Cluster {
 
     /// What the link has done so far.
     pub fn status(&self) -> ClusterStatus {
-        self.counters.status()
+        self.counters.status(&self.leases)
     }
 
     /// This replica's name in the cluster.
@@ -282,6 +338,20 @@ impl ShareState for Cluster {
     fn publish(&self, change: SharedChange) {
         if self.changes.try_send(change).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl ProbeDuty for Cluster {
+    /// Whether this replica holds the model's lease; with the link down, every replica
+    /// checks every model itself, as alone.
+    fn mine(&self, model: ModelId) -> bool {
+        !self.counters.connected.load(Ordering::Relaxed) || self.leases.holds(model)
+    }
+
+    fn checked(&self, model: ModelId, ok: bool, latency: Duration) {
+        if self.counters.connected.load(Ordering::Relaxed) {
+            self.publish(SharedChange::Checked { model, ok, latency });
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::{
     time::{Instant, timeout},
 };
 
-use crate::{ClusterSettings, Counters, Target, wire};
+use crate::{ClusterSettings, Counters, Leases, Target, wire};
 
 /// The first wait before reconnecting, doubled up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -25,6 +25,7 @@ const MAX_HOLDS: usize = 10_000;
 
 pub(crate) struct Link {
     pub(crate) settings: ClusterSettings,
+    pub(crate) leases: std::sync::Arc<Leases>,
     pub(crate) queued: mpsc::Receiver<SharedChange>,
     pub(crate) target: Target,
     pub(crate) counters: std::sync::Arc<Counters>,
@@ -63,6 +64,7 @@ pub(crate) async fn run(mut link: Link) {
             _ = stopping.changed() => Ended::Stopped,
         };
         link.counters.connected.store(false, Ordering::Relaxed);
+        link.leases.set([]);
         match ended {
             Ended::Stopped => return,
             Ended::Down(why) => {
@@ -140,8 +142,15 @@ async fn session(
         return ended;
     }
     let mut messages = pubsub.on_message();
+    let mut leases = tokio::time::interval(link.settings.lease_ttl / 3);
+    leases.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = leases.tick() => {
+                if let Err(ended) = renew_leases(&mut connection, link).await {
+                    return ended;
+                }
+            }
             message = messages.next() => match message {
                 Some(message) => receive(link, message.get_payload_bytes(), None),
                 None => return Ended::Down("the subscription ended".to_owned()),
@@ -194,13 +203,7 @@ async fn catch_up(
         }
         cursor = next;
     }
-    let holding = link
-        .target
-        .read()
-        .ok()
-        .and_then(|t| t.clone())
-        .map(|t| t.holding())
-        .unwrap_or_default();
+    let holding = target(link).map(|t| t.holding()).unwrap_or_default();
     for change in holding {
         publish(connection, link, change).await?;
     }
@@ -245,15 +248,57 @@ async fn publish(
         SharedChange::BreakerClosed { .. } => {
             pipe.del(&key).ignore();
         }
+        SharedChange::Checked { .. } => {} // news, not a state to keep
     }
     timed::<()>(pipe.query_async(connection), "publishing").await?;
     link.counters.published.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
+/// Takes, or keeps, the lease of each model's health checks whose holder is this replica
+/// or nobody (one script per model, all in one round trip); notes which are this
+/// replica's.
+async fn renew_leases(
+    connection: &mut redis::aio::MultiplexedConnection,
+    link: &Link,
+) -> Result<(), Ended> {
+    let models = target(link).map(|t| t.models()).unwrap_or_default();
+    if models.is_empty() {
+        return Ok(());
+    }
+    let ttl = u64::try_from(link.settings.lease_ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut pipe = redis::pipe();
+    for model in &models {
+        pipe.cmd("EVAL")
+            .arg(LEASE_SCRIPT)
+            .arg(1)
+            .arg(link.settings.lease_key(model.as_str()))
+            .arg(&link.settings.replica)
+            .arg(ttl);
+    }
+    let held: Vec<i64> = timed(pipe.query_async(connection), "renewing the check leases").await?;
+    link.leases
+        .set(models.iter().copied().zip(held.iter().map(|h| *h == 1)));
+    Ok(())
+}
+
+/// Keeps the lease (`KEYS[1]`) for this replica (`ARGV[1]`) for `ARGV[2]` ms if it holds it
+/// or nobody does; 1 when it is this replica's.
+const LEASE_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+    if v then return 0 end \
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+/// The local state the others' changes go to, once attached.
+fn target(link: &Link) -> Option<std::sync::Arc<dyn hive_core::ApplyShared>> {
+    link.target.read().ok().and_then(|t| t.clone())
+}
+
 /// Applies one message of another replica (`left`: the hold left, when its key said).
 fn receive(link: &Link, payload: &[u8], left: Option<Duration>) {
-    let target = link.target.read().ok().and_then(|t| t.clone());
+    let target = target(link);
     let decoded = match &target {
         Some(target) => wire::decode(payload, &link.settings.replica, target.as_ref(), left),
         None => Err(wire::Skip::UnknownModel),

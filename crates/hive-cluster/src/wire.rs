@@ -47,6 +47,12 @@ enum Change<'a> {
         model: Cow<'a, str>,
         for_ms: u64,
     },
+    Checked {
+        #[serde(borrow)]
+        model: Cow<'a, str>,
+        ok: bool,
+        latency_ms: u64,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -72,6 +78,11 @@ pub(crate) fn encode(replica: &str, change: SharedChange) -> String {
         SharedChange::CoolDown { model, wait } => Change::CoolDown {
             model: Cow::Borrowed(model.as_str()),
             for_ms: millis(wait),
+        },
+        SharedChange::Checked { model, ok, latency } => Change::Checked {
+            model: Cow::Borrowed(model.as_str()),
+            ok,
+            latency_ms: millis(latency),
         },
     };
     let message = Message {
@@ -138,6 +149,15 @@ pub(crate) fn decode(
             model: known(&model)?,
             wait: hold(for_ms)?,
         },
+        Change::Checked {
+            model,
+            ok,
+            latency_ms,
+        } => SharedChange::Checked {
+            model: known(&model)?,
+            ok,
+            latency: Duration::from_millis(latency_ms).min(MAX_HOLD),
+        },
     })
 }
 
@@ -158,6 +178,9 @@ mod tests {
         }
         fn holding(&self) -> Vec<SharedChange> {
             Vec::new()
+        }
+        fn models(&self) -> Vec<ModelId> {
+            vec![ModelId::new("gpt-4o")]
         }
     }
 

@@ -36,6 +36,10 @@ impl ApplyShared for Fleet {
     fn holding(&self) -> Vec<SharedChange> {
         self.holding.clone()
     }
+
+    fn models(&self) -> Vec<ModelId> {
+        vec![ModelId::new("gpt-4o"), ModelId::new("claude-4-sonnet")]
+    }
 }
 
 struct Replica {

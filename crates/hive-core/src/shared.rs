@@ -32,6 +32,16 @@ pub enum SharedChange {
         /// The wait left.
         wait: Duration,
     },
+    /// The replica that checks the model's health ran a check: record it as if it were
+    /// this replica's own.
+    Checked {
+        /// The model.
+        model: ModelId,
+        /// Whether it passed.
+        ok: bool,
+        /// How long it took.
+        latency: Duration,
+    },
 }
 
 impl SharedChange {
@@ -40,7 +50,8 @@ impl SharedChange {
         match *self {
             Self::BreakerOpened { model, .. }
             | Self::BreakerClosed { model }
-            | Self::CoolDown { model, .. } => model,
+            | Self::CoolDown { model, .. }
+            | Self::Checked { model, .. } => model,
         }
     }
 }
@@ -73,6 +84,27 @@ pub trait ApplyShared: Send + Sync + 'static {
     /// What this replica holds off now (its open breakers, with the break left), told to
     /// the others when its link to them (re)starts.
     fn holding(&self) -> Vec<SharedChange>;
+
+    /// The models it serves (each one's health checks are one replica's duty).
+    fn models(&self) -> Vec<ModelId>;
+}
+
+/// Which replica runs each model's health checks, and where their results go, so that N
+/// replicas cost a provider one stream of checks, not N. Alone (no duty set), a replica
+/// checks every model itself.
+pub trait ProbeDuty: Send + Sync + 'static {
+    /// Whether this replica checks `model` now (one atomic load: it is asked before every
+    /// check).
+    fn mine(&self, model: ModelId) -> bool;
+
+    /// A check this replica ran, for the others to record as theirs.
+    fn checked(&self, model: ModelId, ok: bool, latency: Duration);
+}
+
+impl fmt::Debug for dyn ProbeDuty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProbeDuty")
+    }
 }
 
 impl fmt::Debug for dyn ShareState {

@@ -37,8 +37,15 @@ impl AttemptTap for RetryAfterTap {
 impl ClusterLink {
     /// Starts the link for `config`, and taps `monitor`'s attempts: before the fleet's
     /// stacks are built, so that every attempt is seen from the first.
-    pub(crate) fn start(config: &ClusterConfig, monitor: &Monitor) -> Result<Self, ClusterError> {
-        let mut settings = ClusterSettings::new(config.redis.expose(), &config.prefix)?;
+    pub(crate) fn start(
+        config: &ClusterConfig,
+        health_interval: Duration,
+        monitor: &Monitor,
+    ) -> Result<Self, ClusterError> {
+        // A replica that stops checking is replaced within two thirds of an interval.
+        let lease = health_interval.mul_f64(2.0 / 3.0);
+        let mut settings =
+            ClusterSettings::new(config.redis.expose(), &config.prefix)?.lease_ttl(lease);
         if let Some(name) = &config.replica {
             settings = settings.replica(name)?;
         }
@@ -80,6 +87,11 @@ impl ClusterLink {
     /// Serves the models of the fleet `gateway` serves now (after a reload).
     pub(crate) fn serve(&self, gateway: &Gateway) {
         self.sharing.serve(gateway.fleet().manager().controls());
+    }
+
+    /// Whose duty each model's health checks are.
+    pub(crate) fn duty(&self) -> Arc<dyn hive_core::ProbeDuty> {
+        Arc::clone(&self.cluster) as Arc<dyn hive_core::ProbeDuty>
     }
 
     /// What the link has done.

@@ -263,6 +263,15 @@ impl Fleet {
         self.manager.start()
     }
 
+    /// [`start`](Self::start), the health checks shared with the other replicas of a
+    /// cluster through `duty` (none: this replica checks every model).
+    pub fn start_sharing_checks(
+        &mut self,
+        duty: Option<Arc<dyn hive_core::ProbeDuty>>,
+    ) -> Result<hive_resilience::Running, ManagerError> {
+        self.manager.start_sharing_checks(duty)
+    }
+
     /// Its routes, by name.
     pub fn routes(&self) -> &BTreeMap<String, RouteEntry> {
         &self.routes

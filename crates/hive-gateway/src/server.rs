@@ -282,7 +282,11 @@ impl Server {
         }
         // Before the stacks are built: it taps every attempt from the first.
         let mut cluster = match &config.cluster {
-            Some(settings) => Some(ClusterLink::start(settings, &monitor)?),
+            Some(settings) => Some(ClusterLink::start(
+                settings,
+                config.defaults.settings.health.interval,
+                &monitor,
+            )?),
             None => None,
         };
         // Before the clients are built: each keeps a connection pool per worker.
@@ -298,7 +302,8 @@ impl Server {
             &kept,
             history.as_ref().map(|(history, _)| history),
         )?;
-        let running = fleet.start()?;
+        let duty = cluster.as_ref().map(ClusterLink::duty);
+        let running = fleet.start_sharing_checks(duty)?;
         let addr = options.listen.unwrap_or(config.server.listen);
         let listen_error = |source| StartError::Listen { addr, source };
         // Before the listener: a port taken is said before any worker starts.
@@ -521,7 +526,8 @@ impl Server {
         if let Some(running) = live.running.take() {
             running.stop().await;
         }
-        match fleet.start() {
+        let duty = live.cluster.as_ref().map(ClusterLink::duty);
+        match fleet.start_sharing_checks(duty) {
             Ok(running) => live.running = Some(running),
             Err(e) => tracing::error!(error = %e, "health checks did not start"),
         }

@@ -15,9 +15,9 @@ use http::StatusCode;
 use support::{HttpClient, TWO_MODELS as MODELS, ask, chat_at, config_dir, http_client, write};
 use tokio::time::{Instant, sleep, timeout};
 
-/// Breakers that open after three failures in a row for one second (no growth), no health
-/// checks (the breakers alone decide), one attempt per model.
-fn resilience(replica: &str) -> String {
+/// Breakers that open after three failures in a row for one second (no growth), one
+/// attempt per model, these `health` settings (`probe: none`: the breakers alone decide).
+fn resilience(replica: &str, health: &str) -> String {
     format!(
         r#"
 defaults:
@@ -27,7 +27,7 @@ defaults:
     consecutive_failures: 3
     open_duration: {{ base: 1s, multiplier: 1, max: 1s }}
   health:
-    probe: none
+    {health}
   timeouts:
     attempt: 2s
     request: 5s
@@ -53,6 +53,10 @@ struct Cluster {
 }
 
 async fn cluster(test: &str, primary: Script) -> Cluster {
+    cluster_with(test, primary, "probe: none").await
+}
+
+async fn cluster_with(test: &str, primary: Script, health: &str) -> Cluster {
     let redis = RedisServer::start().unwrap();
     let sim = Simulator::start(vec![
         ("gpt-4o", primary),
@@ -63,7 +67,7 @@ async fn cluster(test: &str, primary: Script) -> Cluster {
     let mut replicas = Vec::new();
     for name in ["r1", "r2", "r3"] {
         let dir = config_dir(&format!("{test}-{name}"));
-        write(&dir, "resilience.yml", &resilience(name));
+        write(&dir, "resilience.yml", &resilience(name, health));
         write(
             &dir,
             "models-resilience.yml",
@@ -301,4 +305,63 @@ async fn with_redis_killed_no_request_fails_and_sharing_resumes_after_restart() 
     })
     .await
     .expect("shared again after Redis came back");
+}
+
+/// Health checks: each model is checked by one replica at a time (N replicas cost the
+/// provider one stream of checks), every replica records the results, and a replica that
+/// stops is replaced within one interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_model_is_checked_by_one_replica_and_a_stopped_checker_is_replaced() {
+    let health = "probe: completion\n    interval: 300ms\n    fast_interval: 300ms\n    jitter: 0%";
+    let c = cluster_with("checks", Script::new(), health).await;
+    let probes = |c: &Cluster| c.sim.attempts_of("gpt-4o").len();
+    sleep(Duration::from_millis(500)).await; // the first lease round
+    let before = probes(&c);
+    sleep(Duration::from_secs(3)).await;
+    let checked = probes(&c) - before;
+    // One replica's stream: ~10 checks in 3 s at 300 ms (3 replicas alone: ~30).
+    assert!(
+        (7..=14).contains(&checked),
+        "{checked} checks of gpt-4o in 3 s"
+    );
+    let mut duties = 0;
+    let mut holder = None;
+    for (n, replica) in c.replicas.iter().enumerate() {
+        let checking = replica.cluster_status().await.unwrap().checking;
+        duties += checking;
+        if checking > 0 && holder.is_none() {
+            holder = Some(n);
+        }
+        // Every replica records the checks, its own or another's.
+        let snapshot = replica.gateway().fleet().manager().registry().snapshot();
+        let gpt = snapshot
+            .iter()
+            .find(|s| s.model.as_str() == "gpt-4o")
+            .unwrap();
+        assert!(
+            gpt.since_last_check
+                .is_some_and(|d| d < Duration::from_secs(1)),
+            "replica {n}: {gpt:?}"
+        );
+    }
+    assert_eq!(duties, 2, "each of the two models is one replica's duty");
+
+    // The replica checking gpt-4o stops: another takes its checks over within an interval.
+    let holder = holder.unwrap();
+    let checker = &c.replicas[holder];
+    assert!(checker.shutdown().await);
+    let stopped = probes(&c);
+    sleep(Duration::from_millis(1500)).await;
+    let after = probes(&c) - stopped;
+    assert!(
+        after >= 2,
+        "{after} checks of gpt-4o in the 1.5 s after its checker stopped"
+    );
+    let mut duties = 0;
+    for (n, replica) in c.replicas.iter().enumerate() {
+        if n != holder {
+            duties += replica.cluster_status().await.unwrap().checking;
+        }
+    }
+    assert_eq!(duties, 2, "the two models are the survivors' duty now");
 }

@@ -1,9 +1,9 @@
 //! [`HealthChecker`]: one probe task per model, feeding the registry.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use hive_core::{
-    BoxError, ConfigError, ModelId, SharedRandom, check_duration, splitmix64, unit_from,
+    BoxError, ConfigError, ModelId, ProbeDuty, SharedRandom, check_duration, splitmix64, unit_from,
 };
 use tokio::{task::JoinSet, time::Instant};
 use tower::{Service, ServiceExt, util::BoxService};
@@ -33,6 +33,7 @@ pub struct CheckerConfig {
     jitter: f64,
     timeout: Duration,
     seed: Option<u64>,
+    duty: Option<Arc<dyn ProbeDuty>>,
 }
 
 impl Default for CheckerConfig {
@@ -44,11 +45,21 @@ impl Default for CheckerConfig {
             jitter: 0.1,
             timeout: Duration::from_secs(5),
             seed: None,
+            duty: None,
         }
     }
 }
 
 impl CheckerConfig {
+    /// Shares the checks with the other replicas of a cluster: a model is checked here only
+    /// while `duty` says it is this replica's, and each check run here is passed to it for
+    /// the others to record (one stream of checks per cluster, not one per replica).
+    #[must_use]
+    pub fn duty(mut self, duty: Arc<dyn ProbeDuty>) -> Self {
+        self.duty = Some(duty);
+        self
+    }
+
     /// Time between the end of a check and the start of the next (above zero, at most
     /// [`MAX_DURATION`](hive_core::MAX_DURATION)).
     #[must_use]
@@ -241,6 +252,13 @@ async fn check_forever(
     };
     loop {
         tokio::time::sleep(wait).await;
+        if let Some(duty) = &config.duty
+            && !duty.mine(request.model)
+        {
+            // Another replica checks it; its results arrive through the cluster.
+            wait = config.spread(config.interval, &mut random);
+            continue;
+        }
         let started = Instant::now();
         let result = tokio::time::timeout(config.timeout, async {
             probe.ready().await?.call(request).await
@@ -250,7 +268,11 @@ async fn check_forever(
         if let Ok(Err(error)) | Err(error) = result.map_err(BoxError::from) {
             tracing::debug!(model = %request.model, %error, "health check failed");
         }
-        let changed = handle.record_check(ok, started.elapsed()).is_some();
+        let latency = started.elapsed();
+        let changed = handle.record_check(ok, latency).is_some();
+        if let Some(duty) = &config.duty {
+            duty.checked(request.model, ok, latency);
+        }
         let base = if changed {
             config.fast_interval
         } else {

@@ -344,3 +344,47 @@ fn bad_settings_name_their_field() {
     assert!(b().degraded_error_rate(None).build().is_ok());
     assert!(b().degraded_latency(MAX_DURATION).build().is_ok());
 }
+
+/// Whose duty a model's checks are, as a cluster's lease says (switched by the test), and
+/// the checks run here that it passed on.
+#[derive(Default)]
+struct Duty {
+    mine: std::sync::atomic::AtomicBool,
+    told: std::sync::RwLock<Vec<bool>>,
+}
+
+impl hive_core::ProbeDuty for Duty {
+    fn mine(&self, _: hive_core::ModelId) -> bool {
+        self.mine.load(Ordering::SeqCst)
+    }
+
+    fn checked(&self, _: hive_core::ModelId, ok: bool, _: Duration) {
+        self.told.write().unwrap().push(ok);
+    }
+}
+
+/// Shared checks: none run while the model is another replica's duty (the schedule goes
+/// on), and each one run here is passed on for the others.
+#[tokio::test(start_paused = true)]
+async fn a_model_is_checked_only_while_it_is_this_replicas_duty() {
+    use Check::*;
+    let registry = HealthRegistry::new();
+    let (probe, record) = scripted("m", &[Pass, Fail]);
+    let duty = Arc::new(Duty::default());
+    let every_second = config().interval(Duration::from_secs(1));
+    let checker = HealthChecker::new(registry, every_second.duty(duty.clone()))
+        .unwrap()
+        .probe("m", probe)
+        .start();
+    sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(record.checks(), 0, "another replica's duty");
+    duty.mine.store(true, Ordering::SeqCst);
+    sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        record.secs(),
+        [4, 5],
+        "on the same schedule, from the next tick"
+    );
+    assert_eq!(*duty.told.read().unwrap(), [true, false]);
+    checker.stop().await;
+}

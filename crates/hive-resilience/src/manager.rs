@@ -692,13 +692,27 @@ impl<S, Res, C> ModelManager<S, Res, C> {
     /// Starts the health checks of the models that have a probe, and automatic recovery.
     /// Needs a tokio runtime; [`Running::stop`] ends both. Starting twice is an error.
     pub fn start(&mut self) -> Result<Running, ManagerError> {
+        self.start_sharing_checks(None)
+    }
+
+    /// [`start`](Self::start), the health checks shared with the other replicas of a
+    /// cluster through `duty` ([`CheckerConfig::duty`]): a model is checked here only while
+    /// it is this replica's duty.
+    pub fn start_sharing_checks(
+        &mut self,
+        duty: Option<Arc<dyn hive_core::ProbeDuty>>,
+    ) -> Result<Running, ManagerError> {
         if self.started {
             return Err(ManagerError::AlreadyStarted);
         }
-        let mut checker = HealthChecker::new(self.registry.clone(), self.checks.clone())?;
+        let shared = |checks: CheckerConfig| match &duty {
+            Some(duty) => checks.duty(Arc::clone(duty)),
+            None => checks,
+        };
+        let mut checker = HealthChecker::new(self.registry.clone(), shared(self.checks.clone()))?;
         for (model, ModelProbe { probe, checks }) in self.probes.drain(..) {
             checker = match checks {
-                Some(checks) => checker.probe_with(model, probe, checks)?,
+                Some(checks) => checker.probe_with(model, probe, shared(checks))?,
                 None => checker.probe(model, probe),
             };
         }

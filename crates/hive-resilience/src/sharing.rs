@@ -8,6 +8,10 @@
 //! [`BreakerHandle::close_if_tripped`]). A transition caused by applying another replica's
 //! change is not told back.
 //!
+//! Health checks are shared too: the replica whose duty a model's checks are (a lease, in
+//! `hive-cluster`) runs them, and the others record its results as their own
+//! ([`SharedChange::Checked`]).
+//!
 //! One trial for the cluster: a break heard from another replica is held [`TRIAL_GRACE`]
 //! longer than the replica that opened it holds it, so that replica's trial goes first and
 //! its verdict — closed, or open again — reaches the others before their own break ends. If
@@ -151,6 +155,10 @@ impl Sharing {
                 moved
             }
             SharedChange::BreakerClosed { .. } => breaker.close_if_tripped(),
+            SharedChange::Checked { ok, latency, .. } => {
+                control.health().record_check(ok, latency);
+                None
+            }
         };
         self.record(model, moved)
     }
@@ -165,6 +173,13 @@ impl ApplyShared for Sharing {
     fn model(&self, name: &str) -> Option<ModelId> {
         let controls = self.controls.read().ok()?;
         controls.keys().find(|m| m.as_str() == name).copied()
+    }
+
+    fn models(&self) -> Vec<ModelId> {
+        self.controls
+            .read()
+            .map(|c| c.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     fn holding(&self) -> Vec<SharedChange> {
