@@ -370,3 +370,33 @@ impl fmt::Debug for Cluster {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_and_its_password_never_show() {
+        let settings = ClusterSettings::new("redis://:s3cret-pw@10.0.0.5:6379/0", "hive:prod")
+            .unwrap()
+            .replica("gw-a")
+            .unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("gw-a") && shown.contains("hive:prod"),
+            "{shown}"
+        );
+        for url in ["http://user:s3cret-pw@host", "redis://:s3cret-pw@[::1"] {
+            let error = ClusterSettings::new(url, "hive").unwrap_err().to_string();
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(error.starts_with("the Redis URL is not valid"), "{error}");
+        }
+        let error = ClusterSettings::new("redis://h", "has space").unwrap_err();
+        assert!(matches!(error, ClusterError::Prefix(_)), "{error}");
+        let error = ClusterSettings::new("redis://h", "hive")
+            .unwrap()
+            .replica("");
+        assert!(matches!(error, Err(ClusterError::Replica(_))));
+    }
+}

@@ -133,6 +133,18 @@ impl Cluster {
         (answer.status, model)
     }
 
+    /// The latencies of `n` requests through replica `replica`, one after another, each
+    /// answered.
+    async fn timed_asks(&self, replica: usize, n: usize) -> Vec<Duration> {
+        let mut latencies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            assert_eq!(self.ask(replica).await.0, StatusCode::OK);
+            latencies.push(started.elapsed());
+        }
+        latencies
+    }
+
     fn primary_calls(&self) -> usize {
         self.sim.attempts_of("gpt-4o").len()
     }
@@ -364,4 +376,52 @@ async fn each_model_is_checked_by_one_replica_and_a_stopped_checker_is_replaced(
         }
     }
     assert_eq!(duties, 2, "the two models are the survivors' duty now");
+}
+
+/// Redis frozen (answering nothing, connections open): requests take no longer than with
+/// Redis up, a breaker opening is published without waiting, and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_adds_no_latency_to_requests() {
+    let c = cluster(
+        "frozen",
+        Script::new()
+            .until_call(160, Behaviour::Healthy)
+            .always(Behaviour::Status(503)),
+    )
+    .await;
+    let mut up = c.timed_asks(0, 80).await;
+    c.redis.freeze();
+    let mut frozen = c.timed_asks(0, 80).await;
+    // The primary fails now: r1 opens its breaker and publishes, with Redis frozen.
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(
+            c.ask(0).await,
+            (StatusCode::OK, "claude-4-sonnet".to_owned())
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    assert_eq!(c.breaker(0), CircuitState::Open);
+    c.redis.thaw();
+    up.sort();
+    frozen.sort();
+    let p = |v: &[Duration], q: usize| v[v.len() * q / 100];
+    eprintln!(
+        "through r1 with Redis up: p50 {:?} p99 {:?}; frozen: p50 {:?} p99 {:?}",
+        p(&up, 50),
+        p(&up, 99),
+        p(&frozen, 50),
+        p(&frozen, 99)
+    );
+    assert!(
+        p(&frozen, 50) < p(&up, 50) * 2 + Duration::from_millis(2),
+        "p50 {:?} frozen against {:?}",
+        p(&frozen, 50),
+        p(&up, 50)
+    );
+    assert!(
+        p(&frozen, 99) < Duration::from_millis(100),
+        "{:?}",
+        p(&frozen, 99)
+    );
 }
