@@ -31,6 +31,8 @@ mod wire;
 use std::{
     collections::HashMap,
     fmt,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -38,7 +40,7 @@ use std::{
     time::Duration,
 };
 
-use hive_core::{ApplyShared, ModelId, ProbeDuty, ShareState, SharedChange};
+use hive_core::{ApplyShared, ClaimOnce, ModelId, ProbeDuty, ShareState, SharedChange};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -257,11 +259,16 @@ impl Counters {
 /// The local state the others' changes are applied to (swapped when a reload rebuilds it).
 type Target = Arc<RwLock<Option<Arc<dyn ApplyShared>>>>;
 
+/// The link's connection while it is up, for claims made outside the link's task.
+type Connection = Arc<RwLock<Option<redis::aio::MultiplexedConnection>>>;
+
 /// This replica's link to the others. Publishing never blocks; dropping it (or
 /// [`stop`](Self::stop)) ends the link.
 pub struct Cluster {
     changes: mpsc::Sender<SharedChange>,
     target: Target,
+    connection: Connection,
+    prefix: String,
     counters: Arc<Counters>,
     leases: Arc<Leases>,
     stop: watch::Sender<bool>,
@@ -277,9 +284,12 @@ impl Cluster {
         let target: Target = Arc::default();
         let counters = Arc::new(Counters::default());
         let leases = Arc::new(Leases::default());
+        let connection = Connection::default();
         let (stop, stopping) = watch::channel(false);
         let replica = settings.replica.clone();
+        let prefix = settings.prefix.clone();
         let task = tokio::spawn(link::run(link::Link {
+            connection: Arc::clone(&connection),
             settings,
             leases: Arc::clone(&leases),
             queued,
@@ -290,6 +300,8 @@ impl Cluster {
         Self {
             changes,
             target,
+            connection,
+            prefix,
             counters,
             leases,
             stop,
@@ -353,6 +365,32 @@ impl ProbeDuty for Cluster {
         if self.counters.connected.load(Ordering::Relaxed) {
             self.publish(SharedChange::Checked { model, ok, latency });
         }
+    }
+}
+
+impl ClaimOnce for Cluster {
+    /// `SET {prefix}:claim:{key} {replica} NX PX ttl`: won when this replica set it. With
+    /// the link down, or Redis slow to answer (1 s), the claim is won: a duplicate beats
+    /// silence.
+    fn claim(&self, key: String, ttl: Duration) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move {
+            let connection = self.connection.read().ok().and_then(|c| c.clone());
+            let Some(mut connection) = connection else {
+                return true;
+            };
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut set = redis::cmd("SET");
+            set.arg(format!("{}:claim:{key}", self.prefix))
+                .arg(&self.replica)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms);
+            let set = set.query_async::<Option<String>>(&mut connection);
+            match tokio::time::timeout(Duration::from_secs(1), set).await {
+                Ok(Ok(set)) => set.is_some(),
+                Ok(Err(_)) | Err(_) => true,
+            }
+        })
     }
 }
 

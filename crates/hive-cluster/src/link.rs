@@ -24,6 +24,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_HOLDS: usize = 10_000;
 
 pub(crate) struct Link {
+    pub(crate) connection: crate::Connection,
     pub(crate) settings: ClusterSettings,
     pub(crate) leases: std::sync::Arc<Leases>,
     pub(crate) queued: mpsc::Receiver<SharedChange>,
@@ -65,6 +66,9 @@ pub(crate) async fn run(mut link: Link) {
         };
         link.counters.connected.store(false, Ordering::Relaxed);
         link.leases.set([]);
+        if let Ok(mut shared) = link.connection.write() {
+            *shared = None;
+        }
         match ended {
             Ended::Stopped => return,
             Ended::Down(why) => {
@@ -130,6 +134,9 @@ async fn session(
     }
     link.counters.connects.fetch_add(1, Ordering::Relaxed);
     link.counters.connected.store(true, Ordering::Relaxed);
+    if let Ok(mut shared) = link.connection.write() {
+        *shared = Some(connection.clone());
+    }
     match down_since.take() {
         Some(since) => tracing::info!(
             down_for = ?since.elapsed(),
@@ -248,7 +255,9 @@ async fn publish(
         SharedChange::BreakerClosed { .. } => {
             pipe.del(&key).ignore();
         }
-        SharedChange::Checked { .. } => {} // news, not a state to keep
+        // News, not a state to keep (a forced state lasts until an operator ends it, which
+        // is news too).
+        SharedChange::Checked { .. } | SharedChange::Control { .. } => {}
     }
     timed::<()>(pipe.query_async(connection), "publishing").await?;
     link.counters.published.fetch_add(1, Ordering::Relaxed);

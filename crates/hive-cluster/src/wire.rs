@@ -6,7 +6,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use hive_core::{ApplyShared, MAX_RETRY_AFTER, SharedChange};
+use hive_core::{ApplyShared, ControlAction, MAX_RETRY_AFTER, SharedChange};
 use serde::{Deserialize, Serialize};
 
 /// The version of the format; a message of another is ignored.
@@ -53,6 +53,12 @@ enum Change<'a> {
         ok: bool,
         latency_ms: u64,
     },
+    Control {
+        #[serde(borrow)]
+        model: Cow<'a, str>,
+        #[serde(borrow)]
+        action: Cow<'a, str>,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -83,6 +89,10 @@ pub(crate) fn encode(replica: &str, change: SharedChange) -> String {
             model: Cow::Borrowed(model.as_str()),
             ok,
             latency_ms: millis(latency),
+        },
+        SharedChange::Control { model, action } => Change::Control {
+            model: Cow::Borrowed(model.as_str()),
+            action: Cow::Borrowed(action.as_str()),
         },
     };
     let message = Message {
@@ -158,6 +168,10 @@ pub(crate) fn decode(
             ok,
             latency: Duration::from_millis(latency_ms).min(MAX_HOLD),
         },
+        Change::Control { model, action } => SharedChange::Control {
+            model: known(&model)?,
+            action: ControlAction::by_operator_named(&action).ok_or(Skip::Malformed)?,
+        },
     })
 }
 
@@ -204,6 +218,24 @@ mod tests {
             decode(closed.as_bytes(), "b", &One, None),
             Ok(SharedChange::BreakerClosed { model })
         );
+        for change in [
+            SharedChange::Control {
+                model,
+                action: hive_core::ControlAction::Drain,
+            },
+            SharedChange::Checked {
+                model,
+                ok: false,
+                latency: Duration::from_millis(120),
+            },
+        ] {
+            let text = encode("a", change);
+            assert_eq!(
+                decode(text.as_bytes(), "b", &One, None),
+                Ok(change),
+                "{text}"
+            );
+        }
         let stranger = closed.replace("gpt-4o", "not-served");
         assert_eq!(
             decode(stranger.as_bytes(), "b", &One, None),
@@ -218,6 +250,8 @@ mod tests {
             r#"{"v":2,"replica":"a","sent_ms":0,"kind":"breaker_closed","model":"gpt-4o"}"#,
             r#"{"v":1,"replica":"a","sent_ms":0,"kind":"explode","model":"gpt-4o"}"#,
             r#"{"v":1,"replica":"a","kind":"breaker_closed","model":"gpt-4o"}"#,
+            r#"{"v":1,"replica":"a","sent_ms":0,"kind":"control","model":"gpt-4o","action":"explode"}"#,
+            r#"{"v":1,"replica":"a","sent_ms":0,"kind":"control","model":"gpt-4o","action":"slow_start"}"#,
         ] {
             assert_eq!(
                 decode(text.as_bytes(), "b", &One, None),

@@ -147,6 +147,23 @@ pub enum ControlAction {
 }
 
 impl ControlAction {
+    /// Every action an operator takes (not the automatic ones), in a stable order.
+    pub const BY_OPERATORS: [Self; 8] = [
+        Self::ForceOpen,
+        Self::ForceClose,
+        Self::HalfOpen,
+        Self::MarkHealthy,
+        Self::MarkUnhealthy,
+        Self::ClearHealth,
+        Self::Drain,
+        Self::Undrain,
+    ];
+
+    /// The operator's action named `name` ([`as_str`](Self::as_str)).
+    pub fn by_operator_named(name: &str) -> Option<Self> {
+        Self::BY_OPERATORS.into_iter().find(|a| a.as_str() == name)
+    }
+
     /// A short stable name, for logs and audit records.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -170,6 +187,9 @@ pub enum Actor {
     Operator,
     /// Automatic recovery, when the health checker saw the model come back.
     Recovery,
+    /// Another replica of the cluster, applying here what an operator did there (audited
+    /// there, once).
+    Cluster,
 }
 
 impl Actor {
@@ -178,6 +198,7 @@ impl Actor {
         match self {
             Self::Operator => "operator",
             Self::Recovery => "recovery",
+            Self::Cluster => "cluster",
         }
     }
 }

@@ -66,5 +66,5 @@ pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
-pub use shared::{ApplyShared, NotShared, ProbeDuty, ShareState, SharedChange};
+pub use shared::{ApplyShared, ClaimOnce, NotShared, ProbeDuty, ShareState, SharedChange};
 pub use sliding::SlidingCounters;

@@ -5,7 +5,7 @@
 //! Nothing here is on a request's path: changes are published when a breaker changes
 //! state or a provider says `Retry-After`, into a queue that never blocks.
 
-use std::{fmt, time::Duration};
+use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use crate::ModelId;
 
@@ -32,6 +32,14 @@ pub enum SharedChange {
         /// The wait left.
         wait: Duration,
     },
+    /// An operator acted on the model on another replica (forced its breaker, drained it
+    /// …): the same here, not audited again.
+    Control {
+        /// The model.
+        model: ModelId,
+        /// What was done.
+        action: crate::ControlAction,
+    },
     /// The replica that checks the model's health ran a check: record it as if it were
     /// this replica's own.
     Checked {
@@ -51,6 +59,7 @@ impl SharedChange {
             Self::BreakerOpened { model, .. }
             | Self::BreakerClosed { model }
             | Self::CoolDown { model, .. }
+            | Self::Control { model, .. }
             | Self::Checked { model, .. } => model,
         }
     }
@@ -99,6 +108,20 @@ pub trait ProbeDuty: Send + Sync + 'static {
 
     /// A check this replica ran, for the others to record as theirs.
     fn checked(&self, model: ModelId, ok: bool, latency: Duration);
+}
+
+/// "First one wins" across the replicas of a cluster: the replica that claims a key first
+/// does the work it stands for (sends the Slack message of an incident), the others do not.
+/// Alone — or with the cluster unreachable — every claim wins: a duplicate beats silence.
+pub trait ClaimOnce: Send + Sync + 'static {
+    /// Whether this replica is the first to claim `key` in the last `ttl`.
+    fn claim(&self, key: String, ttl: Duration) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+}
+
+impl fmt::Debug for dyn ClaimOnce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClaimOnce")
+    }
 }
 
 impl fmt::Debug for dyn ProbeDuty {

@@ -94,6 +94,11 @@ impl ClusterLink {
         Arc::clone(&self.cluster) as Arc<dyn hive_core::ProbeDuty>
     }
 
+    /// The cluster's "first one wins", for alert notifications.
+    pub(crate) fn claims(&self) -> Arc<dyn hive_core::ClaimOnce> {
+        Arc::clone(&self.cluster) as Arc<dyn hive_core::ClaimOnce>
+    }
+
     /// What the link has done.
     pub(crate) fn status(&self) -> ClusterStatus {
         self.cluster.status()

@@ -13,7 +13,7 @@ use std::{
 use hive_config::{
     AuditEntry, AuditLog, CONFIG_REJECTED, Config, ConfigDiff, Diagnostics, Environment, Loader,
 };
-use hive_core::ResilienceEvent;
+use hive_core::{Actor, ResilienceEvent};
 use hive_monitor::{
     AlertManager, Monitor, MonitorConfig, PrometheusExporter,
     alert::{FiringAlerts, Silences},
@@ -301,6 +301,7 @@ impl Server {
             &monitor,
             &kept,
             history.as_ref().map(|(history, _)| history),
+            cluster.as_ref().map(ClusterLink::claims),
         )?;
         let duty = cluster.as_ref().map(ClusterLink::duty);
         let running = fleet.start_sharing_checks(duty)?;
@@ -508,6 +509,7 @@ impl Server {
                         &self.monitor,
                         &self.kept,
                         self.gateway.history(),
+                        live.cluster.as_ref().map(ClusterLink::claims),
                     )
                 })
                 .transpose()
@@ -702,6 +704,7 @@ fn start_alerts(
     monitor: &Monitor,
     kept: &KeptAlerts,
     history: Option<&History>,
+    claims: Option<Arc<dyn hive_core::ClaimOnce>>,
 ) -> Result<Option<AlertManager>, StartError> {
     let routes: Vec<(String, Vec<String>)> = fleet
         .routes()
@@ -718,6 +721,11 @@ fn start_alerts(
             let history = history.clone();
             builder.on_notify(move |notification| history.note_notification(notification))
         }
+        None => builder,
+    };
+    // In a cluster, one replica sends each notification.
+    let builder = match claims {
+        Some(claims) => builder.cluster(claims),
         None => builder,
     };
     builder
@@ -763,7 +771,10 @@ async fn audit_controls(
 ) {
     let lost = "control actions may be missing from the audit log";
     while let Some(event) = next_event(&mut events, &mut stopping, lost).await {
-        if let ResilienceEvent::Control { model, action, by } = event.event {
+        // An action another replica took is audited there, once.
+        if let ResilienceEvent::Control { model, action, by } = event.event
+            && by != Actor::Cluster
+        {
             let fleet = gateway.fleet();
             let entry = AuditEntry::new(
                 by.as_str(),

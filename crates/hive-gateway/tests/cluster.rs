@@ -8,7 +8,7 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use hive_config::Environment;
-use hive_core::{CircuitState, ResilienceEvent};
+use hive_core::{Actor, CircuitState, ResilienceEvent};
 use hive_gateway::server::{ConfigSource, Options, Server};
 use hive_sim::{Behaviour, RedisServer, RetryAfter, Script, Simulator};
 use http::StatusCode;
@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep, timeout};
 
 /// Breakers that open after three failures in a row for one second (no growth), one
 /// attempt per model, these `health` settings (`probe: none`: the breakers alone decide).
-fn resilience(replica: &str, health: &str) -> String {
+fn resilience(replica: &str, health: &str, alerts: &str) -> String {
     format!(
         r#"
 defaults:
@@ -36,7 +36,7 @@ cluster:
   prefix: hive:test
   replica: {replica}
 alerts:
-  rules: []
+  {alerts}
 audit:
   path: off
 history:
@@ -53,10 +53,13 @@ struct Cluster {
 }
 
 async fn cluster(test: &str, primary: Script) -> Cluster {
-    cluster_with(test, primary, "probe: none").await
+    cluster_with(test, primary, "probe: none", NO_ALERTS).await
 }
 
-async fn cluster_with(test: &str, primary: Script, health: &str) -> Cluster {
+/// No alert rules.
+const NO_ALERTS: &str = "rules: []";
+
+async fn cluster_with(test: &str, primary: Script, health: &str, alerts: &str) -> Cluster {
     let redis = RedisServer::start().unwrap();
     let sim = Simulator::start(vec![
         ("gpt-4o", primary),
@@ -67,7 +70,7 @@ async fn cluster_with(test: &str, primary: Script, health: &str) -> Cluster {
     let mut replicas = Vec::new();
     for name in ["r1", "r2", "r3"] {
         let dir = config_dir(&format!("{test}-{name}"));
-        write(&dir, "resilience.yml", &resilience(name, health));
+        write(&dir, "resilience.yml", &resilience(name, health, alerts));
         write(
             &dir,
             "models-resilience.yml",
@@ -325,7 +328,7 @@ async fn with_redis_killed_no_request_fails_and_sharing_resumes_after_restart() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_model_is_checked_by_one_replica_and_a_stopped_checker_is_replaced() {
     let health = "probe: completion\n    interval: 300ms\n    fast_interval: 300ms\n    jitter: 0%";
-    let c = cluster_with("checks", Script::new(), health).await;
+    let c = cluster_with("checks", Script::new(), health, NO_ALERTS).await;
     let probes = |c: &Cluster| c.sim.attempts_of("gpt-4o").len();
     sleep(Duration::from_millis(500)).await; // the first lease round
     let before = probes(&c);
@@ -424,4 +427,104 @@ async fn a_frozen_redis_adds_no_latency_to_requests() {
         "{:?}",
         p(&frozen, 99)
     );
+}
+
+/// An operator's action on one replica is taken on every replica, and audited by the one
+/// where it was taken ([`Actor::Cluster`] elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_action_on_one_replica_is_taken_on_all() {
+    let c = cluster("control", Script::new()).await;
+    let mut events = c.replicas[1].monitor().subscribe();
+    let control = |n: usize| {
+        c.replicas[n]
+            .gateway()
+            .fleet()
+            .manager()
+            .control("gpt-4o")
+            .unwrap()
+    };
+    control(0).force_open();
+    timeout(Duration::from_secs(2), async {
+        while c.breaker(1) != CircuitState::ForcedOpen || c.breaker(2) != CircuitState::ForcedOpen {
+            sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("forced open everywhere");
+    for replica in 0..3 {
+        assert_eq!(
+            c.ask(replica).await,
+            (StatusCode::OK, "claude-4-sonnet".to_owned())
+        );
+    }
+    control(2).drain();
+    control(0).force_close();
+    timeout(Duration::from_secs(2), async {
+        while !(control(0).is_drained() && control(1).is_drained())
+            || c.breaker(1) != CircuitState::Closed
+        {
+            sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("drained and closed everywhere");
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let ResilienceEvent::Control { action, by, .. } = event.event {
+            seen.push((action.as_str(), by));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("force_open", Actor::Cluster),
+            ("drain", Actor::Cluster),
+            ("force_close", Actor::Cluster)
+        ]
+    );
+}
+
+/// An incident seen by every replica is notified once: the replicas claim each
+/// notification, the first sends it, the others count it as sent elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_on_every_replica_is_notified_once() {
+    let alerts = "group_wait: 100ms\n  group_interval: 200ms\n  evaluation_interval: 100ms\n  \
+                  channels:\n    log: { kind: log }\n  rules:\n    - { name: model_down, \
+                  condition: breaker_open, notify: [log] }";
+    let c = cluster_with(
+        "incident",
+        Script::new().always(Behaviour::Status(503)),
+        "probe: none",
+        alerts,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(c.ask(0).await.0, StatusCode::OK);
+    }
+    timeout(Duration::from_secs(2), async {
+        while c.breaker(1) != CircuitState::Open || c.breaker(2) != CircuitState::Open {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("shared");
+    // Every replica sees the incident; one tells the channel.
+    let (mut sent, mut elsewhere) = (0, 0);
+    timeout(Duration::from_secs(5), async {
+        loop {
+            (sent, elsewhere) = (0, 0);
+            for replica in &c.replicas {
+                let stats = replica.alert_channels().await["log"];
+                sent += stats.sent;
+                elsewhere += stats.deduplicated;
+            }
+            if sent + elsewhere >= 3 {
+                return;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{sent} sent, {elsewhere} sent elsewhere"));
+    assert_eq!((sent, elsewhere), (1, 2));
 }

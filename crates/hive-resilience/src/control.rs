@@ -157,51 +157,73 @@ impl ModelControl {
 
     /// Forces its breaker open: no calls until [`force_close`](Self::force_close).
     pub fn force_open(&self) {
-        self.breaker.force_open();
-        self.audit(ControlAction::ForceOpen, Actor::Operator);
+        self.act(ControlAction::ForceOpen, Actor::Operator);
     }
 
     /// Closes its breaker with an empty window.
     pub fn force_close(&self) {
-        self.breaker.reset();
-        self.audit(ControlAction::ForceClose, Actor::Operator);
+        self.act(ControlAction::ForceClose, Actor::Operator);
     }
 
     /// Moves its breaker to half-open, so probes go now.
     pub fn half_open(&self) {
-        self.breaker.half_open();
-        self.audit(ControlAction::HalfOpen, Actor::Operator);
+        self.act(ControlAction::HalfOpen, Actor::Operator);
     }
 
     /// Marks it healthy, whatever the checks say, until [`clear_health`](Self::clear_health).
     pub fn mark_healthy(&self) {
-        self.health.force(HealthStatus::Healthy);
-        self.audit(ControlAction::MarkHealthy, Actor::Operator);
+        self.act(ControlAction::MarkHealthy, Actor::Operator);
     }
 
     /// Marks it unhealthy: its gate rejects every call until
     /// [`clear_health`](Self::clear_health).
     pub fn mark_unhealthy(&self) {
-        self.health.force(HealthStatus::Unhealthy);
-        self.audit(ControlAction::MarkUnhealthy, Actor::Operator);
+        self.act(ControlAction::MarkUnhealthy, Actor::Operator);
     }
 
     /// Lets checks and signals decide its health again.
     pub fn clear_health(&self) {
-        self.health.clear_forced();
-        self.audit(ControlAction::ClearHealth, Actor::Operator);
+        self.act(ControlAction::ClearHealth, Actor::Operator);
     }
 
     /// Sends no new requests to it; calls in flight finish.
     pub fn drain(&self) {
-        self.drained.store(true, Ordering::Release);
-        self.audit(ControlAction::Drain, Actor::Operator);
+        self.act(ControlAction::Drain, Actor::Operator);
     }
 
     /// Takes it back into rotation after [`drain`](Self::drain).
     pub fn undrain(&self) {
-        self.drained.store(false, Ordering::Release);
-        self.audit(ControlAction::Undrain, Actor::Operator);
+        self.act(ControlAction::Undrain, Actor::Operator);
+    }
+
+    /// Takes `action` on behalf of `by` (an operator's action another replica of a cluster
+    /// took, applied here with [`Actor::Cluster`]), and says so in the event stream.
+    /// Slow start begins a ramp.
+    pub fn act(&self, action: ControlAction, by: Actor) {
+        match action {
+            ControlAction::ForceOpen => {
+                self.breaker.force_open();
+            }
+            ControlAction::ForceClose => {
+                self.breaker.reset();
+            }
+            ControlAction::HalfOpen => {
+                self.breaker.half_open();
+            }
+            ControlAction::MarkHealthy => {
+                self.health.force(HealthStatus::Healthy);
+            }
+            ControlAction::MarkUnhealthy => {
+                self.health.force(HealthStatus::Unhealthy);
+            }
+            ControlAction::ClearHealth => {
+                self.health.clear_forced();
+            }
+            ControlAction::Drain => self.drained.store(true, Ordering::Release),
+            ControlAction::Undrain => self.drained.store(false, Ordering::Release),
+            ControlAction::SlowStart => self.slow_start.begin(),
+        }
+        self.audit(action, by);
     }
 
     /// Automatic recovery: the checker saw the model come back. An open breaker goes

@@ -8,6 +8,9 @@
 //! [`BreakerHandle::close_if_tripped`]). A transition caused by applying another replica's
 //! change is not told back.
 //!
+//! An operator's action on one replica (forcing a breaker, draining a model …) is taken on
+//! every replica, audited by the one where it was taken ([`Actor::Cluster`] elsewhere).
+//!
 //! Health checks are shared too: the replica whose duty a model's checks are (a lease, in
 //! `hive-cluster`) runs them, and the others record its results as their own
 //! ([`SharedChange::Checked`]).
@@ -28,7 +31,7 @@ use std::{
 };
 
 use hive_core::{
-    ApplyShared, CircuitState, FailureClass, ModelId, Outcome, ResilienceEvent, ShareState,
+    Actor, ApplyShared, CircuitState, FailureClass, ModelId, Outcome, ResilienceEvent, ShareState,
     SharedChange,
 };
 
@@ -86,6 +89,15 @@ impl Sharing {
     /// Tells the others of a breaker transition of this replica's own: an opening (with the
     /// break left) or a close after a trial. Other events are not shared.
     pub fn on_event(&self, event: &ResilienceEvent) {
+        if let ResilienceEvent::Control {
+            model,
+            action,
+            by: Actor::Operator,
+        } = *event
+        {
+            self.share.publish(SharedChange::Control { model, action });
+            return;
+        }
         let ResilienceEvent::CircuitTransition {
             model,
             from,
@@ -157,6 +169,10 @@ impl Sharing {
             SharedChange::BreakerClosed { .. } => breaker.close_if_tripped(),
             SharedChange::Checked { ok, latency, .. } => {
                 control.health().record_check(ok, latency);
+                None
+            }
+            SharedChange::Control { action, .. } => {
+                control.act(action, Actor::Cluster);
                 None
             }
         };

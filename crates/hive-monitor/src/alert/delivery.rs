@@ -155,7 +155,11 @@ impl Channel {
     }
 
     /// Checks the settings and starts the channel's worker.
-    pub(crate) fn start(self, name: &str) -> Result<(Outbox, JoinHandle<()>), AlertError> {
+    pub(crate) fn start(
+        self,
+        name: &str,
+        claims: Option<Claims>,
+    ) -> Result<(Outbox, JoinHandle<()>), AlertError> {
         if self.queue == 0 {
             return Err(AlertError::invalid("channel.queue", "must be 1 or more"));
         }
@@ -218,6 +222,7 @@ impl Channel {
             receiver,
             stack,
             Arc::clone(&counters),
+            claims,
         ));
         Ok((
             Outbox {
@@ -305,6 +310,8 @@ pub struct ChannelStats {
     pub dropped: u64,
     /// Attempts that reached the notifier.
     pub attempts: u64,
+    /// Notifications not sent here because another replica of the cluster sent them.
+    pub deduplicated: u64,
 }
 
 #[derive(Debug, Default)]
@@ -313,6 +320,7 @@ pub(crate) struct Counters {
     failed: AtomicU64,
     dropped: AtomicU64,
     attempts: AtomicU64,
+    deduplicated: AtomicU64,
 }
 
 impl Counters {
@@ -322,6 +330,7 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             attempts: self.attempts.load(Ordering::Relaxed),
+            deduplicated: self.deduplicated.load(Ordering::Relaxed),
         }
     }
 }
@@ -446,8 +455,23 @@ async fn work(
     mut queue: mpsc::Receiver<Arc<Notification>>,
     stack: Stack,
     counters: Arc<Counters>,
+    claims: Option<Claims>,
 ) {
     while let Some(notification) = queue.recv().await {
+        if let Some(claims) = &claims
+            && !claims
+                .gate
+                .claim(claim_key(&notification), claims.ttl)
+                .await
+        {
+            counters.deduplicated.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                channel = %name,
+                rule = %notification.group,
+                "alert notification sent by another replica of the cluster"
+            );
+            continue;
+        }
         let before = counters.attempts.load(Ordering::Relaxed);
         let mut service = stack.clone();
         let result = match poll_fn(|cx| service.poll_ready(cx)).await {
@@ -483,6 +507,48 @@ async fn work(
             }
         }
     }
+}
+
+/// A cluster's "first one wins", and how long a claim holds (the repeat interval: until
+/// the same notification is due again).
+#[derive(Clone)]
+pub(crate) struct Claims {
+    pub(crate) gate: Arc<dyn hive_core::ClaimOnce>,
+    pub(crate) ttl: Duration,
+}
+
+/// What makes two replicas' notifications the same: the channel, the rule, whether it fires
+/// or resolved, and each alert's subject, state, severity and escalation (not their
+/// figures, ids or times, which differ between replicas). A stable 64-bit FNV-1a, in hex.
+fn claim_key(notification: &Notification) -> String {
+    let mut text = format!(
+        "{}|{}|{}",
+        notification.channel,
+        notification.group,
+        notification.status.as_str()
+    );
+    let mut alerts: Vec<String> = notification
+        .alerts
+        .iter()
+        .map(|a| {
+            format!(
+                "{}/{}/{}/{}",
+                a.subject,
+                a.status.as_str(),
+                a.severity.as_str(),
+                a.escalated
+            )
+        })
+        .collect();
+    alerts.sort();
+    for alert in alerts {
+        text.push('|');
+        text.push_str(&alert);
+    }
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("alert:{hash:016x}")
 }
 
 /// The stats of every channel.

@@ -18,7 +18,7 @@ use tokio::{
 use crate::{
     Monitor, TimedEvent,
     alert::{
-        delivery::{Channel, ChannelStats, Counters},
+        delivery::{Channel, ChannelStats, Claims, Counters},
         dispatcher::{Dispatcher, Timing},
         error::AlertError,
         rule::Rule,
@@ -50,6 +50,7 @@ pub struct AlertManagerBuilder {
     silences: Option<Silences>,
     firing: Option<FiringAlerts>,
     on_notify: Option<crate::alert::dispatcher::NotifyHook>,
+    claims: Option<Arc<dyn hive_core::ClaimOnce>>,
 }
 
 /// The alerts firing now, as the running manager last evaluated them: a handle that reads
@@ -158,6 +159,15 @@ impl AlertManagerBuilder {
         self
     }
 
+    /// One replica of a cluster sends each notification: before sending, a channel claims
+    /// it through `claims` (the notification's rule, status and alerts, for the repeat
+    /// interval), and the replicas that lose leave it (counted as
+    /// [`deduplicated`](ChannelStats::deduplicated)).
+    pub fn cluster(mut self, claims: Arc<dyn hive_core::ClaimOnce>) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
     /// The dashboard's URL, linked from every notification.
     pub fn dashboard_url(mut self, url: impl Into<String>) -> Self {
         self.dashboard_url = Some(url.into());
@@ -257,7 +267,11 @@ impl AlertManagerBuilder {
         let mut shown = Vec::new();
         for (name, channel) in self.channels {
             shown.push((name.clone(), format!("{:?}", channel.notifier())));
-            let started = channel.start(&name);
+            let claims = self.claims.clone().map(|gate| Claims {
+                gate,
+                ttl: timing.repeat_interval,
+            });
+            let started = channel.start(&name, claims);
             let (outbox, worker) = match started {
                 Ok(started) => started,
                 Err(e) => {
@@ -357,6 +371,7 @@ impl AlertManager {
             silences: None,
             firing: None,
             on_notify: None,
+            claims: None,
         }
     }
 
