@@ -162,6 +162,11 @@ impl ClusterSettings {
         format!("{}:hold:{model}", self.prefix)
     }
 
+    /// The key of a replica's report.
+    fn report_key(&self, replica: &str) -> String {
+        format!("{}:replica:{replica}", self.prefix)
+    }
+
     /// The key of the lease on a model's health checks (its value: the holder's name).
     fn lease_key(&self, model: &str) -> String {
         format!("{}:lease:{model}", self.prefix)
@@ -262,12 +267,21 @@ type Target = Arc<RwLock<Option<Arc<dyn ApplyShared>>>>;
 /// The link's connection while it is up, for claims made outside the link's task.
 type Connection = Arc<RwLock<Option<redis::aio::MultiplexedConnection>>>;
 
+/// This replica's report (what it tells the cluster of its traffic), and every replica's
+/// as last read: (replica, report).
+#[derive(Debug, Default)]
+struct Reports {
+    own: RwLock<Option<String>>,
+    all: RwLock<Vec<(String, String)>>,
+}
+
 /// This replica's link to the others. Publishing never blocks; dropping it (or
 /// [`stop`](Self::stop)) ends the link.
 pub struct Cluster {
     changes: mpsc::Sender<SharedChange>,
     target: Target,
     connection: Connection,
+    reports: Arc<Reports>,
     prefix: String,
     counters: Arc<Counters>,
     leases: Arc<Leases>,
@@ -285,11 +299,13 @@ impl Cluster {
         let counters = Arc::new(Counters::default());
         let leases = Arc::new(Leases::default());
         let connection = Connection::default();
+        let reports = Arc::new(Reports::default());
         let (stop, stopping) = watch::channel(false);
         let replica = settings.replica.clone();
         let prefix = settings.prefix.clone();
         let task = tokio::spawn(link::run(link::Link {
             connection: Arc::clone(&connection),
+            reports: Arc::clone(&reports),
             settings,
             leases: Arc::clone(&leases),
             queued,
@@ -301,6 +317,7 @@ impl Cluster {
             changes,
             target,
             connection,
+            reports,
             prefix,
             counters,
             leases,
@@ -316,6 +333,25 @@ impl Cluster {
         if let Ok(mut slot) = self.target.write() {
             *slot = Some(local);
         }
+    }
+
+    /// What this replica tells the others of its traffic (a small JSON text, kept under
+    /// `{prefix}:replica:{name}` and renewed every two seconds while it lasts; it expires
+    /// six seconds after the replica stops renewing it).
+    pub fn report(&self, text: String) {
+        if let Ok(mut own) = self.reports.own.write() {
+            *own = Some(text);
+        }
+    }
+
+    /// Every live replica's report (this one's included), as last read (every two seconds;
+    /// empty while the link is down).
+    pub fn reports(&self) -> Vec<(String, String)> {
+        self.reports
+            .all
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 
     /// What the link has done so far.

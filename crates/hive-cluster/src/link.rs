@@ -22,9 +22,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most holds read at a reconnect (a cluster holds off a handful of models).
 const MAX_HOLDS: usize = 10_000;
+/// How often a replica renews its report and reads the others'; a report lives three times
+/// as long.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+/// The most replicas' reports read, and the largest read.
+const MAX_REPLICAS: usize = 1_000;
+const MAX_REPORT: usize = 64 * 1024;
 
 pub(crate) struct Link {
     pub(crate) connection: crate::Connection,
+    pub(crate) reports: std::sync::Arc<crate::Reports>,
     pub(crate) settings: ClusterSettings,
     pub(crate) leases: std::sync::Arc<Leases>,
     pub(crate) queued: mpsc::Receiver<SharedChange>,
@@ -68,6 +75,9 @@ pub(crate) async fn run(mut link: Link) {
         link.leases.set([]);
         if let Ok(mut shared) = link.connection.write() {
             *shared = None;
+        }
+        if let Ok(mut all) = link.reports.all.write() {
+            all.clear();
         }
         match ended {
             Ended::Stopped => return,
@@ -151,8 +161,15 @@ async fn session(
     let mut messages = pubsub.on_message();
     let mut leases = tokio::time::interval(link.settings.lease_ttl / 3);
     leases.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reports = tokio::time::interval(REPORT_EVERY);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = reports.tick() => {
+                if let Err(ended) = exchange_reports(&mut connection, link).await {
+                    return ended;
+                }
+            }
             _ = leases.tick() => {
                 if let Err(ended) = renew_leases(&mut connection, link).await {
                     return ended;
@@ -180,35 +197,15 @@ async fn catch_up(
     link: &Link,
 ) -> Result<(), Ended> {
     let pattern = format!("{}*", link.settings.hold_key(""));
-    let mut cursor = 0u64;
-    let mut read = 0usize;
-    loop {
-        let (next, keys): (u64, Vec<String>) = timed(
-            redis::cmd("SCAN")
-                .cursor_arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(100)
-                .query_async(connection),
-            "reading the holds",
+    for key in scan(connection, &pattern, MAX_HOLDS, "reading the holds").await? {
+        let (value, left): (Option<Vec<u8>>, i64) = timed(
+            redis::pipe().get(&key).pttl(&key).query_async(connection),
+            "reading a hold",
         )
         .await?;
-        for key in keys {
-            let (value, left): (Option<Vec<u8>>, i64) = timed(
-                redis::pipe().get(&key).pttl(&key).query_async(connection),
-                "reading a hold",
-            )
-            .await?;
-            if let (Some(value), Ok(left @ 1..)) = (value, u64::try_from(left)) {
-                receive(link, &value, Some(Duration::from_millis(left)));
-            }
-            read += 1;
+        if let (Some(value), Ok(left @ 1..)) = (value, u64::try_from(left)) {
+            receive(link, &value, Some(Duration::from_millis(left)));
         }
-        if next == 0 || read >= MAX_HOLDS {
-            break;
-        }
-        cursor = next;
     }
     let holding = target(link).map(|t| t.holding()).unwrap_or_default();
     for change in holding {
@@ -290,6 +287,86 @@ async fn renew_leases(
     let held: Vec<i64> = timed(pipe.query_async(connection), "renewing the check leases").await?;
     link.leases
         .set(models.iter().copied().zip(held.iter().map(|h| *h == 1)));
+    Ok(())
+}
+
+/// The keys matching `pattern`, at most `limit` of them.
+async fn scan(
+    connection: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<String>, Ended> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, found): (u64, Vec<String>) = timed(
+            redis::cmd("SCAN")
+                .cursor_arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(connection),
+            what,
+        )
+        .await?;
+        keys.extend(found);
+        if next == 0 || keys.len() >= limit {
+            keys.truncate(limit);
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// Renews this replica's report and reads every live replica's.
+async fn exchange_reports(
+    connection: &mut redis::aio::MultiplexedConnection,
+    link: &Link,
+) -> Result<(), Ended> {
+    let settings = &link.settings;
+    let own = link.reports.own.read().ok().and_then(|r| r.clone());
+    if let Some(own) = own {
+        let ms = u64::try_from((REPORT_EVERY * 3).as_millis()).unwrap_or(u64::MAX);
+        timed::<()>(
+            redis::cmd("SET")
+                .arg(settings.report_key(&settings.replica))
+                .arg(own)
+                .arg("PX")
+                .arg(ms)
+                .query_async(connection),
+            "renewing the report",
+        )
+        .await?;
+    }
+    let prefix = settings.report_key("");
+    let pattern = format!("{prefix}*");
+    let mut keys = scan(connection, &pattern, MAX_REPLICAS, "reading the reports").await?;
+    keys.sort();
+    let texts: Vec<Option<Vec<u8>>> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        timed(
+            redis::cmd("MGET").arg(&keys).query_async(connection),
+            "reading the reports",
+        )
+        .await?
+    };
+    let all = keys
+        .iter()
+        .zip(texts)
+        .filter_map(|(key, text)| {
+            let text = text.filter(|t| t.len() <= MAX_REPORT)?;
+            Some((
+                key.strip_prefix(&prefix)?.to_owned(),
+                String::from_utf8(text).ok()?,
+            ))
+        })
+        .collect();
+    if let Ok(mut reports) = link.reports.all.write() {
+        *reports = all;
+    }
     Ok(())
 }
 

@@ -721,10 +721,29 @@ document.addEventListener('securitypolicyviolation', (e) => {
       setData(reload, 'level', 'bad');
     }
     reload.title = cfg ? fmtDateTime(cfg.at_unix_ms) : '';
+    renderCluster(st.cluster);
     setText($('routes-window'), win.label);
     setText($('models-window'), win.label);
     setText($('mttr'), overall.mttr_seconds !== null && overall.mttr_seconds !== undefined ? `MTTR ${fmtDur(overall.mttr_seconds)}` : '');
     renderHistorySource();
+  }
+
+  // Cluster mode: the replicas sharing through Redis, and their requests summed.
+  function renderCluster(cl) {
+    const stat = $('stat-cluster');
+    stat.hidden = !cl;
+    if (!cl) return;
+    const n = cl.replicas.length;
+    setText($('cluster-replicas'), cl.connected ? `${n} replica${n === 1 ? '' : 's'}` : 'link down');
+    setText(
+      $('cluster-sub'),
+      cl.connected
+        ? `${fmtPct(cl.availability)} of ${cl.requests} requests answered, last 5 min`
+        : 'serving on its own state until Redis is back',
+    );
+    setData(stat, 'state', cl.connected ? 'up' : 'down');
+    stat.title = `this replica: ${cl.replica}` + (n ? ` · replicas: ${cl.replicas.join(', ')}` : '') +
+      ` · checks ${cl.checking} model${cl.checking === 1 ? '' : 's'} for the cluster`;
   }
 
   function renderHistorySource() {

@@ -61,6 +61,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    cluster::ClusterView,
     http::{Gateway, bearer, json_response, matches_any},
     server::KeptAlerts,
 };
@@ -80,6 +81,7 @@ pub struct Admin {
     monitor: Monitor,
     alerts: KeptAlerts,
     refusals: Arc<RefusalBudget>,
+    cluster: Option<ClusterView>,
 }
 
 /// Refused admin requests audited per source: a burst of [`REFUSALS_BURST`], then one every
@@ -277,7 +279,15 @@ impl Admin {
             monitor,
             alerts,
             refusals: Arc::default(),
+            cluster: None,
         }
+    }
+
+    /// Shows the cluster this replica is part of in the status (cluster mode).
+    #[must_use]
+    pub(crate) fn in_cluster(mut self, cluster: ClusterView) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The routes under `/admin/`.
@@ -333,6 +343,7 @@ impl Admin {
             "refused_prefill": refused_prefill,
             "continuations": self.gateway.continuations(),
             "chaos": chaos_summary(&fleet.chaos()),
+            "cluster": self.cluster.as_ref().map(ClusterView::summary),
         })
     }
 

@@ -3,13 +3,14 @@
 //! events (breaker transitions) and attempts (a provider's `Retry-After`). The fleet's
 //! models are served again after every reload.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use hive_cluster::{Cluster, ClusterError, ClusterSettings, ClusterStatus};
 use hive_config::ClusterConfig;
 use hive_core::{ModelId, Outcome, ResilienceEvent};
-use hive_monitor::{AttemptTap, Monitor, TimedEvent};
+use hive_monitor::{AttemptTap, Monitor, RequestCounts, TimedEvent};
 use hive_resilience::Sharing;
+use serde_json::{Value, json};
 use tokio::{
     sync::{broadcast, watch},
     task::JoinHandle,
@@ -22,6 +23,66 @@ pub(crate) struct ClusterLink {
     cluster: Arc<Cluster>,
     sharing: Arc<Sharing>,
     feed: Option<JoinHandle<()>>,
+    reporter: Option<JoinHandle<()>>,
+}
+
+/// How often this replica tells the cluster of its traffic.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+
+/// The cluster as the admin API and the dashboard show it: every live replica's requests
+/// summed, from the reports the link last read. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ClusterView(Arc<Cluster>);
+
+impl ClusterView {
+    /// The replicas, the link, and every route's requests over the last five minutes,
+    /// summed over the replicas (with the share answered).
+    pub(crate) fn summary(&self) -> Value {
+        let status = self.0.status();
+        let mut replicas = Vec::new();
+        let mut routes: BTreeMap<String, RequestCounts> = BTreeMap::new();
+        for (replica, text) in self.0.reports() {
+            let Ok(report) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if let Some(reported) = report["routes"].as_object() {
+                for (name, counts) in reported {
+                    let sum = routes.entry(name.clone()).or_default();
+                    let count = |key: &str| counts[key].as_u64().unwrap_or(0);
+                    sum.answered += count("answered");
+                    sum.degraded += count("degraded");
+                    sum.failed += count("failed");
+                }
+            }
+            replicas.push(replica);
+        }
+        let mut total = RequestCounts::default();
+        let routes: serde_json::Map<String, Value> = routes
+            .into_iter()
+            .map(|(name, counts)| {
+                total.answered += counts.answered;
+                total.degraded += counts.degraded;
+                total.failed += counts.failed;
+                let value = json!({
+                    "answered": counts.answered,
+                    "degraded": counts.degraded,
+                    "failed": counts.failed,
+                    "availability": counts.availability(),
+                });
+                (name, value)
+            })
+            .collect();
+        json!({
+            "replica": self.0.replica(),
+            "connected": status.connected,
+            "replicas": replicas,
+            "checking": status.checking,
+            "window": "last 5 minutes",
+            "requests": total.total(),
+            "availability": total.availability(),
+            "routes": routes,
+        })
+    }
 }
 
 /// Tells the sharing of every attempt (a 429 with `Retry-After` holds the model off
@@ -62,6 +123,7 @@ impl ClusterLink {
             cluster,
             sharing,
             feed: None,
+            reporter: None,
         })
     }
 
@@ -80,6 +142,11 @@ impl ClusterLink {
             Arc::clone(&self.sharing),
             gateway.clone(),
             monitor.subscribe(),
+            stopping.clone(),
+        )));
+        self.reporter = Some(tokio::spawn(report(
+            Arc::clone(&self.cluster),
+            monitor.clone(),
             stopping,
         )));
     }
@@ -87,6 +154,11 @@ impl ClusterLink {
     /// Serves the models of the fleet `gateway` serves now (after a reload).
     pub(crate) fn serve(&self, gateway: &Gateway) {
         self.sharing.serve(gateway.fleet().manager().controls());
+    }
+
+    /// The cluster as the admin API shows it.
+    pub(crate) fn view(&self) -> ClusterView {
+        ClusterView(Arc::clone(&self.cluster))
     }
 
     /// Whose duty each model's health checks are.
@@ -106,8 +178,8 @@ impl ClusterLink {
 
     /// Ends the link.
     pub(crate) fn stop(self) {
-        if let Some(feed) = &self.feed {
-            feed.abort();
+        for task in [&self.feed, &self.reporter].into_iter().flatten() {
+            task.abort();
         }
         self.cluster.close();
     }
@@ -131,5 +203,24 @@ async fn feed(
             sharing.serve(gateway.fleet().manager().controls());
         }
         sharing.on_event(&event);
+    }
+}
+
+/// Tells the cluster of this replica's traffic (every route's requests over the last five
+/// minutes) every [`REPORT_EVERY`], until the gateway stops.
+async fn report(cluster: Arc<Cluster>, monitor: Monitor, mut stopping: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tokio::select! {
+            _ = stopping.changed() => return,
+            _ = every.tick() => {}
+        }
+        let snapshot = monitor.snapshot();
+        let routes: serde_json::Map<String, Value> = snapshot
+            .routes
+            .iter()
+            .map(|(name, windows)| (name.clone(), json!(windows.last_5_minutes)))
+            .collect();
+        cluster.report(json!({ "routes": routes }).to_string());
     }
 }

@@ -327,7 +327,10 @@ impl Server {
         let recorder = history.as_ref().map(|(_, recorder)| recorder.clone());
         let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
-        let admin = Admin::new(gateway.clone(), monitor.clone(), kept.clone());
+        let mut admin = Admin::new(gateway.clone(), monitor.clone(), kept.clone());
+        if let Some(link) = &cluster {
+            admin = admin.in_cluster(link.view());
+        }
         let dashboard = Dashboard::new(admin.clone(), shutdown.subscribe());
         let app = gateway
             .router()

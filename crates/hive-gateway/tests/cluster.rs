@@ -528,3 +528,31 @@ async fn an_incident_on_every_replica_is_notified_once() {
     .unwrap_or_else(|_| panic!("{sent} sent, {elsewhere} sent elsewhere"));
     assert_eq!((sent, elsewhere), (1, 2));
 }
+
+/// The status (and the dashboard) shows the cluster: every live replica, and every route's
+/// requests summed over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_sums_every_replicas_requests() {
+    let c = cluster("summary", Script::new()).await;
+    for replica in 0..3 {
+        for _ in 0..=replica {
+            assert_eq!(c.ask(replica).await.0, StatusCode::OK);
+        }
+    }
+    let summary = timeout(Duration::from_secs(10), async {
+        loop {
+            let summary = c.replicas[2].admin().status()["cluster"].clone();
+            if summary["requests"] == 6 && summary["replicas"].as_array().map(Vec::len) == Some(3) {
+                return summary;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the reports of three replicas, six requests");
+    assert_eq!(summary["replica"], "r3");
+    assert_eq!(summary["connected"], true);
+    assert_eq!(summary["replicas"], serde_json::json!(["r1", "r2", "r3"]));
+    assert_eq!(summary["routes"]["council"]["answered"], 6);
+    assert_eq!(summary["availability"], 1.0);
+}
