@@ -237,8 +237,10 @@ pub struct ClusterStatus {
     pub checking: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
+    /// The link's state as last found: `None` before the first attempt ended.
+    link: watch::Sender<Option<bool>>,
     connected: AtomicBool,
     published: AtomicU64,
     applied: AtomicU64,
@@ -247,7 +249,31 @@ struct Counters {
     connects: AtomicU64,
 }
 
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            link: watch::channel(None).0,
+            connected: AtomicBool::default(),
+            published: AtomicU64::default(),
+            applied: AtomicU64::default(),
+            skipped: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            connects: AtomicU64::default(),
+        }
+    }
+}
+
 impl Counters {
+    /// Notes whether the link is up, telling the watchers when that changed.
+    fn set_link(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        self.link.send_if_modified(|state| {
+            let changed = *state != Some(up);
+            *state = Some(up);
+            changed
+        });
+    }
+
     fn status(&self, leases: &Leases) -> ClusterStatus {
         ClusterStatus {
             checking: leases.held(),
@@ -352,6 +378,12 @@ impl Cluster {
             .read()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// The link's state, each time it changes: `Some(true)` once up, `Some(false)` once
+    /// down (the first attempt that fails included), `None` before the first attempt ends.
+    pub fn link_changes(&self) -> watch::Receiver<Option<bool>> {
+        self.counters.link.subscribe()
     }
 
     /// What the link has done so far.

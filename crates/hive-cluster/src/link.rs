@@ -71,7 +71,7 @@ pub(crate) async fn run(mut link: Link) {
             ended = session(&client, &mut link, &mut down_since) => ended,
             _ = stopping.changed() => Ended::Stopped,
         };
-        link.counters.connected.store(false, Ordering::Relaxed);
+        link.counters.set_link(false);
         link.leases.set([]);
         if let Ok(mut shared) = link.connection.write() {
             *shared = None;
@@ -143,7 +143,7 @@ async fn session(
         Err(_) => return timed_out("subscribing"),
     }
     link.counters.connects.fetch_add(1, Ordering::Relaxed);
-    link.counters.connected.store(true, Ordering::Relaxed);
+    link.counters.set_link(true);
     if let Ok(mut shared) = link.connection.write() {
         *shared = Some(connection.clone());
     }

@@ -139,12 +139,13 @@ pub use json::{YamlJson, notation};
 pub use loader::{Loader, MODELS_FILE, RESILIENCE_FILE, load};
 pub use schema::{
     AdminConfig, AlertWindow, AlertsConfig, AuditConfig, BackoffSettings, BreakerSettings,
-    BudgetSettings, CONFIG_REJECTED_RULE, ChannelConfig, ClusterConfig, CommitPolicy, Condition,
-    Config, DEFAULT_CLUSTER_PREFIX, DEFAULT_HISTORY_RETENTION, Defaults, EmailConfig,
-    EscalationConfig, FallbackConfig, HIGH_FAILURE_RATE, HealthSettings, HedgeDelay, HistoryConfig,
-    Jitter, LatencyPercentile, MODEL_UNAVAILABLE, ModelConfig, ModelName, ModelSettings,
-    OpenDurationSettings, Probe, ProviderKind, RetryAfterSettings, RetrySettings, RouteConfig,
-    RuleConfig, ServerConfig, Severity, SmtpSecurity, Strategy, Timeouts, WindowSettings,
+    BudgetSettings, CLUSTER_LINK_DOWN_RULE, CONFIG_REJECTED_RULE, ChannelConfig, ClusterConfig,
+    CommitPolicy, Condition, Config, DEFAULT_CLUSTER_PREFIX, DEFAULT_HISTORY_RETENTION, Defaults,
+    EmailConfig, EscalationConfig, FallbackConfig, HIGH_FAILURE_RATE, HealthSettings, HedgeDelay,
+    HistoryConfig, Jitter, LatencyPercentile, MODEL_UNAVAILABLE, ModelConfig, ModelName,
+    ModelSettings, OpenDurationSettings, Probe, ProviderKind, RetryAfterSettings, RetrySettings,
+    RouteConfig, RuleConfig, ServerConfig, Severity, SmtpSecurity, Strategy, Timeouts,
+    WindowSettings,
 };
 pub use secret::{Environment, Secret, SecretSource};
 pub use value::{ByteSize, Rate, ValueError, format_duration, parse_duration};

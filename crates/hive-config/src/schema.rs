@@ -577,10 +577,13 @@ pub const MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const HIGH_FAILURE_RATE: &str = "high_failure_rate";
 /// The rule name of the default "config rejected" rule.
 pub const CONFIG_REJECTED_RULE: &str = "config_rejected";
+/// The rule name of the default "cluster link down" rule.
+pub const CLUSTER_LINK_DOWN_RULE: &str = "cluster_link_down";
 
 impl AlertsConfig {
     /// The default rules, notifying `channels`: the governance system's (hive-monitor's
-    /// `Rule::defaults`) and `config_rejected` (hive-monitor's `Rule::config_rejected`).
+    /// `Rule::defaults`), `config_rejected` (hive-monitor's `Rule::config_rejected`) and
+    /// `cluster_link_down` (`Rule::cluster_link_down`, which fires only in cluster mode).
     pub fn default_rules(channels: &[String]) -> Vec<RuleConfig> {
         vec![
             RuleConfig {
@@ -608,6 +611,13 @@ impl AlertsConfig {
             RuleConfig {
                 name: CONFIG_REJECTED_RULE.to_owned(),
                 condition: Condition::ConfigRejected,
+                severity: Severity::Warning,
+                notify: channels.to_vec(),
+                escalate: None,
+            },
+            RuleConfig {
+                name: CLUSTER_LINK_DOWN_RULE.to_owned(),
+                condition: Condition::ClusterLinkDown,
                 severity: Severity::Warning,
                 notify: channels.to_vec(),
                 escalate: None,
@@ -773,6 +783,9 @@ pub enum Condition {
     /// `config_rejected`: the last reload of the config was refused (the old config keeps
     /// serving); resolved by the next accepted one.
     ConfigRejected,
+    /// `cluster_link_down`: this replica's link to its cluster (Redis) is down; resolved
+    /// when it is back. Fires only in cluster mode.
+    ClusterLinkDown,
     /// `identity_mismatch` or `{ identity_mismatch: { window: 1h } }`.
     IdentityMismatch {
         /// Default `5m`.

@@ -40,7 +40,7 @@ fn the_example_set_loads_and_says_what_its_comments_say() {
     assert!(
         report
             .text
-            .contains("4 models (1 of them a pattern), 3 routes, 4 alert channels, 10 alert rules")
+            .contains("4 models (1 of them a pattern), 3 routes, 4 alert channels, 11 alert rules")
     );
     let config = report.config.expect("a config");
 

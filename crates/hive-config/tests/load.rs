@@ -44,7 +44,12 @@ fn missing_files_mean_defaults() {
     let rules = &config.alerts.rules;
     assert_eq!(
         rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-        ["model_unavailable", "high_failure_rate", "config_rejected"]
+        [
+            "model_unavailable",
+            "high_failure_rate",
+            "config_rejected",
+            "cluster_link_down"
+        ]
     );
     assert_eq!(rules[2].condition, Condition::ConfigRejected);
     assert_eq!(
@@ -164,7 +169,7 @@ fn empty_sections_and_files_are_defaults_too() {
     assert_eq!(config.server, defaults.server);
     // `rules:` with nothing is an empty list: no rules, rather than the default ones.
     assert!(config.alerts.rules.is_empty());
-    assert_eq!(defaults.alerts.rules.len(), 3);
+    assert_eq!(defaults.alerts.rules.len(), 4);
 }
 
 #[test]

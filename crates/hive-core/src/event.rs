@@ -367,6 +367,12 @@ pub enum ResilienceEvent {
         /// (hive-config's `ConfigHash`: `sha256:` and 64 hex digits).
         config_hash: String,
     },
+    /// This replica's link to the other replicas of its cluster (cluster mode, through
+    /// Redis) went down — it serves on its own state and shares nothing — or came back.
+    ClusterLink {
+        /// Whether the link is up now.
+        up: bool,
+    },
 }
 
 impl ResilienceEvent {
@@ -384,7 +390,7 @@ impl ResilienceEvent {
             | Self::CredentialsRejected { model }
             | Self::BreakerReplaced { model } => Some(model),
             Self::Failover { from, .. } | Self::Hedge { from, .. } => Some(from),
-            Self::ConfigReload { .. } => None,
+            Self::ConfigReload { .. } | Self::ClusterLink { .. } => None,
         }
     }
 
@@ -404,6 +410,7 @@ impl ResilienceEvent {
             Self::HealthChanged { .. } => "health_changed",
             Self::RetryStopped { .. } => "retry_stopped",
             Self::ConfigReload { .. } => "config_reload",
+            Self::ClusterLink { .. } => "cluster_link",
         }
     }
 }

@@ -248,6 +248,7 @@ pub fn condition(config: &hive_config::Condition) -> alert::Condition {
         C::BreakerStuckOpen { longer_than } => alert::Condition::BreakerStuckOpen { longer_than },
         C::RouteDown => alert::Condition::RouteDown,
         C::ConfigRejected => alert::Condition::ConfigRejected,
+        C::ClusterLinkDown => alert::Condition::ClusterLinkDown,
         C::IdentityMismatch { window: w } => {
             alert::Condition::IdentityMismatch { window: window(w) }
         }

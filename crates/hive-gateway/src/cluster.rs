@@ -24,6 +24,7 @@ pub(crate) struct ClusterLink {
     sharing: Arc<Sharing>,
     feed: Option<JoinHandle<()>>,
     reporter: Option<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 /// How often this replica tells the cluster of its traffic.
@@ -124,6 +125,7 @@ impl ClusterLink {
             sharing,
             feed: None,
             reporter: None,
+            watcher: None,
         })
     }
 
@@ -148,6 +150,10 @@ impl ClusterLink {
             Arc::clone(&self.cluster),
             monitor.clone(),
             stopping,
+        )));
+        self.watcher = Some(tokio::spawn(watch_link(
+            self.cluster.link_changes(),
+            monitor.event_sink(),
         )));
     }
 
@@ -178,7 +184,10 @@ impl ClusterLink {
 
     /// Ends the link.
     pub(crate) fn stop(self) {
-        for task in [&self.feed, &self.reporter].into_iter().flatten() {
+        for task in [&self.feed, &self.reporter, &self.watcher]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         self.cluster.close();
@@ -222,5 +231,16 @@ async fn report(cluster: Arc<Cluster>, monitor: Monitor, mut stopping: watch::Re
             .map(|(name, windows)| (name.clone(), json!(windows.last_5_minutes)))
             .collect();
         cluster.report(json!({ "routes": routes }).to_string());
+    }
+}
+
+/// Tells the monitor (and so the `cluster_link_down` alert and the dashboard) each time the
+/// link to the cluster goes down or comes back.
+async fn watch_link(mut link: watch::Receiver<Option<bool>>, events: hive_core::EventSink) {
+    while link.changed().await.is_ok() {
+        let state = *link.borrow_and_update();
+        if let Some(up) = state {
+            events.emit(|| ResilienceEvent::ClusterLink { up });
+        }
     }
 }

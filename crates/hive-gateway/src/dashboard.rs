@@ -164,6 +164,7 @@ fn changes_state(event: &ResilienceEvent) -> bool {
             | ResilienceEvent::HealthChanged { .. }
             | ResilienceEvent::Control { .. }
             | ResilienceEvent::ConfigReload { .. }
+            | ResilienceEvent::ClusterLink { .. }
     )
 }
 

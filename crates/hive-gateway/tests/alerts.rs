@@ -384,9 +384,10 @@ fn no_rules_means_no_alert_manager() {
     );
     assert!(config.alerts.rules.is_empty());
     assert!(alert_manager(&config.alerts, &[], GRACE).unwrap().is_none());
-    // Left out, `rules` are the defaults (governance, config rejected) over every channel.
+    // Left out, `rules` are the defaults (governance, config rejected, cluster link down)
+    // over every channel.
     let config = load("alerts: { channels: { log: { kind: log } } }", &[]);
-    assert_eq!(config.alerts.rules.len(), 3);
+    assert_eq!(config.alerts.rules.len(), 4);
     assert!(alert_manager(&config.alerts, &[], GRACE).unwrap().is_some());
 }
 

@@ -123,6 +123,6 @@ pub use monitor::{
 };
 pub use prometheus::{ExporterError, PrometheusExporter, SECONDS_BUCKETS, install_prometheus};
 pub use snapshot::{
-    ConfigStatus, Counts, FailoverRecord, Incident, ModelMetrics, Overall, Percentiles,
-    RequestCounts, RequestWindows, ResilienceMetrics, WindowStats, Windows,
+    ClusterLinkStatus, ConfigStatus, Counts, FailoverRecord, Incident, ModelMetrics, Overall,
+    Percentiles, RequestCounts, RequestWindows, ResilienceMetrics, WindowStats, Windows,
 };

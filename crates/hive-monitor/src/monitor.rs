@@ -20,8 +20,8 @@ use tokio::{sync::broadcast, task::JoinHandle, time::Instant};
 use crate::{
     ring::Ring,
     snapshot::{
-        ConfigStatus, FailoverRecord, Incident, ModelMetrics, Overall, RequestCounts,
-        RequestWindows, ResilienceMetrics, WindowStats, Windows,
+        ClusterLinkStatus, ConfigStatus, FailoverRecord, Incident, ModelMetrics, Overall,
+        RequestCounts, RequestWindows, ResilienceMetrics, WindowStats, Windows,
     },
 };
 
@@ -252,6 +252,7 @@ struct EventState {
     recovery_time: Duration,
     /// The gateway's configuration as the last reload left it.
     config: Option<ConfigStatus>,
+    cluster: Option<ClusterLinkStatus>,
 }
 
 impl EventState {
@@ -512,6 +513,7 @@ impl Monitor {
             failovers: state.failovers.iter().cloned().collect(),
             incidents,
             config: state.config.clone(),
+            cluster: state.cluster.clone(),
         }
     }
 }
@@ -631,6 +633,15 @@ fn apply(inner: &Inner, event: &ResilienceEvent, at_unix_ms: u64) {
                 refused_before.saturating_add(1)
             },
         });
+        return;
+    }
+    if let ResilienceEvent::ClusterLink { up } = *event {
+        if state.cluster.as_ref().is_none_or(|c| c.up != up) {
+            state.cluster = Some(ClusterLinkStatus {
+                up,
+                since_unix_ms: at_unix_ms,
+            });
+        }
         return;
     }
     // Every other event is about a model.

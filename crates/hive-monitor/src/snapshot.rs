@@ -322,6 +322,19 @@ pub struct ResilienceMetrics {
     /// The gateway's configuration as its last reload left it; `None` until a
     /// [`ConfigReload`](hive_core::ResilienceEvent::ConfigReload) event arrives.
     pub config: Option<ConfigStatus>,
+    /// This replica's link to its cluster (cluster mode); `None` until a
+    /// [`ClusterLink`](hive_core::ResilienceEvent::ClusterLink) event arrives.
+    pub cluster: Option<ClusterLinkStatus>,
+}
+
+/// This replica's link to the other replicas of its cluster, as its last
+/// [`ClusterLink`](hive_core::ResilienceEvent::ClusterLink) event left it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterLinkStatus {
+    /// Whether the link is up.
+    pub up: bool,
+    /// Since when it is (in milliseconds since the Unix epoch).
+    pub since_unix_ms: u64,
 }
 
 impl ResilienceMetrics {

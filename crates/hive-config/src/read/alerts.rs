@@ -486,13 +486,14 @@ fn escalation(
 }
 
 fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
-    const KINDS: [&str; 10] = [
+    const KINDS: [&str; 11] = [
         "consecutive_failures",
         "failure_rate",
         "breaker_open",
         "breaker_stuck_open",
         "route_down",
         "config_rejected",
+        "cluster_link_down",
         "identity_mismatch",
         "credentials_rejected",
         "latency",
@@ -514,6 +515,7 @@ fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
             "breaker_open" => Some(Condition::BreakerOpen),
             "route_down" => Some(Condition::RouteDown),
             "config_rejected" => Some(Condition::ConfigRejected),
+            "cluster_link_down" => Some(Condition::ClusterLinkDown),
             "identity_mismatch" => Some(Condition::IdentityMismatch {
                 window: AlertWindow::Last5Minutes,
             }),
@@ -534,7 +536,7 @@ fn condition(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<Condition> {
         None => Some(10),
     };
     match kind.as_str() {
-        "breaker_open" | "route_down" | "config_rejected" => {
+        "breaker_open" | "route_down" | "config_rejected" | "cluster_link_down" => {
             settings::no_settings(cx, &settings, &kind);
             None
         }

@@ -167,7 +167,8 @@ impl Dispatcher {
             // passing it on): evaluate at once.
             ResilienceEvent::CircuitTransition { .. }
             | ResilienceEvent::HealthChanged { .. }
-            | ResilienceEvent::ConfigReload { .. } => true,
+            | ResilienceEvent::ConfigReload { .. }
+            | ResilienceEvent::ClusterLink { .. } => true,
             _ => false,
         }
     }

@@ -158,8 +158,8 @@ pub use manager::{
     DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, FiringAlerts,
 };
 pub use rule::{
-    CONFIG_REJECTED, Condition, Escalation, HIGH_FAILURE_RATE, MODEL_UNAVAILABLE, Percentile, Rule,
-    Window,
+    CLUSTER_LINK_DOWN, CONFIG_REJECTED, Condition, Escalation, HIGH_FAILURE_RATE,
+    MODEL_UNAVAILABLE, Percentile, Rule, Window,
 };
 pub use silence::{MAX_SILENCE, Silence, SilenceSpec, SilenceState, Silences};
 pub use types::{

@@ -152,6 +152,11 @@ pub enum Condition {
     /// accepted one (further refusals update it, never make a second one). Read from the
     /// snapshot's [`config`](ResilienceMetrics::config).
     ConfigRejected,
+    /// This replica's link to its cluster is down (cluster mode: Redis unreachable): it
+    /// serves on its own state and shares nothing. One alert about [`Subject::Cluster`],
+    /// resolved when the link is back. Read from the snapshot's
+    /// [`cluster`](ResilienceMetrics::cluster).
+    ClusterLinkDown,
 }
 
 /// Raise an alert that stays unresolved: after `after`, it is sent again at `severity` to
@@ -224,6 +229,9 @@ pub const MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const HIGH_FAILURE_RATE: &str = "high_failure_rate";
 /// The name of [`Rule::config_rejected`]'s rule.
 pub const CONFIG_REJECTED: &str = "config_rejected";
+
+/// The name of [`Rule::cluster_link_down`]'s rule.
+pub const CLUSTER_LINK_DOWN: &str = "cluster_link_down";
 
 impl Rule {
     /// A rule of [`Severity::Warning`] that notifies no channel yet (add them with
@@ -314,6 +322,13 @@ impl Rule {
     /// ```
     pub fn config_rejected() -> Rule {
         Rule::new(CONFIG_REJECTED, Condition::ConfigRejected).severity(Severity::Warning)
+    }
+
+    /// [`CLUSTER_LINK_DOWN`]: this replica's link to its cluster is down
+    /// ([`Condition::ClusterLinkDown`]), at warning (requests are still served). Fires only
+    /// in cluster mode.
+    pub fn cluster_link_down() -> Rule {
+        Rule::new(CLUSTER_LINK_DOWN, Condition::ClusterLinkDown).severity(Severity::Warning)
     }
 
     /// Every channel it may notify: its own, then its escalation's.
@@ -604,6 +619,22 @@ impl Rule {
                             ("failed", counts.failed as f64),
                         ]),
                     })
+                })
+                .collect(),
+            Condition::ClusterLinkDown => facts
+                .snapshot
+                .cluster
+                .iter()
+                .filter(|link| !link.up)
+                .map(|link| Finding {
+                    subject: Subject::Cluster,
+                    summary: "this replica's link to its cluster (Redis) is down: it serves on \
+                              its own state and shares nothing until the link is back"
+                        .to_owned(),
+                    figures: Figures::from([(
+                        "down_since_unix_ms",
+                        link.since_unix_ms as f64,
+                    )]),
                 })
                 .collect(),
             Condition::ConfigRejected => facts

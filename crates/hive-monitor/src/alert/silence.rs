@@ -175,7 +175,7 @@ impl Entry {
             let hit = match subject {
                 Subject::Route(r) => r == route,
                 Subject::Model(m) => routes.get(route).is_some_and(|models| models.contains(m)),
-                Subject::Config => false,
+                Subject::Config | Subject::Cluster => false,
             };
             if !hit {
                 return false;

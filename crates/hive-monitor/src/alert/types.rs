@@ -54,6 +54,8 @@ pub enum Subject {
     Route(String),
     /// The gateway's configuration (the one serving, and the reloads refused).
     Config,
+    /// This replica's place in its cluster (cluster mode).
+    Cluster,
 }
 
 impl Subject {
@@ -61,14 +63,14 @@ impl Subject {
     pub fn model(&self) -> Option<ModelId> {
         match self {
             Self::Model(model) => Some(*model),
-            Self::Route(_) | Self::Config => None,
+            Self::Route(_) | Self::Config | Self::Cluster => None,
         }
     }
 
     /// The route's name, if the subject is one.
     pub fn route(&self) -> Option<&str> {
         match self {
-            Self::Model(_) | Self::Config => None,
+            Self::Model(_) | Self::Config | Self::Cluster => None,
             Self::Route(route) => Some(route),
         }
     }
@@ -80,6 +82,7 @@ impl fmt::Display for Subject {
             Self::Model(model) => write!(f, "model {model}"),
             Self::Route(route) => write!(f, "route {route}"),
             Self::Config => f.write_str("config"),
+            Self::Cluster => f.write_str("cluster"),
         }
     }
 }
@@ -335,6 +338,7 @@ impl Notification {
                 Subject::Model(m) => m.to_string(),
                 Subject::Route(r) => format!("route {r}"),
                 Subject::Config => "config".to_owned(),
+                Subject::Cluster => "cluster".to_owned(),
             })
             .collect();
         if names.len() <= max {

@@ -125,6 +125,7 @@ fn alert_block(alert: &Alert) -> Value {
         crate::alert::Subject::Model(m) => format!("*{}*", escape(m.as_str())),
         crate::alert::Subject::Route(r) => format!("*route {}*", escape(r)),
         crate::alert::Subject::Config => "*config*".to_owned(),
+        crate::alert::Subject::Cluster => "*cluster*".to_owned(),
     };
     let when = match (alert.status, alert.ended_at) {
         (AlertStatus::Resolved, Some(ended)) => format!(
