@@ -42,7 +42,7 @@ use std::{
 
 use hive_core::{ApplyShared, ClaimOnce, ModelId, ProbeDuty, ShareState, SharedChange};
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{broadcast, mpsc, watch},
     task::JoinHandle,
 };
 
@@ -155,6 +155,11 @@ impl ClusterSettings {
     /// The channel changes go on.
     fn channel(&self) -> String {
         format!("{}:changes", self.prefix)
+    }
+
+    /// The channel reloads are announced on.
+    fn reload_channel(&self) -> String {
+        format!("{}:reloads", self.prefix)
     }
 
     /// The key a model's hold is kept under while it lasts.
@@ -305,6 +310,7 @@ struct Reports {
 /// [`stop`](Self::stop)) ends the link.
 pub struct Cluster {
     changes: mpsc::Sender<SharedChange>,
+    reloads: broadcast::Sender<String>,
     target: Target,
     connection: Connection,
     reports: Arc<Reports>,
@@ -321,6 +327,7 @@ impl Cluster {
     /// current tokio runtime.
     pub fn start(settings: ClusterSettings) -> Self {
         let (changes, queued) = mpsc::channel(QUEUE);
+        let (reloads, _) = broadcast::channel(16);
         let target: Target = Arc::default();
         let counters = Arc::new(Counters::default());
         let leases = Arc::new(Leases::default());
@@ -330,6 +337,7 @@ impl Cluster {
         let replica = settings.replica.clone();
         let prefix = settings.prefix.clone();
         let task = tokio::spawn(link::run(link::Link {
+            reloads: reloads.clone(),
             connection: Arc::clone(&connection),
             reports: Arc::clone(&reports),
             settings,
@@ -341,6 +349,7 @@ impl Cluster {
         }));
         Self {
             changes,
+            reloads,
             target,
             connection,
             reports,
@@ -378,6 +387,31 @@ impl Cluster {
             .read()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// Tells the other replicas that this one reloaded its config (now `hash`), so that
+    /// they read theirs again. Best effort: with the link down nothing is sent (the
+    /// others' own file watches still see a change of their files).
+    pub async fn announce_reload(&self, hash: &str) {
+        let connection = self.connection.read().ok().and_then(|c| c.clone());
+        let Some(mut connection) = connection else {
+            return;
+        };
+        let text = serde_json::json!({ "v": 1, "replica": self.replica, "hash": hash }).to_string();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(format!("{}:reloads", self.prefix)).arg(text);
+        let sent = publish.query_async::<i64>(&mut connection);
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(1), sent).await,
+            Ok(Ok(_))
+        ) {
+            tracing::debug!("the reload was not announced to the cluster");
+        }
+    }
+
+    /// The reloads other replicas announce (the config hash each reloaded to).
+    pub fn reloads(&self) -> broadcast::Receiver<String> {
+        self.reloads.subscribe()
     }
 
     /// The link's state, each time it changes: `Some(true)` once up, `Some(false)` once

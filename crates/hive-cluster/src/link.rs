@@ -30,6 +30,7 @@ const MAX_REPLICAS: usize = 1_000;
 const MAX_REPORT: usize = 64 * 1024;
 
 pub(crate) struct Link {
+    pub(crate) reloads: tokio::sync::broadcast::Sender<String>,
     pub(crate) connection: crate::Connection,
     pub(crate) reports: std::sync::Arc<crate::Reports>,
     pub(crate) settings: ClusterSettings,
@@ -137,7 +138,8 @@ async fn session(
         Ok(Err(e)) => return down("subscribing", e),
         Err(_) => return timed_out("subscribing"),
     };
-    match timeout(COMMAND_TIMEOUT, pubsub.subscribe(link.settings.channel())).await {
+    let channels = [link.settings.channel(), link.settings.reload_channel()];
+    match timeout(COMMAND_TIMEOUT, pubsub.subscribe(&channels)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return down("subscribing", e),
         Err(_) => return timed_out("subscribing"),
@@ -176,6 +178,9 @@ async fn session(
                 }
             }
             message = messages.next() => match message {
+                Some(message) if message.get_channel_name() == channels[1] => {
+                    reloaded(link, message.get_payload_bytes());
+                }
                 Some(message) => receive(link, message.get_payload_bytes(), None),
                 None => return Ended::Down("the subscription ended".to_owned()),
             },
@@ -376,6 +381,31 @@ const LEASE_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) \
     if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
     if v then return 0 end \
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+/// Another replica announced a reload: told to this replica's listeners (a message of
+/// this replica, too large or malformed is ignored).
+fn reloaded(link: &Link, payload: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Reload {
+        v: u8,
+        replica: String,
+        hash: String,
+    }
+    let Ok(reload) =
+        serde_json::from_slice::<Reload>(&payload[..payload.len().min(wire::MAX_MESSAGE)])
+    else {
+        return;
+    };
+    let plain = reload.hash.len() <= 100 && !reload.hash.chars().any(char::is_control);
+    if reload.v == 1 && reload.replica != link.settings.replica && plain {
+        tracing::info!(
+            from = reload.replica,
+            config = reload.hash,
+            "another replica reloaded its config"
+        );
+        let _ = link.reloads.send(reload.hash);
+    }
+}
 
 /// The local state the others' changes go to, once attached.
 fn target(link: &Link) -> Option<std::sync::Arc<dyn hive_core::ApplyShared>> {

@@ -64,7 +64,7 @@ pub use fault::StreamFault;
 pub use limits::{CREDENTIAL_HEADERS, MAX_DURATION, check_duration, micros};
 pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
-pub use random::{SharedRandom, splitmix64, unit_from};
+pub use random::{SharedRandom, fnv1a64, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
 pub use shared::{ApplyShared, ClaimOnce, NotShared, ProbeDuty, ShareState, SharedChange};
 pub use sliding::SlidingCounters;

@@ -12,6 +12,14 @@ use std::{
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// FNV-1a over `bytes`: a stable 64-bit hash (the same in every process and version), for
+/// keys several replicas must compute alike. Not for secrets or adversarial inputs.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// One step of SplitMix64: a tiny, fast generator, good enough for jitter.
 pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(GOLDEN_GAMMA);

@@ -35,7 +35,33 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub(crate) struct ClusterView(Arc<Cluster>);
 
+/// The actor of a reload another replica of the cluster asked for.
+pub(crate) const CLUSTER_ACTOR: &str = "cluster";
+
+/// How long a claim on a config change's audit line holds: the replicas that make the same
+/// change within it (announced reloads take milliseconds, a Kubernetes ConfigMap reaches
+/// every pod within a minute or so) record it once.
+const AUDIT_CLAIM: Duration = Duration::from_secs(120);
+
 impl ClusterView {
+    /// Whether this replica is the first of the cluster to record the config change
+    /// `diff` (the same diff on every replica, whatever else differs in their configs).
+    pub(crate) async fn claim_change(&self, diff: &hive_config::ConfigDiff) -> bool {
+        let hash = hive_core::fnv1a64(diff.to_json().to_string().as_bytes());
+        let key = format!("audit:config:{hash:016x}");
+        hive_core::ClaimOnce::claim(self.0.as_ref(), key, AUDIT_CLAIM).await
+    }
+
+    /// Tells the other replicas this one reloaded (to `hash`).
+    pub(crate) async fn announce_reload(&self, hash: &str) {
+        self.0.announce_reload(hash).await;
+    }
+
+    /// The reloads the other replicas announce.
+    pub(crate) fn reloads(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.0.reloads()
+    }
+
     /// The replicas, the link, and every route's requests over the last five minutes,
     /// summed over the replicas (with the share answered).
     pub(crate) fn summary(&self) -> Value {

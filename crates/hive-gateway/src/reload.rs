@@ -97,6 +97,7 @@ pub(crate) async fn watch(server: Arc<Server>) {
         None => None,
     };
     let mut hangup = hangups();
+    let mut cluster = server.cluster_reloads();
     loop {
         let actor = tokio::select! {
             _ = stopping.changed() => return,
@@ -107,11 +108,26 @@ pub(crate) async fn watch(server: Arc<Server>) {
                 "file-watch"
             }
             Some(()) = next_hangup(&mut hangup) => "sighup",
+            Some(()) = next_cluster_reload(&mut cluster) => crate::cluster::CLUSTER_ACTOR,
         };
         let _ = server.reload(actor).await;
         if let (Some(watch), Some(paths)) = (files.as_mut(), server.watch_files()) {
             watch.set(&paths);
         }
+    }
+}
+
+/// The next reload another replica announced (`None`: never, alone).
+async fn next_cluster_reload(
+    reloads: &mut Option<tokio::sync::broadcast::Receiver<String>>,
+) -> Option<()> {
+    let Some(reloads) = reloads else {
+        return std::future::pending().await;
+    };
+    match reloads.recv().await {
+        // Several announced while a reload ran (lagged): one more reload reads them all.
+        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(()),
+        Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
     }
 }
 

@@ -29,7 +29,7 @@ use tokio::{
 use crate::{
     admin::Admin,
     alerts::{AlertSetupError, alert_manager},
-    cluster::ClusterLink,
+    cluster::{CLUSTER_ACTOR, ClusterLink, ClusterView},
     dashboard::Dashboard,
     fleet::{BuildError, Fleet},
     history::History,
@@ -233,6 +233,8 @@ pub struct Server {
     live: Mutex<Live>,
     shutdown: watch::Sender<bool>,
     serve: Mutex<Option<JoinHandle<io::Result<()>>>>,
+    /// The cluster this replica is part of (cluster mode).
+    cluster: Option<ClusterView>,
 }
 
 impl std::fmt::Debug for Server {
@@ -327,9 +329,10 @@ impl Server {
         let recorder = history.as_ref().map(|(_, recorder)| recorder.clone());
         let gateway = Gateway::new(fleet, exporter, history);
         let (shutdown, mut stopping) = watch::channel(false);
+        let view = cluster.as_ref().map(ClusterLink::view);
         let mut admin = Admin::new(gateway.clone(), monitor.clone(), kept.clone());
-        if let Some(link) = &cluster {
-            admin = admin.in_cluster(link.view());
+        if let Some(view) = &view {
+            admin = admin.in_cluster(view.clone());
         }
         let dashboard = Dashboard::new(admin.clone(), shutdown.subscribe());
         let app = gateway
@@ -384,6 +387,7 @@ impl Server {
             }),
             shutdown,
             serve: Mutex::new(Some(serve)),
+            cluster: view,
         }))
     }
 
@@ -407,6 +411,12 @@ impl Server {
             .as_ref()
             .map(AlertManager::channel_stats)
             .unwrap_or_default()
+    }
+
+    /// The config hashes other replicas of the cluster announce they reloaded to (cluster
+    /// mode): [`watch`](Self::watch) reloads this replica's files on each.
+    pub(crate) fn cluster_reloads(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.cluster.as_ref().map(ClusterView::reloads)
     }
 
     /// What cluster mode's link has done (`None` without a `cluster` section).
@@ -566,15 +576,32 @@ impl Server {
             routes_changed = diff.routes_added.len() + diff.routes_removed.len() + diff.routes_changed.len(),
             "config reloaded"
         );
-        // The new fleet serves now: its config's audit log.
-        self.gateway
-            .audit(AuditEntry::config_change(
-                actor,
-                &diff,
-                old.config(),
-                &config,
-            ))
-            .await;
+        // The new fleet serves now: its config's audit log. In a cluster whose replicas all
+        // make this change (the same diff, within the claim's two minutes), one records it.
+        let hash = config.hash().to_string();
+        let audited_here = match &self.cluster {
+            Some(cluster) => cluster.claim_change(&diff).await,
+            None => true,
+        };
+        if audited_here {
+            self.gateway
+                .audit(AuditEntry::config_change(
+                    actor,
+                    &diff,
+                    old.config(),
+                    &config,
+                ))
+                .await;
+        } else {
+            tracing::info!(config = %config.hash().short(), "this config change is audited by another replica");
+        }
+        // The other replicas read their files again (a reload they announce comes back here
+        // as the actor `cluster`, and goes no further).
+        if let Some(cluster) = &self.cluster
+            && actor != CLUSTER_ACTOR
+        {
+            cluster.announce_reload(&hash).await;
+        }
         count_reload("applied");
         self.reload_event(true, 0, &config);
         Ok(Reloaded {

@@ -38,7 +38,7 @@ cluster:
 alerts:
   {alerts}
 audit:
-  path: off
+  path: audit.jsonl
 history:
   path: off
 "#
@@ -49,6 +49,8 @@ struct Cluster {
     sim: Simulator,
     redis: RedisServer,
     replicas: Vec<Arc<Server>>,
+    /// Each replica's config directory.
+    dirs: Vec<std::path::PathBuf>,
     http: HttpClient,
 }
 
@@ -68,8 +70,10 @@ async fn cluster_with(test: &str, primary: Script, health: &str, alerts: &str) -
     .await
     .unwrap();
     let mut replicas = Vec::new();
+    let mut dirs = Vec::new();
     for name in ["r1", "r2", "r3"] {
         let dir = config_dir(&format!("{test}-{name}"));
+        dirs.push(dir.clone());
         write(&dir, "resilience.yml", &resilience(name, health, alerts));
         write(
             &dir,
@@ -91,6 +95,7 @@ async fn cluster_with(test: &str, primary: Script, health: &str, alerts: &str) -
         sim,
         redis,
         replicas,
+        dirs,
         http: http_client(),
     };
     cluster.linked(1).await;
@@ -596,4 +601,47 @@ async fn a_replica_that_cannot_reach_redis_raises_an_alert_resolved_when_it_is_b
     c.redis.restart().unwrap();
     c.linked(2).await;
     c.firing_everywhere("cluster_link_down", 0).await;
+}
+
+/// A reload on one replica makes every replica read its files again; the change is audited
+/// once in the cluster, by the replica that claimed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_on_one_replica_reloads_all_and_is_audited_once() {
+    let c = cluster("reload", Script::new()).await;
+    let watching: Vec<_> = c.replicas.iter().map(|r| r.watch()).collect();
+    // The new config reaches every replica's files (as a ConfigMap update would) …
+    let with_fast = format!("{MODELS}  - name: fast\n    models: [claude-4-sonnet]\n")
+        .replace("{sim}", &c.sim.base_url());
+    for dir in &c.dirs {
+        write(dir, "models-resilience.yml", &with_fast);
+    }
+    // … and an operator reloads one replica.
+    c.replicas[0].reload("admin").await.unwrap();
+    timeout(Duration::from_secs(5), async {
+        while !c
+            .replicas
+            .iter()
+            .all(|r| r.gateway().fleet().routes().contains_key("fast"))
+        {
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every replica serves the new route");
+    sleep(Duration::from_millis(300)).await;
+    let changes: usize = c
+        .dirs
+        .iter()
+        .map(|dir| {
+            std::fs::read_to_string(dir.join("audit.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|line| line.contains("\"config_change\""))
+                .count()
+        })
+        .sum();
+    assert_eq!(changes, 1, "the change is audited once in the cluster");
+    for task in watching {
+        task.abort();
+    }
 }

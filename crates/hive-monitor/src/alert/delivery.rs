@@ -545,9 +545,7 @@ fn claim_key(notification: &Notification) -> String {
         text.push('|');
         text.push_str(&alert);
     }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = hive_core::fnv1a64(text.as_bytes());
     format!("alert:{hash:016x}")
 }
 
