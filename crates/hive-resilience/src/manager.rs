@@ -720,7 +720,7 @@ impl<S, Res, C> ModelManager<S, Res, C> {
         let checks = checker.start();
         let mut recovery = JoinSet::new();
         let controls: Vec<ModelControl> = self.controls();
-        recovery.spawn(recover_on_checks(self.registry.subscribe(), controls));
+        recovery.spawn(recover_on_checks(self.registry.subscribe(), controls, duty));
         Ok(Running { checks, recovery })
     }
 }

@@ -11,12 +11,18 @@ use crate::control::ModelControl;
 pub(crate) async fn recover_on_checks(
     mut changes: Receiver<HealthChange>,
     controls: Vec<ModelControl>,
+    duty: Option<std::sync::Arc<dyn hive_core::ProbeDuty>>,
 ) {
     loop {
         match changes.recv().await {
             // The checks say the model is back (its breaker, still open, may keep it
             // degraded until recovery half-opens it).
             Ok(change) if change.checks_recovered() => {
+                // In a cluster, the replica that checks the model tries it again; the
+                // others close on its verdict (one trial, not one per replica).
+                if duty.as_ref().is_some_and(|d| !d.mine(change.model)) {
+                    continue;
+                }
                 if let Some(control) = controls.iter().find(|c| c.model == change.model) {
                     control.recovered();
                 }

@@ -307,3 +307,57 @@ fn a_model_check_timing_out_of_bounds_is_refused_at_build() {
     assert!(error.to_string().contains("model `local`"), "{error}");
     assert!(error.to_string().contains("interval"), "{error}");
 }
+
+/// Cluster mode: when the shared checks see a model back, only the replica whose duty the
+/// checks are tries it again (recovery half-opens its breaker); the others leave the trial
+/// to it, their breakers open until its verdict arrives.
+#[tokio::test(start_paused = true)]
+async fn recovery_is_left_to_the_replica_whose_duty_the_checks_are() {
+    struct Duty(bool);
+    impl hive_core::ProbeDuty for Duty {
+        fn mine(&self, _: hive_core::ModelId) -> bool {
+            self.0
+        }
+        fn checked(&self, _: hive_core::ModelId, _: bool, _: Duration) {}
+    }
+    for mine in [false, true] {
+        let (sink, mut events) = EventSink::channel(1_000);
+        let mut manager = ModelManager::builder()
+            .events(sink)
+            .checks(
+                CheckerConfig::default()
+                    .interval(Duration::from_secs(3600))
+                    .jitter(0.0),
+            )
+            .model(
+                ModelSpec::new("primary", model_healing_at("primary", None))
+                    .probe(probe_healing_at(Duration::ZERO)),
+            )
+            .model(ModelSpec::new("backup", model_healing_at("backup", None)))
+            .build::<&'static str>()
+            .unwrap();
+        let running = manager
+            .start_sharing_checks(Some(std::sync::Arc::new(Duty(mine))))
+            .unwrap();
+        let control = manager.control("primary").unwrap();
+        control.breaker().hold_open(Duration::from_secs(60), false);
+        // Checks as the cluster delivers them (or as run here): failing, then passing.
+        for ok in [false, false, false, true, true, true] {
+            control.health().record_check(ok, Duration::from_millis(5));
+            sleep(Duration::from_millis(100)).await;
+        }
+        let actions = controls(&mut events);
+        if mine {
+            assert_eq!(control.breaker().state(), CircuitState::HalfOpen);
+            assert_eq!(actions[0].1, ControlAction::HalfOpen);
+        } else {
+            assert_eq!(
+                control.breaker().state(),
+                CircuitState::Open,
+                "the trial is the other's"
+            );
+            assert!(actions.is_empty(), "no recovery here: {actions:?}");
+        }
+        running.stop().await;
+    }
+}
