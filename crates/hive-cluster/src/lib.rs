@@ -44,6 +44,7 @@ use hive_core::{ApplyShared, ClaimOnce, ModelId, ProbeDuty, ShareState, SharedCh
 use tokio::{
     sync::{broadcast, mpsc, watch},
     task::JoinHandle,
+    time::Instant,
 };
 
 /// Changes waiting to be published; beyond this a change is dropped and counted (the
@@ -82,8 +83,13 @@ pub enum ClusterError {
     Replica(String),
 }
 
+/// 1 to 64 characters without spaces, control characters or Redis glob characters (a
+/// prefix `hive*` would match other deployments' keys).
 fn plain_name(text: &str) -> bool {
-    (1..=64).contains(&text.len()) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    (1..=64).contains(&text.len())
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c))
 }
 
 impl ClusterSettings {
@@ -136,14 +142,19 @@ impl ClusterSettings {
         self
     }
 
-    /// Names this replica (unique in the cluster: a replica ignores what it hears under
-    /// its own name).
+    /// Names this replica: `name` and a random part of this process's, so that replicas
+    /// given one name (a config file shared by every pod) still tell each other apart — a
+    /// replica ignores what it hears under its own name.
     pub fn replica(mut self, name: impl Into<String>) -> Result<Self, ClusterError> {
         let name = name.into();
         if !plain_name(&name) {
             return Err(ClusterError::Replica(name));
         }
-        self.replica = name;
+        let mut seed = wire_seed();
+        self.replica = format!(
+            "{name}-{:08x}",
+            hive_core::splitmix64(&mut seed) & 0xFFFF_FFFF
+        );
         Ok(self)
     }
 
@@ -165,6 +176,16 @@ impl ClusterSettings {
     /// The key a model's hold is kept under while it lasts.
     fn hold_key(&self, model: &str) -> String {
         format!("{}:hold:{model}", self.prefix)
+    }
+
+    /// The set of the models with a hold in force (or lately).
+    fn held_key(&self) -> String {
+        format!("{}:held", self.prefix)
+    }
+
+    /// The set of the replicas' names (a name whose report expired is forgotten).
+    fn replicas_key(&self) -> String {
+        format!("{}:replicas", self.prefix)
     }
 
     /// The key of a replica's report.
@@ -197,29 +218,43 @@ impl fmt::Debug for ClusterSettings {
     }
 }
 
-/// Which models' health checks are this replica's duty, as the last lease round found.
+/// Which models' health checks are this replica's duty, as the last lease round found,
+/// and until when that round's leases last (a round sent at `t` holds until `t` plus the
+/// lease, less a margin: a replica whose renewals stall stops checking before another
+/// takes over).
 #[derive(Debug, Default)]
-struct Leases(RwLock<HashMap<ModelId, bool>>);
+struct Leases(RwLock<LeaseRound>);
+
+#[derive(Debug, Default)]
+struct LeaseRound {
+    held: HashMap<ModelId, bool>,
+    /// `None`: no round yet since the link came up (every replica then checks itself).
+    until: Option<Instant>,
+}
 
 impl Leases {
-    fn set(&self, held: impl IntoIterator<Item = (ModelId, bool)>) {
-        if let Ok(mut leases) = self.0.write() {
-            leases.clear();
-            leases.extend(held);
+    fn set(&self, held: impl IntoIterator<Item = (ModelId, bool)>, until: Option<Instant>) {
+        if let Ok(mut round) = self.0.write() {
+            round.held.clear();
+            round.held.extend(held);
+            round.until = until;
         }
     }
 
-    fn holds(&self, model: ModelId) -> bool {
-        self.0
-            .read()
-            .is_ok_and(|leases| leases.get(&model) == Some(&true))
+    /// Whether this replica checks `model`: it holds its lease, or no round has settled
+    /// who does (as alone).
+    fn mine(&self, model: ModelId) -> bool {
+        self.0.read().is_ok_and(|round| match round.until {
+            None => true,
+            Some(until) => Instant::now() < until && round.held.get(&model) == Some(&true),
+        })
     }
 
     /// The models this replica checks, for its status.
     fn held(&self) -> usize {
         self.0
             .read()
-            .map_or(0, |l| l.values().filter(|h| **h).count())
+            .map_or(0, |r| r.held.values().filter(|h| **h).count())
     }
 }
 
@@ -309,7 +344,9 @@ struct Reports {
 /// This replica's link to the others. Publishing never blocks; dropping it (or
 /// [`stop`](Self::stop)) ends the link.
 pub struct Cluster {
-    changes: mpsc::Sender<SharedChange>,
+    changes: mpsc::Sender<(Instant, SharedChange)>,
+    /// Wakes the link to read the holds in force again (a target was attached).
+    resync: Arc<tokio::sync::Notify>,
     reloads: broadcast::Sender<String>,
     target: Target,
     connection: Connection,
@@ -327,6 +364,7 @@ impl Cluster {
     /// current tokio runtime.
     pub fn start(settings: ClusterSettings) -> Self {
         let (changes, queued) = mpsc::channel(QUEUE);
+        let resync = Arc::new(tokio::sync::Notify::new());
         let (reloads, _) = broadcast::channel(16);
         let target: Target = Arc::default();
         let counters = Arc::new(Counters::default());
@@ -343,12 +381,14 @@ impl Cluster {
             settings,
             leases: Arc::clone(&leases),
             queued,
+            resync: Arc::clone(&resync),
             target: Arc::clone(&target),
             counters: Arc::clone(&counters),
             stopping,
         }));
         Self {
             changes,
+            resync,
             reloads,
             target,
             connection,
@@ -368,6 +408,8 @@ impl Cluster {
         if let Ok(mut slot) = self.target.write() {
             *slot = Some(local);
         }
+        // The holds read before there was a target were skipped: read them again.
+        self.resync.notify_one();
     }
 
     /// What this replica tells the others of its traffic (a small JSON text, kept under
@@ -450,7 +492,7 @@ impl Cluster {
 
 impl ShareState for Cluster {
     fn publish(&self, change: SharedChange) {
-        if self.changes.try_send(change).is_err() {
+        if self.changes.try_send((Instant::now(), change)).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -460,12 +502,17 @@ impl ProbeDuty for Cluster {
     /// Whether this replica holds the model's lease; with the link down, every replica
     /// checks every model itself, as alone.
     fn mine(&self, model: ModelId) -> bool {
-        !self.counters.connected.load(Ordering::Relaxed) || self.leases.holds(model)
+        !self.counters.connected.load(Ordering::Relaxed) || self.leases.mine(model)
     }
 
-    fn checked(&self, model: ModelId, ok: bool, latency: Duration) {
+    fn checked(&self, model: ModelId, ok: bool, latency: Duration, next: Duration) {
         if self.counters.connected.load(Ordering::Relaxed) {
-            self.publish(SharedChange::Checked { model, ok, latency });
+            self.publish(SharedChange::Checked {
+                model,
+                ok,
+                latency,
+                next,
+            });
         }
     }
 }
@@ -494,7 +541,28 @@ impl ClaimOnce for Cluster {
             }
         })
     }
+
+    fn release(&self, key: String) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let connection = self.connection.read().ok().and_then(|c| c.clone());
+            let Some(mut connection) = connection else {
+                return;
+            };
+            let mut release = redis::cmd("EVAL");
+            release
+                .arg(RELEASE_SCRIPT)
+                .arg(1)
+                .arg(format!("{}:claim:{key}", self.prefix))
+                .arg(&self.replica);
+            let released = release.query_async::<i64>(&mut connection);
+            let _ = tokio::time::timeout(Duration::from_secs(1), released).await;
+        })
+    }
 }
+
+/// Deletes `KEYS[1]` if its value is `ARGV[1]` (a claim this replica holds).
+const RELEASE_SCRIPT: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 impl Drop for Cluster {
     fn drop(&mut self) {

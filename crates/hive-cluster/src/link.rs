@@ -35,7 +35,8 @@ pub(crate) struct Link {
     pub(crate) reports: std::sync::Arc<crate::Reports>,
     pub(crate) settings: ClusterSettings,
     pub(crate) leases: std::sync::Arc<Leases>,
-    pub(crate) queued: mpsc::Receiver<SharedChange>,
+    pub(crate) queued: mpsc::Receiver<(Instant, SharedChange)>,
+    pub(crate) resync: std::sync::Arc<tokio::sync::Notify>,
     pub(crate) target: Target,
     pub(crate) counters: std::sync::Arc<Counters>,
     pub(crate) stopping: watch::Receiver<bool>,
@@ -73,7 +74,7 @@ pub(crate) async fn run(mut link: Link) {
             _ = stopping.changed() => Ended::Stopped,
         };
         link.counters.set_link(false);
-        link.leases.set([]);
+        link.leases.set([], None);
         if let Ok(mut shared) = link.connection.write() {
             *shared = None;
         }
@@ -177,6 +178,11 @@ async fn session(
                     return ended;
                 }
             }
+            () = link.resync.notified() => {
+                if let Err(ended) = catch_up(&mut connection, link).await {
+                    return ended;
+                }
+            }
             message = messages.next() => match message {
                 Some(message) if message.get_channel_name() == channels[1] => {
                     reloaded(link, message.get_payload_bytes());
@@ -185,7 +191,11 @@ async fn session(
                 None => return Ended::Down("the subscription ended".to_owned()),
             },
             change = link.queued.recv() => match change {
-                Some(change) => {
+                Some((queued, change)) => {
+                    let Some(change) = still_news(queued.elapsed(), change) else {
+                        link.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
                     if let Err(ended) = publish(&mut connection, link, change).await {
                         return ended;
                     }
@@ -196,20 +206,77 @@ async fn session(
     }
 }
 
+/// A check result older than this when it could be sent is not news any more.
+const STALE_CHECK: Duration = Duration::from_secs(10);
+
+/// `change` as it stands after `waited` in the queue: a hold shortened by the wait (gone
+/// if it ended meanwhile), a stale check result dropped.
+fn still_news(waited: Duration, change: SharedChange) -> Option<SharedChange> {
+    let left = |hold: Duration| Some(hold.saturating_sub(waited)).filter(|d| !d.is_zero());
+    match change {
+        SharedChange::BreakerOpened { model, open_for } => Some(SharedChange::BreakerOpened {
+            model,
+            open_for: left(open_for)?,
+        }),
+        SharedChange::CoolDown { model, wait } => Some(SharedChange::CoolDown {
+            model,
+            wait: left(wait)?,
+        }),
+        SharedChange::Checked { .. } if waited > STALE_CHECK => None,
+        other => Some(other),
+    }
+}
+
 /// Applies the holds the others keep in force, then tells them this replica's own.
 async fn catch_up(
     connection: &mut redis::aio::MultiplexedConnection,
     link: &Link,
 ) -> Result<(), Ended> {
-    let pattern = format!("{}*", link.settings.hold_key(""));
-    for key in scan(connection, &pattern, MAX_HOLDS, "reading the holds").await? {
-        let (value, left): (Option<Vec<u8>>, i64) = timed(
+    // The models with a hold are kept in one set: no scan of the keyspace (a Redis other
+    // applications share may hold millions of keys).
+    let models: Vec<String> = timed(
+        redis::cmd("SRANDMEMBER")
+            .arg(link.settings.held_key())
+            .arg(MAX_HOLDS)
+            .query_async(connection),
+        "reading the holds",
+    )
+    .await?;
+    for model in models {
+        let key = link.settings.hold_key(&model);
+        let read: redis::RedisResult<(Option<Vec<u8>>, i64)> = match timeout(
+            COMMAND_TIMEOUT,
             redis::pipe().get(&key).pttl(&key).query_async(connection),
-            "reading a hold",
         )
-        .await?;
-        if let (Some(value), Ok(left @ 1..)) = (value, u64::try_from(left)) {
-            receive(link, &value, Some(Duration::from_millis(left)));
+        .await
+        {
+            Ok(read) => read,
+            Err(_) => return Err(timed_out("reading a hold")),
+        };
+        match read {
+            Ok((Some(value), left)) if left > 0 && value.len() <= wire::MAX_MESSAGE => {
+                receive(
+                    link,
+                    &value,
+                    Some(Duration::from_millis(left.unsigned_abs())),
+                );
+            }
+            // Ended: forget its name.
+            Ok(_) => {
+                timed::<()>(
+                    redis::cmd("SREM")
+                        .arg(link.settings.held_key())
+                        .arg(&model)
+                        .query_async(connection),
+                    "forgetting an ended hold",
+                )
+                .await?;
+            }
+            // A key of another type (another application's): skipped, not fatal.
+            Err(e) if !e.is_io_error() && !e.is_timeout() => {
+                tracing::debug!(key, error = %e, "a cluster hold could not be read");
+            }
+            Err(e) => return Err(down("reading a hold", e)),
         }
     }
     let holding = target(link).map(|t| t.holding()).unwrap_or_default();
@@ -253,9 +320,17 @@ async fn publish(
                 .arg("PX")
                 .arg(ms)
                 .ignore();
+            pipe.cmd("SADD")
+                .arg(settings.held_key())
+                .arg(change.model().as_str())
+                .ignore();
         }
         SharedChange::BreakerClosed { .. } => {
             pipe.del(&key).ignore();
+            pipe.cmd("SREM")
+                .arg(settings.held_key())
+                .arg(change.model().as_str())
+                .ignore();
         }
         // News, not a state to keep (a forced state lasts until an operator ends it, which
         // is news too).
@@ -289,40 +364,13 @@ async fn renew_leases(
             .arg(&link.settings.replica)
             .arg(ttl);
     }
+    // The leases last from when the round was sent, less a margin for the clocks' drift.
+    let sent = Instant::now();
     let held: Vec<i64> = timed(pipe.query_async(connection), "renewing the check leases").await?;
-    link.leases
-        .set(models.iter().copied().zip(held.iter().map(|h| *h == 1)));
+    let until = sent + link.settings.lease_ttl.mul_f64(0.9);
+    let held = models.iter().copied().zip(held.iter().map(|h| *h == 1));
+    link.leases.set(held, Some(until));
     Ok(())
-}
-
-/// The keys matching `pattern`, at most `limit` of them.
-async fn scan(
-    connection: &mut redis::aio::MultiplexedConnection,
-    pattern: &str,
-    limit: usize,
-    what: &str,
-) -> Result<Vec<String>, Ended> {
-    let mut keys = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, found): (u64, Vec<String>) = timed(
-            redis::cmd("SCAN")
-                .cursor_arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(100)
-                .query_async(connection),
-            what,
-        )
-        .await?;
-        keys.extend(found);
-        if next == 0 || keys.len() >= limit {
-            keys.truncate(limit);
-            return Ok(keys);
-        }
-        cursor = next;
-    }
 }
 
 /// Renews this replica's report and reads every live replica's.
@@ -345,10 +393,26 @@ async fn exchange_reports(
         )
         .await?;
     }
-    let prefix = settings.report_key("");
-    let pattern = format!("{prefix}*");
-    let mut keys = scan(connection, &pattern, MAX_REPLICAS, "reading the reports").await?;
-    keys.sort();
+    // The replicas' names are kept in one set (no scan of the keyspace); a name whose
+    // report expired is forgotten below.
+    timed::<i64>(
+        redis::cmd("SADD")
+            .arg(settings.replicas_key())
+            .arg(&settings.replica)
+            .query_async(connection),
+        "naming this replica",
+    )
+    .await?;
+    let mut names: Vec<String> = timed(
+        redis::cmd("SRANDMEMBER")
+            .arg(settings.replicas_key())
+            .arg(MAX_REPLICAS)
+            .query_async(connection),
+        "reading the replicas",
+    )
+    .await?;
+    names.sort();
+    let keys: Vec<String> = names.iter().map(|n| settings.report_key(n)).collect();
     let texts: Vec<Option<Vec<u8>>> = if keys.is_empty() {
         Vec::new()
     } else {
@@ -358,17 +422,29 @@ async fn exchange_reports(
         )
         .await?
     };
-    let all = keys
-        .iter()
-        .zip(texts)
-        .filter_map(|(key, text)| {
-            let text = text.filter(|t| t.len() <= MAX_REPORT)?;
-            Some((
-                key.strip_prefix(&prefix)?.to_owned(),
-                String::from_utf8(text).ok()?,
-            ))
-        })
-        .collect();
+    let mut all = Vec::new();
+    let mut gone = Vec::new();
+    for (name, text) in names.into_iter().zip(texts) {
+        match text {
+            Some(text) if text.len() <= MAX_REPORT => {
+                if let Ok(text) = String::from_utf8(text) {
+                    all.push((name, text));
+                }
+            }
+            Some(_) => {}
+            None => gone.push(name),
+        }
+    }
+    if !gone.is_empty() {
+        timed::<i64>(
+            redis::cmd("SREM")
+                .arg(settings.replicas_key())
+                .arg(&gone)
+                .query_async(connection),
+            "forgetting stopped replicas",
+        )
+        .await?;
+    }
     if let Ok(mut reports) = link.reports.all.write() {
         *reports = all;
     }

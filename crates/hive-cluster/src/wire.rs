@@ -15,8 +15,14 @@ const VERSION: u8 = 1;
 /// A message larger than this is not read (a change is ~150 bytes).
 pub(crate) const MAX_MESSAGE: usize = 4096;
 
-/// The longest hold a message may ask for (a provider's longest believable wait).
-const MAX_HOLD: Duration = MAX_RETRY_AFTER;
+/// The longest hold a message may ask for: longer breaks and waits are held this long, then
+/// the replica's own breaker and checks decide (a buggy `Retry-After: 86400` cannot take a
+/// model from the cluster for a day).
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(10 * 60);
+
+/// The most time in transit subtracted from a hold: the sender already took off its own
+/// queueing, delivery takes milliseconds, and the two hosts' clocks may disagree by more.
+const MAX_TRANSIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Message<'a> {
@@ -52,6 +58,8 @@ enum Change<'a> {
         model: Cow<'a, str>,
         ok: bool,
         latency_ms: u64,
+        #[serde(default)]
+        next_ms: u64,
     },
     Control {
         #[serde(borrow)]
@@ -85,10 +93,16 @@ pub(crate) fn encode(replica: &str, change: SharedChange) -> String {
             model: Cow::Borrowed(model.as_str()),
             for_ms: millis(wait),
         },
-        SharedChange::Checked { model, ok, latency } => Change::Checked {
+        SharedChange::Checked {
+            model,
+            ok,
+            latency,
+            next,
+        } => Change::Checked {
             model: Cow::Borrowed(model.as_str()),
             ok,
             latency_ms: millis(latency),
+            next_ms: millis(next),
         },
         SharedChange::Control { model, action } => Change::Control {
             model: Cow::Borrowed(model.as_str()),
@@ -136,7 +150,7 @@ pub(crate) fn decode(
     if message.replica == own {
         return Err(Skip::Own);
     }
-    let elapsed = Duration::from_millis(now_ms().saturating_sub(message.sent_ms));
+    let elapsed = Duration::from_millis(now_ms().saturating_sub(message.sent_ms)).min(MAX_TRANSIT);
     let hold = |for_ms: u64| {
         let hold = Duration::from_millis(for_ms).min(MAX_HOLD);
         let rest = left.map_or_else(|| hold.saturating_sub(elapsed), |l| l.min(hold));
@@ -163,10 +177,12 @@ pub(crate) fn decode(
             model,
             ok,
             latency_ms,
+            next_ms,
         } => SharedChange::Checked {
             model: known(&model)?,
             ok,
-            latency: Duration::from_millis(latency_ms).min(MAX_HOLD),
+            latency: Duration::from_millis(latency_ms).min(MAX_RETRY_AFTER),
+            next: Duration::from_millis(next_ms).min(MAX_HOLD),
         },
         Change::Control { model, action } => SharedChange::Control {
             model: known(&model)?,
@@ -227,6 +243,7 @@ mod tests {
                 model,
                 ok: false,
                 latency: Duration::from_millis(120),
+                next: Duration::from_secs(30),
             },
         ] {
             let text = encode("a", change);
@@ -267,7 +284,9 @@ mod tests {
             decode(huge.as_bytes(), "b", &One, None),
             Err(Skip::Malformed)
         );
-        let stale = r#"{"v":1,"replica":"a","sent_ms":1000,"kind":"cool_down","model":"gpt-4o","for_ms":5000}"#;
+        // Sent long ago by the sender's clock (or by a clock far behind): a second of transit
+        // is taken off, no more.
+        let stale = r#"{"v":1,"replica":"a","sent_ms":1000,"kind":"cool_down","model":"gpt-4o","for_ms":500}"#;
         assert_eq!(
             decode(stale.as_bytes(), "b", &One, None),
             Err(Skip::Expired)
@@ -280,6 +299,18 @@ mod tests {
                 model: ModelId::new("gpt-4o"),
                 wait: Duration::from_secs(7)
             })
+        );
+        let recent = format!(
+            r#"{{"v":1,"replica":"a","sent_ms":{},"kind":"cool_down","model":"gpt-4o","for_ms":86400000}}"#,
+            now_ms()
+        );
+        assert_eq!(
+            decode(recent.as_bytes(), "b", &One, None),
+            Ok(SharedChange::CoolDown {
+                model: ModelId::new("gpt-4o"),
+                wait: MAX_HOLD
+            }),
+            "a day's wait is held ten minutes"
         );
     }
 }

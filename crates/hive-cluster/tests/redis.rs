@@ -126,11 +126,20 @@ async fn a_breaker_opening_reaches_every_other_replica_within_100ms_at_p99() {
         lags[lags.len() - 1]
     );
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    // Each counter is bumped just after its effect: read them once they settle.
+    timeout(Duration::from_secs(5), async {
+        loop {
+            let (sa, sb) = (a.cluster.status(), b.cluster.status());
+            if sa.published == 200 && sa.skipped == 200 && sb.applied == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{:?} {:?}", a.cluster.status(), b.cluster.status()));
     let (sa, sb) = (a.cluster.status(), b.cluster.status());
-    assert_eq!(sa.published, 200);
     assert_eq!(sa.applied, 0, "a replica does not apply its own changes");
-    assert_eq!(sa.skipped, 200, "it hears them, and skips them");
-    assert_eq!(sb.applied, 200);
     assert_eq!(sb.dropped, 0);
 }
 
@@ -169,13 +178,15 @@ async fn a_replica_that_joins_later_reads_the_holds_in_force_and_not_the_ended_o
         "{wait:?}"
     );
     assert!(joined.elapsed() < Duration::from_secs(5));
-    // Claude's break ended (closed): its hold is gone, nothing else comes.
-    assert!(
-        timeout(Duration::from_millis(300), d.applied.recv())
-            .await
-            .is_err(),
-        "only the hold in force"
-    );
+    // Claude's break ended (closed): its hold is gone. (The joiner may read gpt-4o's hold
+    // twice — when it connects and when its fleet is attached —: applying a hold twice
+    // changes nothing.)
+    while let Ok(Some((_, got))) = timeout(Duration::from_millis(300), d.applied.recv()).await {
+        assert!(
+            matches!(got, SharedChange::CoolDown { model, .. } if model == gpt()),
+            "only the hold in force: {got:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

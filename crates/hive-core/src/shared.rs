@@ -49,6 +49,10 @@ pub enum SharedChange {
         ok: bool,
         /// How long it took.
         latency: Duration,
+        /// When the next check runs, from now: while checks fail, the others hold an open
+        /// breaker until then (and the trial grace), so that the replica checking the model
+        /// sends the one trial when it comes back.
+        next: Duration,
     },
 }
 
@@ -106,8 +110,9 @@ pub trait ProbeDuty: Send + Sync + 'static {
     /// check).
     fn mine(&self, model: ModelId) -> bool;
 
-    /// A check this replica ran, for the others to record as theirs.
-    fn checked(&self, model: ModelId, ok: bool, latency: Duration);
+    /// A check this replica ran, for the others to record as theirs; the next runs `next`
+    /// from now.
+    fn checked(&self, model: ModelId, ok: bool, latency: Duration, next: Duration);
 }
 
 /// "First one wins" across the replicas of a cluster: the replica that claims a key first
@@ -116,6 +121,13 @@ pub trait ProbeDuty: Send + Sync + 'static {
 pub trait ClaimOnce: Send + Sync + 'static {
     /// Whether this replica is the first to claim `key` in the last `ttl`.
     fn claim(&self, key: String, ttl: Duration) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+
+    /// Gives back a claim this replica won but could not honour (a notification whose
+    /// delivery failed), so that another replica may. Nothing by default.
+    fn release(&self, key: String) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let _ = key;
+        Box::pin(async {})
+    }
 }
 
 impl fmt::Debug for dyn ClaimOnce {

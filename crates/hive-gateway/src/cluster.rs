@@ -39,9 +39,11 @@ pub(crate) struct ClusterView(Arc<Cluster>);
 pub(crate) const CLUSTER_ACTOR: &str = "cluster";
 
 /// How long a claim on a config change's audit line holds: the replicas that make the same
-/// change within it (announced reloads take milliseconds, a Kubernetes ConfigMap reaches
-/// every pod within a minute or so) record it once.
-const AUDIT_CLAIM: Duration = Duration::from_secs(120);
+/// change within it record it once (announced reloads take milliseconds). Short, so that
+/// the same change made again soon after (a secret rotated twice) is recorded again; a
+/// replica that sees it later (a Kubernetes ConfigMap takes up to a minute or so) records
+/// it too — a duplicate line rather than none.
+const AUDIT_CLAIM: Duration = Duration::from_secs(30);
 
 impl ClusterView {
     /// Whether this replica is the first of the cluster to record the config change
@@ -76,9 +78,9 @@ impl ClusterView {
                 for (name, counts) in reported {
                     let sum = routes.entry(name.clone()).or_default();
                     let count = |key: &str| counts[key].as_u64().unwrap_or(0);
-                    sum.answered += count("answered");
-                    sum.degraded += count("degraded");
-                    sum.failed += count("failed");
+                    sum.answered = sum.answered.saturating_add(count("answered"));
+                    sum.degraded = sum.degraded.saturating_add(count("degraded"));
+                    sum.failed = sum.failed.saturating_add(count("failed"));
                 }
             }
             replicas.push(replica);
@@ -87,9 +89,9 @@ impl ClusterView {
         let routes: serde_json::Map<String, Value> = routes
             .into_iter()
             .map(|(name, counts)| {
-                total.answered += counts.answered;
-                total.degraded += counts.degraded;
-                total.failed += counts.failed;
+                total.answered = total.answered.saturating_add(counts.answered);
+                total.degraded = total.degraded.saturating_add(counts.degraded);
+                total.failed = total.failed.saturating_add(counts.failed);
                 let value = json!({
                     "answered": counts.answered,
                     "degraded": counts.degraded,

@@ -270,15 +270,15 @@ async fn check_forever(
         }
         let latency = started.elapsed();
         let changed = handle.record_check(ok, latency).is_some();
-        if let Some(duty) = &config.duty {
-            duty.checked(request.model, ok, latency);
-        }
         let base = if changed {
             config.fast_interval
         } else {
             config.interval
         };
         wait = config.spread(base, &mut random);
+        if let Some(duty) = &config.duty {
+            duty.checked(request.model, ok, latency, wait);
+        }
     }
 }
 

@@ -358,7 +358,7 @@ impl hive_core::ProbeDuty for Duty {
         self.mine.load(Ordering::SeqCst)
     }
 
-    fn checked(&self, _: hive_core::ModelId, ok: bool, _: Duration) {
+    fn checked(&self, _: hive_core::ModelId, ok: bool, _: Duration, _: Duration) {
         self.told.write().unwrap().push(ok);
     }
 }

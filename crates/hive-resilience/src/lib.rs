@@ -60,7 +60,7 @@ pub use manager::{
     Availability, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROUTE, ManagedRouter, ManagerError,
     ModelAvailability, ModelManager, ModelManagerBuilder, REQUEST_ROUTE, Running,
 };
-pub use sharing::{Sharing, TRIAL_GRACE};
+pub use sharing::{MAX_SHARED_HOLD, Sharing, TRIAL_GRACE};
 pub use spec::{ModelSpec, RouteSpec};
 
 pub use hive_breaker as breaker;

@@ -41,13 +41,22 @@ use crate::ModelControl;
 /// trial to go and its verdict to arrive.
 pub const TRIAL_GRACE: Duration = Duration::from_secs(2);
 
+/// The longest hold a replica applies or tells of (a provider's wait included): beyond it,
+/// each replica's own breaker and checks decide.
+pub const MAX_SHARED_HOLD: Duration = Duration::from_secs(10 * 60);
+
+/// How many caused generations are kept per model.
+const CAUSED_KEPT: usize = 8;
+
 /// A fleet's side of the sharing: feed it the fleet's events and attempts, attach it to the
 /// link as the [`ApplyShared`] target.
 pub struct Sharing {
     share: Arc<dyn ShareState>,
     controls: RwLock<Arc<HashMap<ModelId, ModelControl>>>,
-    /// Per model, the breaker generation the last applied change moved it to.
-    caused: RwLock<HashMap<ModelId, u64>>,
+    /// Per model, the breaker generations applied changes moved it to (the last few: two
+    /// changes applied back to back must both stay unannounced).
+    /// Each with whether the change came from another replica.
+    caused: RwLock<HashMap<ModelId, Vec<(u64, bool)>>>,
 }
 
 impl Sharing {
@@ -63,7 +72,18 @@ impl Sharing {
     /// The models whose breakers it tells of and applies to (all of a fleet's, again after
     /// a reload rebuilt some).
     pub fn serve(&self, controls: impl IntoIterator<Item = ModelControl>) {
-        let map = controls.into_iter().map(|c| (c.model(), c)).collect();
+        let map: HashMap<ModelId, ModelControl> =
+            controls.into_iter().map(|c| (c.model(), c)).collect();
+        // A breaker a reload rebuilt starts its generations again: forget its old ones.
+        if let Ok(mut caused) = self.caused.write() {
+            caused.retain(|model, generations| {
+                map.get(model).is_some_and(|control| {
+                    let now = control.breaker().metrics().generation;
+                    generations.retain(|(g, _)| *g <= now);
+                    !generations.is_empty()
+                })
+            });
+        }
         if let Ok(mut slot) = self.controls.write() {
             *slot = Arc::new(map);
         }
@@ -73,15 +93,24 @@ impl Sharing {
         self.controls.read().ok()?.get(&model).cloned()
     }
 
-    fn was_caused(&self, model: ModelId, generation: u64) -> bool {
-        self.caused
-            .read()
-            .is_ok_and(|c| c.get(&model) == Some(&generation))
+    /// Whether applying a change moved the breaker to `generation` (from another replica
+    /// only, with `from_others`).
+    fn was_caused(&self, model: ModelId, generation: u64, from_others: bool) -> bool {
+        self.caused.read().is_ok_and(|c| {
+            c.get(&model).is_some_and(|g| {
+                g.iter()
+                    .any(|(gen_, others)| *gen_ == generation && (*others || !from_others))
+            })
+        })
     }
 
-    fn record(&self, model: ModelId, generation: Option<u64>) -> Option<u64> {
+    fn record(&self, model: ModelId, generation: Option<u64>, from_others: bool) -> Option<u64> {
         if let (Some(generation), Ok(mut caused)) = (generation, self.caused.write()) {
-            caused.insert(model, generation);
+            let generations = caused.entry(model).or_default();
+            if generations.len() >= CAUSED_KEPT {
+                generations.remove(0);
+            }
+            generations.push((generation, from_others));
         }
         generation
     }
@@ -108,7 +137,7 @@ impl Sharing {
         else {
             return;
         };
-        if self.was_caused(model, generation) {
+        if self.was_caused(model, generation, false) {
             return;
         }
         match (from, to) {
@@ -127,7 +156,13 @@ impl Sharing {
                 }
             }
             (CircuitState::HalfOpen, CircuitState::Closed) => {
-                self.share.publish(SharedChange::BreakerClosed { model });
+                // Still closed by this trial (not opened again since by another's change).
+                let current = self
+                    .control(model)
+                    .map(|c| c.breaker().metrics().generation);
+                if current == Some(generation) {
+                    self.share.publish(SharedChange::BreakerClosed { model });
+                }
             }
             _ => {}
         }
@@ -146,6 +181,18 @@ impl Sharing {
         if wait.is_zero() {
             return;
         }
+        // A provider's wait beyond this is held this long, then the breaker decides (a buggy
+        // `Retry-After: 86400` must not take a model from every replica for a day).
+        let wait = wait.min(MAX_SHARED_HOLD);
+        // Already held off at least as long (a burst of 429s): nothing new to tell.
+        let control = self.control(model);
+        if control
+            .as_ref()
+            .and_then(|c| c.breaker().metrics().retry_after_remaining)
+            .is_some_and(|held| held >= wait)
+        {
+            return;
+        }
         let change = SharedChange::CoolDown { model, wait };
         self.hold(change, Duration::ZERO);
         self.share.publish(change);
@@ -158,25 +205,37 @@ impl Sharing {
         let breaker = control.breaker();
         let moved = match change {
             SharedChange::BreakerOpened { open_for, .. } => {
-                breaker.hold_open(open_for.saturating_add(grace), false)
+                breaker.hold_open(open_for.min(MAX_SHARED_HOLD).saturating_add(grace), false)
             }
             SharedChange::CoolDown { wait, .. } => {
                 // The provider's wait, which no early probe cuts short; then the grace.
+                let wait = wait.min(MAX_SHARED_HOLD);
                 let moved = breaker.hold_open(wait.saturating_add(grace), false);
                 breaker.hold_open(wait, true);
                 moved
             }
             SharedChange::BreakerClosed { .. } => breaker.close_if_tripped(),
-            SharedChange::Checked { ok, latency, .. } => {
+            SharedChange::Checked {
+                ok, latency, next, ..
+            } => {
                 control.health().record_check(ok, latency);
-                None
+                // Still down: an open breaker here waits for the checking replica's next
+                // check (and its trial), not for its own break to run out.
+                if !ok && breaker.state() == hive_core::CircuitState::Open {
+                    breaker.hold_open(next.min(MAX_SHARED_HOLD).saturating_add(grace), false)
+                } else {
+                    None
+                }
             }
             SharedChange::Control { action, .. } => {
+                let before = breaker.metrics().generation;
                 control.act(action, Actor::Cluster);
-                None
+                let after = breaker.metrics().generation;
+                (after != before).then_some(after)
             }
         };
-        self.record(model, moved)
+        // A change heard from another replica comes with the trial grace.
+        self.record(model, moved, !grace.is_zero())
     }
 }
 
@@ -198,6 +257,8 @@ impl ApplyShared for Sharing {
             .unwrap_or_default()
     }
 
+    /// The holds this replica started (a hold it applied from another replica is that
+    /// replica's to tell: telling it again would add the trial grace once more).
     fn holding(&self) -> Vec<SharedChange> {
         let Ok(controls) = self.controls.read() else {
             return Vec::new();
@@ -206,8 +267,11 @@ impl ApplyShared for Sharing {
             .values()
             .filter_map(|control| {
                 let metrics = control.breaker().metrics();
-                let left = metrics.open_remaining.filter(|d| !d.is_zero())?;
                 let model = control.model();
+                if self.was_caused(model, metrics.generation, true) {
+                    return None;
+                }
+                let left = metrics.open_remaining.filter(|d| !d.is_zero())?;
                 Some(match metrics.retry_after_remaining {
                     Some(wait) if wait >= left => SharedChange::CoolDown { model, wait },
                     _ => SharedChange::BreakerOpened {

@@ -318,7 +318,7 @@ async fn recovery_is_left_to_the_replica_whose_duty_the_checks_are() {
         fn mine(&self, _: hive_core::ModelId) -> bool {
             self.0
         }
-        fn checked(&self, _: hive_core::ModelId, _: bool, _: Duration) {}
+        fn checked(&self, _: hive_core::ModelId, _: bool, _: Duration, _: Duration) {}
     }
     for mine in [false, true] {
         let (sink, mut events) = EventSink::channel(1_000);

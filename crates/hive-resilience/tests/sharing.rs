@@ -156,3 +156,39 @@ async fn a_retry_after_holds_the_model_off_here_at_once_and_is_told() {
     let routed = manager.service().oneshot("q").await.unwrap();
     assert_eq!(routed.response, "backup");
 }
+
+/// The checking replica's failed checks keep an open breaker here open until its next
+/// check (and the trial grace): in a long outage, the trial stays that replica's.
+#[tokio::test(start_paused = true)]
+async fn a_failed_check_heard_keeps_an_open_breaker_open_until_the_next_check() {
+    let (manager, _events) = fleet();
+    let sharing = Sharing::new(Arc::new(Told::default()) as Arc<dyn ShareState>);
+    sharing.serve(manager.controls());
+    let primary = ModelId::new("primary");
+    let control = manager.control("primary").unwrap();
+    let checked = |ok| SharedChange::Checked {
+        model: primary,
+        ok,
+        latency: Duration::from_millis(5),
+        next: Duration::from_secs(30),
+    };
+    sharing.apply(checked(false));
+    assert_eq!(
+        control.breaker().state(),
+        CircuitState::Closed,
+        "a closed breaker stays so"
+    );
+    control.breaker().hold_open(Duration::from_secs(10), false);
+    sharing.apply(checked(false));
+    assert_eq!(
+        control.breaker().metrics().open_remaining,
+        Some(Duration::from_secs(30) + TRIAL_GRACE)
+    );
+    tokio::time::advance(Duration::from_secs(20)).await;
+    sharing.apply(checked(true));
+    assert_eq!(
+        control.breaker().metrics().open_remaining,
+        Some(Duration::from_secs(10) + TRIAL_GRACE),
+        "a passing check holds nothing longer"
+    );
+}

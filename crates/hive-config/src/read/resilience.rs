@@ -91,15 +91,18 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
 /// A key prefix or replica name: 1 to 64 characters, no spaces or control characters.
 fn plain_name(cx: &mut Cx<'_>, node: &Node<'_, '_>, what: &str) -> Option<String> {
     let text = cx.string(node)?;
-    if (1..=64).contains(&text.len()) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    let plain = (1..=64).contains(&text.len())
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c));
+    if plain {
         return Some(text);
     }
     cx.report(
         DiagnosticKind::InvalidValue,
         node,
         Spot::Value,
-        format!("{what} must be 1 to 64 characters without spaces"),
+        format!("{what} must be 1 to 64 characters without spaces or any of * ? [ ] \\"),
         Some("for example `hive:prod`".to_owned()),
     );
     None

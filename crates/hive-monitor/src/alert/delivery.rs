@@ -36,7 +36,7 @@ use tower_service::Service;
 use crate::alert::{
     channel::Notifier,
     error::{AlertError, DeliveryError},
-    types::Notification,
+    types::{Notification, Subject},
 };
 
 /// At most `max` notifications per `per` to one channel (a token bucket that starts full
@@ -458,11 +458,19 @@ async fn work(
     claims: Option<Claims>,
 ) {
     while let Some(notification) = queue.recv().await {
-        if let Some(claims) = &claims
-            && !claims
-                .gate
-                .claim(claim_key(&notification), claims.ttl)
-                .await
+        // Alerts about this replica itself (its config, its link to the cluster) are its own
+        // to send; the others are claimed, and only the replica that wins sends them.
+        let claim = claims
+            .as_ref()
+            .filter(|_| {
+                notification
+                    .alerts
+                    .iter()
+                    .any(|a| !matches!(a.subject, Subject::Config | Subject::Cluster))
+            })
+            .map(|claims| (claims, claim_key(&notification)));
+        if let Some((claims, key)) = &claim
+            && !claims.gate.claim(key.clone(), claims.ttl).await
         {
             counters.deduplicated.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -489,6 +497,10 @@ async fn work(
                 .increment(1);
             }
             Err(error) => {
+                // Not delivered here: another replica may try.
+                if let Some((claims, key)) = claim {
+                    claims.gate.release(key).await;
+                }
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(
                     "hive_alerts_failed_total",
@@ -509,8 +521,9 @@ async fn work(
     }
 }
 
-/// A cluster's "first one wins", and how long a claim holds (the repeat interval: until
-/// the same notification is due again).
+/// A cluster's "first one wins", and how long a claim holds (the group interval: the
+/// replicas that see the same incident flush within it; a later notification of the same
+/// alerts — a repeat, the incident firing again — is claimed anew).
 #[derive(Clone)]
 pub(crate) struct Claims {
     pub(crate) gate: Arc<dyn hive_core::ClaimOnce>,

@@ -160,9 +160,10 @@ impl AlertManagerBuilder {
     }
 
     /// One replica of a cluster sends each notification: before sending, a channel claims
-    /// it through `claims` (the notification's rule, status and alerts, for the repeat
+    /// it through `claims` (the notification's rule, status and alerts, for the group
     /// interval), and the replicas that lose leave it (counted as
-    /// [`deduplicated`](ChannelStats::deduplicated)).
+    /// [`deduplicated`](ChannelStats::deduplicated)); a claim whose delivery fails is given
+    /// back. Alerts about a replica itself (its config, its link) are always its own.
     pub fn cluster(mut self, claims: Arc<dyn hive_core::ClaimOnce>) -> Self {
         self.claims = Some(claims);
         self
@@ -269,7 +270,7 @@ impl AlertManagerBuilder {
             shown.push((name.clone(), format!("{:?}", channel.notifier())));
             let claims = self.claims.clone().map(|gate| Claims {
                 gate,
-                ttl: timing.repeat_interval,
+                ttl: timing.group_interval,
             });
             let started = channel.start(&name, claims);
             let (outbox, worker) = match started {
