@@ -58,6 +58,9 @@ pub struct ClusterSettings {
     prefix: String,
     replica: String,
     lease_ttl: Duration,
+    /// The CA certificates (PEM) a `rediss://` server's certificate must chain to, instead
+    /// of the public web roots.
+    root_certificates: Option<Vec<u8>>,
 }
 
 /// How long a replica's duty to check a model's health lasts unless renewed (a third of it
@@ -76,6 +79,9 @@ pub enum ClusterError {
     /// The key prefix is empty, too long or has spaces.
     #[error("the key prefix {0:?} must be 1 to 64 characters without spaces or control characters")]
     Prefix(String),
+    /// The CA certificates are not PEM certificates.
+    #[error("the Redis CA certificates are not PEM certificates (-----BEGIN CERTIFICATE-----)")]
+    Certificates,
     /// The replica name is empty, too long or has spaces.
     #[error(
         "the replica name {0:?} must be 1 to 64 characters without spaces or control characters"
@@ -130,7 +136,40 @@ impl ClusterSettings {
             prefix,
             replica,
             lease_ttl: DEFAULT_LEASE_TTL,
+            root_certificates: None,
         })
+    }
+
+    /// Trusts these CA certificates (PEM) for a `rediss://` server instead of the public
+    /// web roots: a Redis behind a private CA, as in most clusters.
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Result<Self, ClusterError> {
+        let pem = pem.into();
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ClusterError::Certificates);
+        }
+        self.root_certificates = Some(pem);
+        // Parsed now, so that a bad file is said at start.
+        match self.client() {
+            Ok(_) => Ok(self),
+            Err(_) => Err(ClusterError::Certificates),
+        }
+    }
+
+    /// A client for the settings' Redis.
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        // redis-rs's TLS takes the process's default crypto provider: ring, as the rest of
+        // the TLS stack (already installed, by this or another crate, is as good).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match &self.root_certificates {
+            None => redis::Client::open(self.url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
     }
 
     /// How long the duty to check a model lasts unless renewed (every third of it); a
@@ -214,6 +253,7 @@ impl fmt::Debug for ClusterSettings {
             .field("prefix", &self.prefix)
             .field("replica", &self.replica)
             .field("lease_ttl", &self.lease_ttl)
+            .field("root_certificates", &self.root_certificates.is_some())
             .finish()
     }
 }

@@ -59,8 +59,12 @@ fn timed_out(what: &str) -> Ended {
 }
 
 pub(crate) async fn run(mut link: Link) {
-    let Ok(client) = redis::Client::open(link.settings.url.as_str()) else {
-        return; // checked by ClusterSettings::new
+    let client = match link.settings.client() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = ?e.kind(), "cluster mode off: the Redis client could not be made");
+            return;
+        }
     };
     let mut wait = FIRST_RETRY;
     let mut down_since: Option<Instant> = None;

@@ -242,3 +242,47 @@ async fn with_redis_down_publishing_never_blocks_and_sharing_resumes_when_it_is_
         "what was published while down was dropped"
     );
 }
+
+/// `rediss://` to a Redis behind a private CA: shared with the CA given, refused (the link
+/// stays down, nothing shared) with the public roots only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_behind_a_private_ca_is_reached_with_its_certificate() {
+    let redis = RedisServer::start_tls().unwrap();
+    assert!(redis.url().starts_with("rediss://"));
+    let ca = redis.ca_pem().unwrap().to_owned();
+    let with_ca = |name: &str| {
+        let settings = ClusterSettings::new(redis.url(), "hive:tls")
+            .unwrap()
+            .replica(name)
+            .unwrap()
+            .root_certificates(ca.clone())
+            .unwrap();
+        let cluster = Cluster::start(settings);
+        let (tx, applied) = mpsc::unbounded_channel();
+        cluster.attach(Arc::new(Fleet {
+            applied: tx,
+            holding: vec![],
+        }));
+        Replica { cluster, applied }
+    };
+    let a = with_ca("a");
+    let mut b = with_ca("b");
+    connected(&[&a, &b], 1).await;
+    a.cluster
+        .publish(SharedChange::BreakerClosed { model: gpt() });
+    assert_eq!(
+        next(&mut b).await.1,
+        SharedChange::BreakerClosed { model: gpt() }
+    );
+
+    let untrusting = replica(&redis, "hive:tls", "c", vec![]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = untrusting.cluster.status();
+    assert!(!status.connected && status.connects == 0, "{status:?}");
+    assert!(matches!(
+        ClusterSettings::new(redis.url(), "hive")
+            .unwrap()
+            .root_certificates("not a PEM"),
+        Err(hive_cluster::ClusterError::Certificates)
+    ));
+}

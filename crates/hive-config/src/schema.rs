@@ -887,6 +887,9 @@ pub struct ClusterConfig {
     /// `replica`: this replica's name, unique in the cluster. Default: the host's name, the
     /// process id and a random part.
     pub replica: Option<String>,
+    /// `tls_ca`: the CA certificates (PEM) a `rediss://` server's certificate must chain to,
+    /// from `{ file: path }` (or `{ env: NAME }`); default the public web roots.
+    pub tls_ca: Option<Secret>,
 }
 
 /// The default cluster key prefix.

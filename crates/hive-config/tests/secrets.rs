@@ -236,6 +236,40 @@ fn the_cluster_redis_url_is_a_secret_checked_without_showing_it() {
         all.contains("the key prefix must be 1 to 64 characters without spaces"),
         "{all}"
     );
+    // A private CA for rediss://, from a file: a file without a certificate is refused.
+    let dir = std::env::temp_dir().join(format!("hive-config-tls-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("not.pem"), "hello").unwrap();
+    let with_ca = |file: &str| {
+        Loader::new()
+            .env(Environment::vars([("REDIS", "rediss://10.0.0.5:6380")]))
+            .load_str(
+                &dir,
+                Some(&format!(
+                    "cluster:\n  redis: {{ env: REDIS }}\n  tls_ca: {{ file: {file} }}\n"
+                )),
+                Some("models:\n  - id: a\n    base_url: http://127.0.0.1:9\n"),
+            )
+    };
+    let config = with_ca("ca.pem").unwrap_or_else(|p| panic!("{p}"));
+    assert!(
+        config
+            .cluster
+            .unwrap()
+            .tls_ca
+            .unwrap()
+            .expose()
+            .contains("BEGIN CERTIFICATE")
+    );
+    let refused = with_ca("not.pem").expect_err("no certificate").to_string();
+    assert!(refused.contains("holds no PEM certificate"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+
     let written = Loader::new().load_str(
         "cfg",
         Some("cluster:\n  redis: redis://:pw@host:6379\n"),

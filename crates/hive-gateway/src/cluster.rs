@@ -139,6 +139,9 @@ impl ClusterLink {
         if let Some(name) = &config.replica {
             settings = settings.replica(name)?;
         }
+        if let Some(ca) = &config.tls_ca {
+            settings = settings.root_certificates(ca.expose().as_bytes())?;
+        }
         tracing::info!(
             replica = settings.replica_name(),
             prefix = config.prefix,

@@ -37,6 +37,8 @@ pub enum RedisServerError {
 pub struct RedisServer {
     addr: SocketAddr,
     child: Option<Child>,
+    /// With TLS: the directory of its certificates (removed on drop) and its CA's PEM.
+    tls: Option<(std::path::PathBuf, String)>,
 }
 
 impl RedisServer {
@@ -49,14 +51,111 @@ impl RedisServer {
         let mut server = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             child: None,
+            tls: None,
         };
         server.restart()?;
         Ok(server)
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts a server that speaks only TLS, with a certificate for `127.0.0.1` signed by
+    /// a CA made for it ([`ca_pem`](Self::ca_pem)), made with the `openssl` command.
+    pub fn start_tls() -> Result<Self, RedisServerError> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(RedisServerError::Start)?
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("hive-sim-redis-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(RedisServerError::Start)?;
+        let openssl = |args: &[&str]| -> Result<(), RedisServerError> {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(RedisServerError::Start)?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(RedisServerError::Start(std::io::Error::other(format!(
+                    "openssl {} failed",
+                    args.first().unwrap_or(&"")
+                ))))
+            }
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hive-sim test CA",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .map_err(RedisServerError::Start)?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ])?;
+        let ca = std::fs::read_to_string(dir.join("ca.pem")).map_err(RedisServerError::Start)?;
+        let mut server = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child: None,
+            tls: Some((dir, ca)),
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS).
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM of the CA that signed a TLS server's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(_, ca)| ca.as_str())
     }
 
     /// The address it listens on.
@@ -101,24 +200,41 @@ impl RedisServer {
     /// Starts the server again on the same port (empty), and waits until it answers.
     pub fn restart(&mut self) -> Result<(), RedisServerError> {
         self.kill();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.addr.port().to_string())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]).args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]);
+        match &self.tls {
+            None => command.arg("--port").arg(self.addr.port().to_string()),
+            Some((dir, _)) => command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.addr.port().to_string())
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(dir.join("ca.pem"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(RedisServerError::Start)?;
         self.child = Some(child);
         for _ in 0..START_POLLS {
-            if ping(self.addr) {
+            // A TLS server is ready when it takes connections (PING needs a handshake).
+            let ready = match self.tls {
+                None => ping(self.addr),
+                Some(_) => TcpStream::connect_timeout(&self.addr, POLL).is_ok(),
+            };
+            if ready {
                 return Ok(());
             }
             std::thread::sleep(POLL);
@@ -143,6 +259,9 @@ fn ping(addr: SocketAddr) -> bool {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some((dir, _)) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -151,6 +270,7 @@ impl fmt::Debug for RedisServer {
         f.debug_struct("RedisServer")
             .field("addr", &self.addr)
             .field("running", &self.is_running())
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -109,7 +109,7 @@ fn plain_name(cx: &mut Cx<'_>, node: &Node<'_, '_>, what: &str) -> Option<String
 }
 
 fn cluster(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<ClusterConfig> {
-    let map = cx.map(node, &["redis", "prefix", "replica"])?;
+    let map = cx.map(node, &["redis", "prefix", "replica", "tls_ca"])?;
     let Some(redis_node) = map.get("redis") else {
         cx.report(
             DiagnosticKind::MissingKey,
@@ -146,11 +146,39 @@ fn cluster(cx: &mut Cx<'_>, node: &Node<'_, '_>) -> Option<ClusterConfig> {
         Some(n) => plain_name(cx, &n, "the replica name").map(Some),
         None => Some(None),
     };
-    let (redis, prefix, replica) = (redis?, prefix?, replica?);
+    let tls_ca = match map.get("tls_ca") {
+        Some(n) => {
+            let pem = cx.secret(&n);
+            match pem {
+                Some(pem) if pem.expose().contains("-----BEGIN CERTIFICATE-----") => {
+                    Some(Some(pem))
+                }
+                Some(pem) => {
+                    cx.report(
+                        DiagnosticKind::InvalidValue,
+                        &n,
+                        Spot::Value,
+                        format!(
+                            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                            pem.source()
+                        ),
+                        Some(
+                            "the CA certificates of Redis's server certificate, in PEM".to_owned(),
+                        ),
+                    );
+                    None
+                }
+                None => None,
+            }
+        }
+        None => Some(None),
+    };
+    let (redis, prefix, replica, tls_ca) = (redis?, prefix?, replica?, tls_ca?);
     Some(ClusterConfig {
         redis,
         prefix,
         replica,
+        tls_ca,
     })
 }
 
