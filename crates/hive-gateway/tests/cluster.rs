@@ -420,20 +420,21 @@ async fn each_model_is_checked_by_one_replica_and_a_stopped_checker_is_replaced(
 }
 
 /// Redis frozen (answering nothing, connections open): requests take no longer than with
-/// Redis up, a breaker opening is published without waiting, and no request fails.
+/// Redis up, and a provider's 429 with `Retry-After` — the one change a request itself
+/// publishes — holds the model off here and is queued without waiting; no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_adds_no_latency_to_requests() {
     let c = cluster(
         "frozen",
         Script::new()
             .until_call(160, Behaviour::Healthy)
-            .always(Behaviour::Status(503)),
+            .always(Behaviour::RateLimited(Some(RetryAfter::Seconds(30)))),
     )
     .await;
     let mut up = c.timed_asks(0, 80).await;
     c.redis.freeze();
     let mut frozen = c.timed_asks(0, 80).await;
-    // The primary fails now: r1 opens its breaker and publishes, with Redis frozen.
+    // The primary is rate limited now: r1 holds it off and publishes, with Redis frozen.
     for _ in 0..10 {
         let started = Instant::now();
         assert_eq!(
