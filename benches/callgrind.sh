@@ -12,7 +12,7 @@ count() {
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-32s %s\n' stack instructions/call
-for stack in bare hive_gate hive_retry hive_breaker hive_retry_breaker hive_retry_breaker_metrics router_sequential failsafe_breaker \
+for stack in bare hive_gate hive_retry hive_breaker hive_retry_breaker hive_retry_breaker_metrics router_sequential router_sequential_primary_open failsafe_breaker \
     tower_resilience_breaker tower_resilience_retry_breaker; do
     a=$(count "$stack" "$n")
     b=$(count "$stack" "$((2 * n))")

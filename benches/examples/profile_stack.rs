@@ -44,6 +44,10 @@ fn main() {
             hive_benches::router(hive_fallback::Strategy::Sequential, false),
             calls,
         ),
+        "router_sequential_primary_open" => run(
+            hive_benches::router(hive_fallback::Strategy::Sequential, true),
+            calls,
+        ),
         other => {
             eprintln!("unknown stack {other}");
             std::process::exit(2);

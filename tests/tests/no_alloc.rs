@@ -81,15 +81,23 @@ where
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
-/// A sequential router with a 30 s deadline over two stacks; the first answers.
-fn router() -> impl Service<u64, Response = u64, Error = hive_core::BoxError> {
+/// A sequential router with a 30 s deadline over two stacks; the first answers, or, with
+/// `primary_open`, its breaker is forced open and every call goes round it.
+fn router(primary_open: bool) -> impl Service<u64, Response = u64, Error = hive_core::BoxError> {
     let stack = || {
         RetryLayer::new(RetryConfig::builder().build().unwrap()).layer(
             CircuitBreakerLayer::new(CircuitBreakerConfig::builder().build().unwrap()).layer(Model),
         )
     };
+    let (primary, handle) =
+        CircuitBreakerLayer::shared(CircuitBreakerConfig::builder().model("a").build().unwrap());
+    if primary_open {
+        handle.force_open();
+    }
+    let primary =
+        RetryLayer::new(RetryConfig::builder().build().unwrap()).layer(primary.layer(Model));
     hive_fallback::FallbackRouter::builder()
-        .route(hive_fallback::Route::new("a", stack()))
+        .route(hive_fallback::Route::new("a", primary).available_when(handle))
         .route(hive_fallback::Route::new("b", stack()))
         .timeout(Duration::from_secs(30))
         .build()
@@ -162,7 +170,11 @@ fn main() {
         ),
         (
             "router (sequential, with a deadline) over two retry + breaker stacks",
-            allocations_of(router(), 10_000),
+            allocations_of(router(false), 10_000),
+        ),
+        (
+            "the same router, its primary's breaker open (every call goes round it)",
+            allocations_of(router(true), 10_000),
         ),
         (
             "a boxed service, for contrast",

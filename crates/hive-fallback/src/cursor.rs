@@ -146,6 +146,12 @@ pub(crate) struct Cursor {
     /// What only failures need, allocated at the first one: the success path keeps the
     /// future small.
     cold: Option<Box<Cold>>,
+    /// Routes skipped as unavailable before any failure, as a bitmask of their indices
+    /// (routes 0 to 63): a request that goes round an open primary allocates nothing. Their
+    /// [`FailedAttempt`]s are made only if the request fails.
+    skipped: u64,
+    /// The last of those, plus one (0: none), for the failover event into the next route.
+    skipped_last: u8,
     pub(crate) attempts: u32,
     /// Set when the deadline left too little time for the next route.
     pub(crate) out_of_time: bool,
@@ -184,6 +190,8 @@ impl Cursor {
             next: 0,
             deadline,
             cold: None,
+            skipped: 0,
+            skipped_last: 0,
             attempts: 0,
             out_of_time: false,
             last_resort_used: false,
@@ -265,17 +273,14 @@ impl Cursor {
                 continue;
             }
             if !route.is_available() {
-                let skipped = FailedAttempt {
-                    model: route.model,
-                    outcome: Outcome::Rejected(RejectReason::Unavailable),
-                    status: None,
-                    error: None,
-                };
-                self.leave(shared, skipped, Duration::ZERO);
+                self.skip(shared, index);
                 continue;
             }
             if self.no_time_for(route) {
                 return Pick::NoTime;
+            }
+            if let Some(from) = self.take_skipped_last(shared) {
+                failover(shared, from, route.model, UNAVAILABLE, Duration::ZERO);
             }
             if let Some((from, reason, latency)) = self.cold.as_mut().and_then(|c| c.leaving.take())
             {
@@ -285,6 +290,30 @@ impl Cursor {
             return Pick::Route(index);
         }
         self.last_resort(shared)
+    }
+
+    /// Records route `index` as skipped: in the bitmask while nothing failed (no
+    /// allocation), else as a failed attempt.
+    fn skip<S, Res>(&mut self, shared: &Shared<S, Res>, index: usize) {
+        let model = shared.routes[index].model;
+        if self.cold.is_none()
+            && let (Ok(last), true) = (u8::try_from(index + 1), index < 64)
+        {
+            if let Some(from) = self.take_skipped_last(shared) {
+                failover(shared, from, model, UNAVAILABLE, Duration::ZERO);
+            }
+            self.skipped |= 1 << index;
+            self.skipped_last = last;
+            return;
+        }
+        self.leave(shared, skipped_attempt(model), Duration::ZERO);
+    }
+
+    /// The model last skipped in the bitmask, if the next route's failover event is still
+    /// to come from it.
+    fn take_skipped_last<S, Res>(&mut self, shared: &Shared<S, Res>) -> Option<ModelId> {
+        let last = std::mem::take(&mut self.skipped_last);
+        (last > 0).then(|| shared.routes[usize::from(last) - 1].model)
     }
 
     /// Whether the deadline leaves too little time for `route` (and so for any).
@@ -318,6 +347,7 @@ impl Cursor {
         if let Some(cold) = self.cold.as_mut() {
             cold.leaving = None;
         }
+        self.skipped_last = 0;
         tracing::info!(model = %route.model, ?break_left, "every model unavailable: last-resort probe");
         if shared.metrics.is_some() {
             telemetry::last_resort(route.model);
@@ -500,6 +530,11 @@ impl Cursor {
             });
         }
         let mut attempts = self.cold.take().map(|c| c.failed).unwrap_or_default();
+        attempts.extend(
+            (0..shared.routes.len().min(64))
+                .filter(|i| self.skipped & (1 << i) != 0)
+                .map(|i| skipped_attempt(shared.routes[i].model)),
+        );
         attempts.sort_by_key(|a| shared.routes.iter().position(|r| r.model == a.model));
         Err(Box::new(match ending {
             Ending::Exhausted => FallbackError::Exhausted { attempts },
@@ -528,6 +563,19 @@ impl Cursor {
     /// The attempts that failed so far, for Debug.
     pub(crate) fn failed(&self) -> &[FailedAttempt] {
         self.cold.as_ref().map_or(&[], |c| &c.failed)
+    }
+}
+
+/// A route skipped because it would not take the call (breaker open, unhealthy, drained).
+const UNAVAILABLE: Outcome = Outcome::Rejected(RejectReason::Unavailable);
+
+/// The record of `model` skipped as unavailable.
+fn skipped_attempt(model: ModelId) -> FailedAttempt {
+    FailedAttempt {
+        model,
+        outcome: UNAVAILABLE,
+        status: None,
+        error: None,
     }
 }
 

@@ -548,3 +548,72 @@ async fn a_model_refusal_returned_to_the_caller_counts_as_answered() {
     assert!(router2.oneshot("q").await.is_err());
     assert_eq!(*answered.read().unwrap(), [true]);
 }
+
+/// Routes skipped before and after a failure: every one is in the error, in priority
+/// order, and every move has its failover event, whether the skip was recorded before
+/// anything failed (allocation-free) or after.
+#[tokio::test(start_paused = true)]
+async fn skipped_routes_before_and_after_a_failure_are_all_reported() {
+    let (sink, mut events) = EventSink::channel(10);
+    let down = || Switch(Arc::new(AtomicBool::new(false)));
+    let calls = [
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+    ];
+    let router = FallbackRouter::builder()
+        .classifier(classify_fn(
+            classify as fn(&Result<Answer, BoxError>) -> Outcome,
+        ))
+        .events(sink)
+        .route(Route::new("a", model("a", ok(5), calls[0].clone())).available_when(down()))
+        .route(Route::new(
+            "b",
+            model("b", fail(FailureClass::Unavailable), calls[1].clone()),
+        ))
+        .route(Route::new("c", model("c", ok(5), calls[2].clone())).available_when(down()))
+        .build()
+        .unwrap();
+    let err = router.oneshot("q").await.unwrap_err();
+    let (_, seen) = attempts_of(&err);
+    assert_eq!(
+        seen,
+        [
+            ("a", Outcome::Rejected(RejectReason::Unavailable)),
+            ("b", Outcome::failure(FailureClass::Unavailable)),
+            ("c", Outcome::Rejected(RejectReason::Unavailable)),
+        ]
+    );
+    let moves: Vec<_> = events
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e {
+            ResilienceEvent::Failover {
+                from, to, reason, ..
+            } => Some((from.to_string(), to.to_string(), reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                "a".to_owned(),
+                "b".to_owned(),
+                Outcome::Rejected(RejectReason::Unavailable)
+            ),
+            (
+                "b".to_owned(),
+                "c".to_owned(),
+                Outcome::failure(FailureClass::Unavailable)
+            ),
+        ]
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect::<Vec<_>>(),
+        [0, 1, 0]
+    );
+}
