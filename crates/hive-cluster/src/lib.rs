@@ -89,15 +89,6 @@ pub enum ClusterError {
     Replica(String),
 }
 
-/// 1 to 64 characters without spaces, control characters or Redis glob characters (a
-/// prefix `hive*` would match other deployments' keys).
-fn plain_name(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && !text
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c))
-}
-
 impl ClusterSettings {
     /// Redis at `url` (`redis://…`, `rediss://…` for TLS; it may carry a password, and is
     /// never logged), keys under `prefix` (one per deployment: `hive:prod`), this replica
@@ -116,7 +107,7 @@ impl ClusterSettings {
             return Err(ClusterError::Url("it does not parse"));
         }
         let prefix = prefix.into();
-        if !plain_name(&prefix) {
+        if !hive_core::is_cluster_name(&prefix) {
             return Err(ClusterError::Prefix(prefix));
         }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "hive".to_owned());
@@ -186,7 +177,7 @@ impl ClusterSettings {
     /// replica ignores what it hears under its own name.
     pub fn replica(mut self, name: impl Into<String>) -> Result<Self, ClusterError> {
         let name = name.into();
-        if !plain_name(&name) {
+        if !hive_core::is_cluster_name(&name) {
             return Err(ClusterError::Replica(name));
         }
         let mut seed = wire_seed();

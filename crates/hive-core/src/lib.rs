@@ -66,5 +66,7 @@ pub use model::ModelId;
 pub use outcome::{ClientErrorClass, FailureClass, FailureClassSet, Outcome, RejectReason};
 pub use random::{SharedRandom, fnv1a64, splitmix64, unit_from};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after};
-pub use shared::{ApplyShared, ClaimOnce, NotShared, ProbeDuty, ShareState, SharedChange};
+pub use shared::{
+    ApplyShared, ClaimOnce, NotShared, ProbeDuty, ShareState, SharedChange, is_cluster_name,
+};
 pub use sliding::SlidingCounters;

@@ -9,6 +9,16 @@ use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use crate::ModelId;
 
+/// Whether `text` may name a cluster's key prefix or a replica: 1 to 64 characters
+/// without spaces, control characters or Redis glob characters (a prefix `hive*` would
+/// match other deployments' keys).
+pub fn is_cluster_name(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c))
+}
+
 /// A change of one model's state that every replica should apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SharedChange {

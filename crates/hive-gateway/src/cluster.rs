@@ -71,17 +71,11 @@ impl ClusterView {
         let mut replicas = Vec::new();
         let mut routes: BTreeMap<String, RequestCounts> = BTreeMap::new();
         for (replica, text) in self.0.reports() {
-            let Ok(report) = serde_json::from_str::<Value>(&text) else {
+            let Ok(report) = serde_json::from_str::<Report>(&text) else {
                 continue;
             };
-            if let Some(reported) = report["routes"].as_object() {
-                for (name, counts) in reported {
-                    let sum = routes.entry(name.clone()).or_default();
-                    let count = |key: &str| counts[key].as_u64().unwrap_or(0);
-                    sum.answered = sum.answered.saturating_add(count("answered"));
-                    sum.degraded = sum.degraded.saturating_add(count("degraded"));
-                    sum.failed = sum.failed.saturating_add(count("failed"));
-                }
+            for (name, counts) in &report.routes {
+                routes.entry(name.clone()).or_default().add(counts);
             }
             replicas.push(replica);
         }
@@ -89,9 +83,7 @@ impl ClusterView {
         let routes: serde_json::Map<String, Value> = routes
             .into_iter()
             .map(|(name, counts)| {
-                total.answered = total.answered.saturating_add(counts.answered);
-                total.degraded = total.degraded.saturating_add(counts.degraded);
-                total.failed = total.failed.saturating_add(counts.failed);
+                total.add(&counts);
                 let value = json!({
                     "answered": counts.answered,
                     "degraded": counts.degraded,
@@ -246,8 +238,15 @@ async fn feed(
     }
 }
 
-/// Tells the cluster of this replica's traffic (every route's requests over the last five
-/// minutes) every [`REPORT_EVERY`], until the gateway stops.
+/// What a replica tells the cluster of its traffic: every route's requests over the last
+/// five minutes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Report {
+    routes: BTreeMap<String, RequestCounts>,
+}
+
+/// Tells the cluster of this replica's traffic every [`REPORT_EVERY`], until the gateway
+/// stops.
 async fn report(cluster: Arc<Cluster>, monitor: Monitor, mut stopping: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(REPORT_EVERY);
     loop {
@@ -255,13 +254,17 @@ async fn report(cluster: Arc<Cluster>, monitor: Monitor, mut stopping: watch::Re
             _ = stopping.changed() => return,
             _ = every.tick() => {}
         }
-        let snapshot = monitor.snapshot();
-        let routes: serde_json::Map<String, Value> = snapshot
-            .routes
-            .iter()
-            .map(|(name, windows)| (name.clone(), json!(windows.last_5_minutes)))
-            .collect();
-        cluster.report(json!({ "routes": routes }).to_string());
+        let report = Report {
+            routes: monitor
+                .snapshot()
+                .routes
+                .into_iter()
+                .map(|(name, windows)| (name, windows.last_5_minutes))
+                .collect(),
+        };
+        if let Ok(text) = serde_json::to_string(&report) {
+            cluster.report(text);
+        }
     }
 }
 

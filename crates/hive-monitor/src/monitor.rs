@@ -477,9 +477,7 @@ impl Monitor {
                 (&mut requests.last_5_minutes, &route.last_5_minutes),
                 (&mut requests.last_hour, &route.last_hour),
             ] {
-                sum.answered += part.answered;
-                sum.degraded += part.degraded;
-                sum.failed += part.failed;
+                sum.add(part);
             }
         }
         let models_up = per_model

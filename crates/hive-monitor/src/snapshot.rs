@@ -185,8 +185,10 @@ pub struct ModelMetrics {
     pub open_incident_for: Option<Duration>,
 }
 
-/// Requests through one route (a router) at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Requests through one route (a router) at one moment. Reads back from its JSON (a
+/// cluster's replicas report theirs), missing fields as 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RequestCounts {
     /// Requests a model answered.
     pub answered: u64,
@@ -199,7 +201,16 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// Every request.
     pub fn total(&self) -> u64 {
-        self.answered + self.degraded + self.failed
+        self.answered
+            .saturating_add(self.degraded)
+            .saturating_add(self.failed)
+    }
+
+    /// Adds `other`'s requests to these (saturating).
+    pub fn add(&mut self, other: &RequestCounts) {
+        self.answered = self.answered.saturating_add(other.answered);
+        self.degraded = self.degraded.saturating_add(other.degraded);
+        self.failed = self.failed.saturating_add(other.failed);
     }
 
     /// The share of requests a model answered; `None` without requests.

@@ -91,11 +91,7 @@ pub(crate) fn read_resilience(cx: &mut Cx<'_>, root: Option<&Node<'_, '_>>) -> R
 /// A key prefix or replica name: 1 to 64 characters, no spaces or control characters.
 fn plain_name(cx: &mut Cx<'_>, node: &Node<'_, '_>, what: &str) -> Option<String> {
     let text = cx.string(node)?;
-    let plain = (1..=64).contains(&text.len())
-        && !text
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(c));
-    if plain {
+    if hive_core::is_cluster_name(&text) {
         return Some(text);
     }
     cx.report(
